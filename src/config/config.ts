@@ -1,0 +1,111 @@
+/**
+ * The one place configuration is read: argv (commander) with QWEN_* env fallbacks, validated by the
+ * flag table's schemas into a typed Config. Nothing else in the program reads process.env or argv.
+ */
+import path from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import { ConfigError } from '../errors.js';
+import { FLAGS, defaultThreads, envName, type FlagName } from './options.js';
+
+export type GpuMode = 'auto' | 'cuda' | 'vulkan' | 'off';
+
+export interface Config {
+  model: string;
+  modelsDir: string;
+  modelId?: string;
+  host: string;
+  port: number;
+  logLevel: string;
+  workers: number;
+  threads: number;
+  sequences: number;
+  contextSize: number;
+  batchSize: number;
+  maxQueue: number;
+  requestTimeoutSeconds: number;
+  drainTimeoutSeconds: number;
+  bodyLimitBytes: number;
+  gpu: GpuMode;
+  gpuLayers: number | 'auto' | 'max';
+}
+
+export const VERSION = '0.1.0';
+
+function camel(name: string): string {
+  return name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+export function buildCommand(): Command {
+  const cmd = new Command('qwen-serve')
+    .description('OpenAI-compatible inference server for Qwen2.5 GGUF models, observable by Prometheus')
+    .version(VERSION)
+    .allowExcessArguments(false)
+    .showHelpAfterError('(run qwen-serve --help for every flag)');
+  for (const f of FLAGS) {
+    const opt = new Option(`--${f.name} <${f.arg}>`, f.description).env(envName(f.name));
+    if ('default' in f) opt.default(f.default);
+    else opt.default(undefined, f.defaultText);
+    cmd.addOption(opt);
+  }
+  return cmd;
+}
+
+export type ParseResult = { kind: 'config'; config: Config } | { kind: 'exit'; code: number; output: string };
+
+/**
+ * Parses argv (without node and script) and env. Bad flags raise ConfigError (exit code 2) naming
+ * the flag; --help and --version come back as { kind: 'exit', code: 0 }.
+ */
+export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ParseResult {
+  const cmd = buildCommand();
+  let output = '';
+  cmd.exitOverride().configureOutput({ writeOut: (s) => (output += s), writeErr: (s) => (output += s) });
+  const savedEnv = process.env;
+  try {
+    // commander reads env vars from process.env; point it at the given env for the parse.
+    process.env = env;
+    cmd.parse(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.exitCode === 0) return { kind: 'exit', code: 0, output };
+      throw new ConfigError(output.trim() || err.message);
+    }
+    throw err;
+  } finally {
+    process.env = savedEnv;
+  }
+  const raw = cmd.opts<Record<string, string | undefined>>();
+  const values: Partial<Record<FlagName, unknown>> = {};
+  for (const f of FLAGS) {
+    const given = raw[camel(f.name)];
+    if (given === undefined) continue;
+    const parsed = f.schema.safeParse(given);
+    if (!parsed.success) {
+      const source = cmd.getOptionValueSource(camel(f.name)) === 'env' ? ` (from ${envName(f.name)})` : '';
+      const why = parsed.error.issues[0]?.message ?? 'is invalid';
+      throw new ConfigError(`--${f.name}${source} ${why} (got ${JSON.stringify(given)})`);
+    }
+    values[f.name] = parsed.data;
+  }
+  const workers = values.workers as number;
+  const config: Config = {
+    model: values.model as string,
+    modelsDir: path.resolve(values['models-dir'] as string),
+    modelId: values['model-id'] as string | undefined,
+    host: values.host as string,
+    port: values.port as number,
+    logLevel: values['log-level'] as string,
+    workers,
+    threads: (values.threads as number | undefined) ?? defaultThreads(workers),
+    sequences: values.sequences as number,
+    contextSize: values['context-size'] as number,
+    batchSize: values['batch-size'] as number,
+    maxQueue: values['max-queue'] as number,
+    requestTimeoutSeconds: values['request-timeout'] as number,
+    drainTimeoutSeconds: values['drain-timeout'] as number,
+    bodyLimitBytes: values['body-limit'] as number,
+    gpu: values.gpu as GpuMode,
+    gpuLayers: values['gpu-layers'] as Config['gpuLayers'],
+  };
+  return { kind: 'config', config };
+}

@@ -1,0 +1,92 @@
+/**
+ * The one table of every flag: its env var, default, help text and validator. The CLI, the README
+ * and the config loader all derive from it, so a flag cannot exist in one place and not another.
+ */
+import os from 'node:os';
+import { z } from 'zod';
+
+export const DEFAULT_MODEL = 'hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M';
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce
+    .number({ error: 'must be a number' })
+    .refine((n) => Number.isInteger(n), 'must be an integer')
+    .refine((n) => n >= min && n <= max, max === Number.MAX_SAFE_INTEGER ? `must be at least ${min}` : `must be between ${min} and ${max}`);
+
+const positiveSeconds = z.coerce
+  .number({ error: 'must be a number' })
+  .refine((n) => Number.isFinite(n) && n > 0, 'must be a positive number of seconds');
+
+const nonEmpty = z.string().trim().min(1, 'must not be empty');
+
+export interface FlagSpec {
+  /** Long flag name without dashes; env var is QWEN_<NAME_UPPER_SNAKE>. */
+  name: string;
+  /** Placeholder shown in --help. */
+  arg: string;
+  description: string;
+  /** Default as the user would type it; undefined = computed (described in `defaultText`). */
+  default?: string;
+  defaultText?: string;
+  schema: z.ZodType;
+}
+
+export const FLAGS = [
+  {
+    name: 'model',
+    arg: 'path|hf:uri|demo',
+    description: 'GGUF model: a local .gguf path, an hf: URI (downloaded to --models-dir), or "demo" (a tiny random-weight model generated locally)',
+    default: DEFAULT_MODEL,
+    schema: nonEmpty,
+  },
+  {
+    name: 'models-dir',
+    arg: 'dir',
+    description: 'where downloaded and demo models are cached',
+    default: './models',
+    schema: nonEmpty,
+  },
+  { name: 'model-id', arg: 'id', description: 'model id in /v1/models and responses', defaultText: 'the model file name without .gguf', schema: nonEmpty },
+  { name: 'host', arg: 'addr', description: 'address the API listens on', default: '127.0.0.1', schema: nonEmpty },
+  { name: 'port', arg: 'n', description: 'API port (0 picks a free one)', default: '8080', schema: int(0, 65535) },
+  {
+    name: 'log-level',
+    arg: 'level',
+    description: 'fatal|error|warn|info|debug|trace|silent',
+    default: 'info',
+    schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'must be one of fatal, error, warn, info, debug, trace, silent' }),
+  },
+  { name: 'workers', arg: 'n', description: 'model worker threads (each loads the model once)', default: '1', schema: int(1, 256) },
+  { name: 'threads', arg: 'n', description: 'CPU threads per worker', defaultText: 'cores ÷ workers, at least 1', schema: int(1, 1024) },
+  { name: 'sequences', arg: 'n', description: 'concurrent requests batched in one context per worker', default: '4', schema: int(1, 256) },
+  { name: 'context-size', arg: 'tokens', description: 'context tokens per sequence (prompt + completion)', default: '2048', schema: int(64, 1 << 20) },
+  { name: 'batch-size', arg: 'tokens', description: 'tokens evaluated per decode batch in a worker', default: '512', schema: int(1, 1 << 20) },
+  { name: 'max-queue', arg: 'n', description: 'requests that may wait beyond all sequences; more get 429', default: '64', schema: int(0, 1_000_000) },
+  { name: 'request-timeout', arg: 'seconds', description: 'end a request (queued or running) after this long', default: '600', schema: positiveSeconds },
+  { name: 'drain-timeout', arg: 'seconds', description: 'on SIGTERM/SIGINT, how long in-flight requests may finish', default: '30', schema: positiveSeconds },
+  { name: 'body-limit', arg: 'bytes', description: 'largest accepted request body', default: '1048576', schema: int(1024, 1 << 30) },
+  {
+    name: 'gpu',
+    arg: 'auto|cuda|vulkan|off',
+    description: 'compute backend',
+    default: 'auto',
+    schema: z.enum(['auto', 'cuda', 'vulkan', 'off'], { error: 'must be one of auto, cuda, vulkan, off' }),
+  },
+  {
+    name: 'gpu-layers',
+    arg: 'n|auto|max',
+    description: 'layers offloaded to the GPU',
+    default: 'auto',
+    schema: z.union([z.enum(['auto', 'max']), int(0, 100_000)], { error: 'must be auto, max or a non-negative integer' }),
+  },
+] as const satisfies readonly FlagSpec[];
+
+export type FlagName = (typeof FLAGS)[number]['name'];
+
+export function envName(flag: string): string {
+  return 'QWEN_' + flag.toUpperCase().replace(/-/g, '_');
+}
+
+export function defaultThreads(workers: number): number {
+  return Math.max(1, Math.floor(os.availableParallelism() / workers));
+}

@@ -1,0 +1,128 @@
+import type { ErrorPayload } from './shared/protocol.js';
+
+/**
+ * Every error a client can see, as one table of classes. Each has a stable `code` (what clients and
+ * metrics key on), an HTTP status and an OpenAI error `type`, so routes never invent ad-hoc shapes.
+ */
+
+export type OpenAIErrorType =
+  | 'invalid_request_error'
+  | 'authentication_error'
+  | 'not_found_error'
+  | 'rate_limit_error'
+  | 'server_error'
+  | 'timeout_error';
+
+export interface OpenAIErrorBody {
+  error: { message: string; type: OpenAIErrorType; param: string | null; code: string | null };
+}
+
+export class ApiError extends Error {
+  readonly status: number;
+  readonly type: OpenAIErrorType;
+  readonly code: string;
+  readonly param: string | null;
+  /** Extra response headers (Retry-After, Connection). */
+  readonly headers: Record<string, string>;
+
+  constructor(
+    status: number,
+    type: OpenAIErrorType,
+    code: string,
+    message: string,
+    param: string | null = null,
+    headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = new.target.name;
+    this.status = status;
+    this.type = type;
+    this.code = code;
+    this.param = param;
+    this.headers = headers;
+  }
+
+  toBody(): OpenAIErrorBody {
+    return { error: { message: this.message, type: this.type, param: this.param, code: this.code } };
+  }
+}
+
+export class InvalidRequestError extends ApiError {
+  constructor(message: string, param: string | null = null, code = 'invalid_request') {
+    super(400, 'invalid_request_error', code, message, param);
+  }
+}
+
+export class ContextLengthExceededError extends ApiError {
+  constructor(message: string, param: string | null) {
+    super(400, 'invalid_request_error', 'context_length_exceeded', message, param);
+  }
+}
+
+export class NotFoundError extends ApiError {
+  constructor(message: string, code = 'not_found', param: string | null = null) {
+    super(404, 'invalid_request_error', code, message, param);
+  }
+}
+
+export class PayloadTooLargeError extends ApiError {
+  constructor(limitBytes: number) {
+    super(413, 'invalid_request_error', 'payload_too_large', `Request body exceeds the limit of ${limitBytes} bytes.`);
+  }
+}
+
+export class QueueFullError extends ApiError {
+  constructor(retryAfterSeconds: number) {
+    super(429, 'rate_limit_error', 'queue_full', 'The server is at capacity and its queue is full; retry later.', null, {
+      'Retry-After': String(retryAfterSeconds),
+      'retry-after-ms': String(retryAfterSeconds * 1000),
+    });
+  }
+}
+
+export class RequestTimeoutError extends ApiError {
+  constructor(seconds: number) {
+    super(504, 'timeout_error', 'request_timeout', `The request did not finish within --request-timeout (${seconds} s).`);
+  }
+}
+
+export class ShuttingDownError extends ApiError {
+  constructor() {
+    super(503, 'server_error', 'shutting_down', 'The server is shutting down and accepts no new requests.', null, {
+      Connection: 'close',
+    });
+  }
+}
+
+export class NotReadyError extends ApiError {
+  constructor(message = 'The model is still loading.') {
+    super(503, 'server_error', 'model_loading', message);
+  }
+}
+
+export class WorkerFailedError extends ApiError {
+  constructor(message: string) {
+    super(503, 'server_error', 'worker_failed', message);
+  }
+}
+
+export class InternalError extends ApiError {
+  constructor(message: string, code = 'internal_error') {
+    super(500, 'server_error', code, message);
+  }
+}
+
+/** A startup problem the operator must fix (bad flag, missing model); the CLI prints it and exits. */
+export class ConfigError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode = 2) {
+    super(message);
+    this.name = 'ConfigError';
+    this.exitCode = exitCode;
+  }
+}
+
+/** Rebuilds an error that a worker sent across the port. */
+export function fromPayload(p: ErrorPayload): ApiError {
+  return new ApiError(p.status, p.type, p.code, p.message, p.param);
+}

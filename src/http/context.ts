@@ -1,0 +1,16 @@
+import type { Logger } from 'pino';
+import type { Dispatcher } from '../pool/dispatcher.js';
+import type { ModelPool } from '../pool/model-pool.js';
+
+/** What the routes need from the rest of the server. */
+export interface AppContext {
+  modelId: string;
+  /** Unix seconds when the model was loaded, for /v1/models `created`. */
+  createdAt: number;
+  bodyLimitBytes: number;
+  dispatcher: Dispatcher;
+  pool: ModelPool;
+  log: Logger;
+  /** Set on SIGTERM/SIGINT: new requests get 503 with Connection: close. */
+  draining: boolean;
+}

@@ -1,0 +1,57 @@
+/** POST /v1/completions and POST /v1/chat/completions. */
+import { randomUUID } from 'node:crypto';
+import { Router } from 'express';
+import { NotFoundError, NotReadyError } from '../../errors.js';
+import type { AppContext } from '../context.js';
+import { chatFormat, completionFormat } from '../openai-format.js';
+import { respond } from '../respond.js';
+import { chatInput, chatSchema, completionInput, completionSchema, parseBody, samplingParams } from '../schemas.js';
+
+/** OpenAI's default for /v1/completions; chat defaults to the rest of the context. */
+const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
+
+export function generationRoutes(ctx: AppContext): Router {
+  const router = Router();
+
+  const checkModel = (model: string | null | undefined) => {
+    if (model != null && model !== ctx.modelId) {
+      throw new NotFoundError(`The model '${model}' does not exist; this server serves '${ctx.modelId}'.`, 'model_not_found', 'model');
+    }
+    if (ctx.pool.readyWorkers === 0) throw new NotReadyError();
+  };
+
+  router.post('/v1/completions', (req, res) => {
+    const body = parseBody(completionSchema, req.body);
+    checkModel(body.model);
+    const includeUsage = body.stream_options?.include_usage === true;
+    respond(ctx.dispatcher, res, {
+      task: {
+        requestId: randomUUID(),
+        input: completionInput(body),
+        sampling: samplingParams(body, body.max_tokens ?? COMPLETIONS_DEFAULT_MAX_TOKENS, 'max_tokens'),
+      },
+      format: completionFormat(ctx.modelId, includeUsage && body.stream === true),
+      stream: body.stream === true,
+      includeUsage,
+    });
+  });
+
+  router.post('/v1/chat/completions', (req, res) => {
+    const body = parseBody(chatSchema, req.body);
+    checkModel(body.model);
+    const includeUsage = body.stream_options?.include_usage === true;
+    const maxTokensParam = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
+    respond(ctx.dispatcher, res, {
+      task: {
+        requestId: randomUUID(),
+        input: chatInput(body),
+        sampling: samplingParams(body, body.max_completion_tokens ?? body.max_tokens ?? undefined, maxTokensParam),
+      },
+      format: chatFormat(ctx.modelId, includeUsage && body.stream === true),
+      stream: body.stream === true,
+      includeUsage,
+    });
+  });
+
+  return router;
+}

@@ -1,0 +1,39 @@
+/** GET /v1/models, GET /v1/models/:id and GET /health. */
+import { Router } from 'express';
+import { NotFoundError, NotReadyError } from '../../errors.js';
+import type { AppContext } from '../context.js';
+import { sendError } from '../error-handler.js';
+
+export function infoRoutes(ctx: AppContext): Router {
+  const router = Router();
+  const model = () => ({ id: ctx.modelId, object: 'model', created: ctx.createdAt, owned_by: 'qwen-serve' });
+
+  router.get('/v1/models', (_req, res) => {
+    res.json({ object: 'list', data: [model()] });
+  });
+
+  router.get('/v1/models/:id', (req, res) => {
+    if (req.params.id !== ctx.modelId) throw new NotFoundError(`The model '${req.params.id}' does not exist.`, 'model_not_found', 'model');
+    res.json(model());
+  });
+
+  router.get('/health', (_req, res) => {
+    const ready = ctx.pool.readyWorkers;
+    const workers = ctx.pool.workers;
+    if (ctx.draining) {
+      sendError(res, new NotReadyError('The server is shutting down.'));
+      return;
+    }
+    if (ready === 0) {
+      sendError(res, new NotReadyError(`The model is loading (0 of ${workers} workers ready).`));
+      return;
+    }
+    res.json({
+      status: ready < workers ? 'degraded' : 'ok',
+      workers: { ready, total: workers },
+      requests: { running: ctx.dispatcher.runningCount, waiting: ctx.dispatcher.waitingCount },
+    });
+  });
+
+  return router;
+}

@@ -1,0 +1,134 @@
+/**
+ * One admitted request on its way through the queue and a worker. Owns the task's MessagePort:
+ * turns worker messages into handler calls, sends `cancel`, and guarantees exactly one final call
+ * (onDone or onError) whatever happens (timeout, client gone, worker death, shutdown).
+ */
+import type { MessagePort } from 'node:worker_threads';
+import { ApiError, fromPayload, RequestTimeoutError, ShuttingDownError, WorkerFailedError } from '../errors.js';
+import type { CancelReason, FinishReason, GenerateTask, MainMessage, WorkerMessage } from '../shared/protocol.js';
+
+export interface Usage {
+  promptTokens: number;
+  completionTokens: number;
+}
+
+export interface JobHandlers {
+  /** The prompt fit and generation began (a stream may now send headers). */
+  onStarted(promptTokens: number): void;
+  onText(text: string): void;
+  onDone(finishReason: FinishReason, usage: Usage): void;
+  /** `started` tells whether onStarted was called before the failure. */
+  onError(err: ApiError, usage: Usage, started: boolean): void;
+}
+
+export type JobState = 'queued' | 'running' | 'finished';
+
+export class Job {
+  state: JobState = 'queued';
+  readonly admittedAt = performance.now();
+  private port: MessagePort | undefined;
+  private cancelReason: CancelReason | undefined;
+  private started = false;
+  private usage: Usage = { promptTokens: 0, completionTokens: 0 };
+  private readonly timer: NodeJS.Timeout;
+
+  /**
+   * @param leaveQueue called when a queued job is cancelled, so the dispatcher drops it from the queue
+   */
+  constructor(
+    readonly task: Omit<GenerateTask, 'port'>,
+    private readonly handlers: JobHandlers,
+    private readonly timeoutSeconds: number,
+    private readonly leaveQueue: (job: Job) => void,
+  ) {
+    this.timer = setTimeout(() => this.cancel('timeout'), timeoutSeconds * 1000);
+    this.timer.unref();
+  }
+
+  /** Attaches the worker's port once the job leaves the queue. */
+  attach(port: MessagePort): void {
+    this.state = 'running';
+    this.port = port;
+    port.on('message', (msg: WorkerMessage) => this.onMessage(msg));
+    // A cancel that arrived while queued-to-running must still reach the worker.
+    if (this.cancelReason) this.send({ type: 'cancel', reason: this.cancelReason });
+  }
+
+  private onMessage(msg: WorkerMessage): void {
+    if (this.state === 'finished') return;
+    switch (msg.type) {
+      case 'started':
+        this.started = true;
+        this.usage.promptTokens = msg.promptTokens;
+        this.handlers.onStarted(msg.promptTokens);
+        break;
+      case 'text':
+        this.usage.completionTokens += msg.tokens;
+        if (msg.text) this.handlers.onText(msg.text);
+        break;
+      case 'done': {
+        this.usage = { promptTokens: msg.promptTokens, completionTokens: msg.completionTokens };
+        const err = msg.finishReason === 'abort' ? this.cancelError() : undefined;
+        if (err) this.fail(err);
+        else this.finish(() => this.handlers.onDone(msg.finishReason, this.usage));
+        break;
+      }
+      case 'error':
+        this.usage = { promptTokens: msg.promptTokens, completionTokens: msg.completionTokens };
+        this.fail(fromPayload(msg.error));
+        break;
+    }
+  }
+
+  /** The error a cancelled request reports; a client that left gets a plain `abort` finish. */
+  private cancelError(): ApiError | undefined {
+    if (this.cancelReason === 'timeout') return new RequestTimeoutError(this.timeoutSeconds);
+    if (this.cancelReason === 'shutdown') return new ShuttingDownError();
+    return undefined;
+  }
+
+  /** Asks the worker to stop (it does within one decode step); a queued job ends at once. */
+  cancel(reason: CancelReason): void {
+    if (this.state === 'finished' || this.cancelReason) return;
+    this.cancelReason = reason;
+    if (this.state === 'queued') {
+      this.leaveQueue(this);
+      const err = this.cancelError();
+      if (err) this.fail(err);
+      else this.finish(() => this.handlers.onDone('abort', this.usage));
+      return;
+    }
+    this.send({ type: 'cancel', reason });
+  }
+
+  /** The worker task settled; if no final message came (worker died), the request fails. */
+  settled(error: unknown): void {
+    if (this.state === 'finished') return;
+    const why = error instanceof Error ? error.message : 'the task ended without a result';
+    this.fail(new WorkerFailedError(`The model worker serving this request failed (${why}); please retry.`));
+  }
+
+  get cancelled(): CancelReason | undefined {
+    return this.cancelReason;
+  }
+
+  private send(msg: MainMessage): void {
+    try {
+      this.port?.postMessage(msg);
+    } catch {
+      // The channel is already closed: the task has ended on its own.
+    }
+  }
+
+  private fail(err: ApiError): void {
+    this.finish(() => this.handlers.onError(err, this.usage, this.started));
+  }
+
+  private finish(report: () => void): void {
+    if (this.state === 'finished') return;
+    this.state = 'finished';
+    clearTimeout(this.timer);
+    this.port?.close();
+    report();
+  }
+}

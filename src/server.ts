@@ -1,0 +1,95 @@
+/**
+ * Wires the parts together and owns the lifecycle: resolve the model, start the worker pool, listen,
+ * and on shutdown drain (stop accepting, let in-flight requests finish up to the drain timeout,
+ * cancel the rest cooperatively) before closing the then-idle pool.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import type { Config } from './config/config.js';
+import { createApp } from './http/app.js';
+import type { AppContext } from './http/context.js';
+import { resolveModel } from './model/resolve.js';
+import { Dispatcher } from './pool/dispatcher.js';
+import { ModelPool } from './pool/model-pool.js';
+
+/** After cancelling, how long workers get to stop (they stop within one decode step). */
+const CANCEL_GRACE_MS = 10_000;
+
+export interface RunningServer {
+  port: number;
+  /** Drains and stops; resolves when the pool is closed. */
+  shutdown(reason: string): Promise<void>;
+}
+
+export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+  const model = await resolveModel(config.model, config.modelsDir, config.modelId, log);
+  if (model.demo) {
+    log.warn({ path: model.path }, 'serving the DEMO model: its weights are random; it replies with a fixed script, not language');
+  }
+  const pool = new ModelPool(
+    {
+      workers: config.workers,
+      modelPath: model.path,
+      threads: config.threads,
+      sequences: config.sequences,
+      contextSize: config.contextSize,
+      batchSize: config.batchSize,
+      gpu: config.gpu,
+      gpuLayers: config.gpuLayers,
+    },
+    log,
+  );
+  const dispatcher = new Dispatcher(pool, { maxQueue: config.maxQueue, requestTimeoutSeconds: config.requestTimeoutSeconds }, log);
+  const ctx: AppContext = {
+    modelId: model.id,
+    createdAt: Math.floor(Date.now() / 1000),
+    bodyLimitBytes: config.bodyLimitBytes,
+    dispatcher,
+    pool,
+    log,
+    draining: false,
+  };
+  const server = http.createServer(createApp(ctx));
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  log.info(
+    { host: config.host, port, model: model.id, workers: config.workers, threads: config.threads, sequences: config.sequences, contextSize: config.contextSize },
+    'listening',
+  );
+  const loadStarted = performance.now();
+  void pool.whenReady().then(() => log.info({ seconds: Number(((performance.now() - loadStarted) / 1000).toFixed(3)) }, 'all model workers ready'));
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = (reason: string) =>
+    (stopping ??= (async () => {
+      log.info({ reason, inFlight: dispatcher.activeCount }, 'shutting down: draining in-flight requests');
+      ctx.draining = true;
+      dispatcher.close();
+      server.close();
+      server.closeIdleConnections();
+      const drained = await Promise.race([dispatcher.idle().then(() => true), sleep(config.drainTimeoutSeconds * 1000).then(() => false)]);
+      if (!drained) {
+        log.warn({ remaining: dispatcher.activeCount }, 'drain timeout reached: cancelling the remaining requests');
+        dispatcher.cancelAll('shutdown');
+        await Promise.race([dispatcher.idle(), sleep(CANCEL_GRACE_MS)]);
+      }
+      server.closeAllConnections();
+      // Only an idle pool may be closed: terminating a worker mid-decode aborts the process.
+      if (dispatcher.activeCount === 0) await pool.close();
+      log.info('stopped');
+    })());
+
+  pool.onLoadFailure((message) => {
+    log.fatal({ message }, 'a model worker could not load the model');
+    process.exitCode = 1;
+    void shutdown('model load failure');
+  });
+
+  return { port, shutdown };
+}

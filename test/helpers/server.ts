@@ -1,0 +1,131 @@
+/**
+ * Starts the real qwen-serve CLI (compiled) as a child process on a free port with the tiny model,
+ * and gives tests its URL, its log lines and a way to stop it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { inject } from 'vitest';
+
+export const CLI = path.resolve('dist/src/cli.js');
+
+export interface TestServer {
+  url: string;
+  port: number;
+  proc: ChildProcess;
+  /** Parsed JSON log lines so far. */
+  logs: Record<string, unknown>[];
+  stderr: () => string;
+  /** Resolves with the exit code once the process has exited. */
+  exited: Promise<number | null>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export interface StartOptions {
+  env?: Record<string, string>;
+  /** Wait until /health says ok (default true). */
+  waitReady?: boolean;
+}
+
+export async function startServer(args: string[] = [], opts: StartOptions = {}): Promise<TestServer> {
+  const proc = spawn(
+    process.execPath,
+    [CLI, '--model', inject('tinyModel'), '--models-dir', inject('modelsDir'), '--port', '0', '--threads', '1', ...args],
+    { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const logs: Record<string, unknown>[] = [];
+  let stderr = '';
+  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const port = await new Promise<number>((resolve, reject) => {
+    createInterface({ input: proc.stdout! }).on('line', (line) => {
+      try {
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        logs.push(entry);
+        if (entry.msg === 'listening') resolve(entry.port as number);
+      } catch {
+        // not a log line
+      }
+    });
+    void exited.then((code) => reject(new Error(`server exited with ${code} before listening: ${stderr}`)));
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const server: TestServer = {
+    url,
+    port,
+    proc,
+    logs,
+    stderr: () => stderr,
+    exited,
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 30_000);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+  if (opts.waitReady !== false) await waitHealthy(url);
+  return server;
+}
+
+export async function waitHealthy(url: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`${url}/health`);
+      if (res.ok) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${url} did not become healthy within ${timeoutMs} ms`);
+}
+
+export async function health(url: string): Promise<{ status: string; requests: { running: number; waiting: number } }> {
+  return (await (await fetch(`${url}/health`)).json()) as never;
+}
+
+/** Polls until the server reports no running or waiting request. */
+export async function waitIdle(url: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const h = await health(url);
+    if (h.requests.running === 0 && h.requests.waiting === 0) return;
+    if (Date.now() > deadline) throw new Error(`still busy after ${timeoutMs} ms: ${JSON.stringify(h.requests)}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; body: any }> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // keep text
+  }
+  return { status: res.status, headers: res.headers, body: parsed };
+}
+
+/** Reads an SSE response into its data payloads (parsed JSON, or the raw string such as [DONE]). */
+export async function readSse(res: Response): Promise<unknown[]> {
+  const text = await res.text();
+  return text
+    .split('\n\n')
+    .filter((block) => block.startsWith('data: '))
+    .map((block) => {
+      const data = block.slice(6);
+      try {
+        return JSON.parse(data) as unknown;
+      } catch {
+        return data;
+      }
+    });
+}
