@@ -59,11 +59,21 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   });
   const port = (server.address() as AddressInfo).port;
   log.info(
-    { host: config.host, port, model: model.id, workers: config.workers, threads: config.threads, sequences: config.sequences, contextSize: config.contextSize },
+    {
+      host: config.host,
+      port,
+      model: model.id,
+      workers: config.workers,
+      threads: config.threads,
+      sequences: config.sequences,
+      contextSize: config.contextSize,
+    },
     'listening',
   );
   const loadStarted = performance.now();
-  void pool.whenReady().then(() => log.info({ seconds: Number(((performance.now() - loadStarted) / 1000).toFixed(3)) }, 'all model workers ready'));
+  void pool
+    .whenReady()
+    .then(() => log.info({ seconds: Number(((performance.now() - loadStarted) / 1000).toFixed(3)) }, 'all model workers ready'));
 
   let stopping: Promise<void> | undefined;
   const shutdown = (reason: string) =>

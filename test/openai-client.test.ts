@@ -156,10 +156,20 @@ describe('chat completions', () => {
   });
 
   it('max_completion_tokens and max_tokens both limit the reply', async () => {
-    const a = await client.chat.completions.create({ model: MODEL, temperature: 0, messages: [{ role: 'user', content: 'Hi' }], max_completion_tokens: 1 });
+    const a = await client.chat.completions.create({
+      model: MODEL,
+      temperature: 0,
+      messages: [{ role: 'user', content: 'Hi' }],
+      max_completion_tokens: 1,
+    });
     expect(a.choices[0]!.message.content).toBe('Hello,');
     expect(a.choices[0]!.finish_reason).toBe('length');
-    const b = await client.chat.completions.create({ model: MODEL, temperature: 0, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2 });
+    const b = await client.chat.completions.create({
+      model: MODEL,
+      temperature: 0,
+      messages: [{ role: 'user', content: 'Hi' }],
+      max_tokens: 2,
+    });
     expect(b.choices[0]!.message.content).toBe('Hello, world! ');
   });
 });

@@ -72,12 +72,13 @@ export function budget(promptTokens: number, contextSize: number, sampling: Samp
 }
 
 /** Reuses the longest common prefix already in the sequence's KV cache and erases the rest. */
-async function prepareSequence(seq: LlamaContextSequence, prompt: Token[]): Promise<Token[]> {
+async function prepareSequence(engine: Engine, seq: LlamaContextSequence, prompt: Token[]): Promise<Token[]> {
   const cached = seq.contextTokens;
   let common = 0;
   const limit = Math.min(cached.length, prompt.length - 1); // at least one token must be evaluated
   while (common < limit && cached[common] === prompt[common]) common++;
-  if (common < seq.nextTokenIndex) await seq.eraseContextTokenRanges([{ start: common, end: seq.nextTokenIndex }]);
+  const end = seq.nextTokenIndex;
+  if (common < end) await engine.pause.during(() => seq.eraseContextTokenRanges([{ start: common, end }]));
   return prompt.slice(common);
 }
 
@@ -100,7 +101,7 @@ export async function generate(engine: Engine, seq: LlamaContextSequence, prompt
     pendingTokens = 0;
   };
 
-  const toEvaluate = await prepareSequence(seq, prompt);
+  const toEvaluate = await prepareSequence(engine, seq, prompt);
   const penalize = sampling.presencePenalty !== 0 || sampling.frequencyPenalty !== 0;
   const iterator = seq.evaluate(toEvaluate, {
     temperature: sampling.temperature,
@@ -109,12 +110,19 @@ export async function generate(engine: Engine, seq: LlamaContextSequence, prompt
     seed: sampling.seed,
     yieldEogToken: true,
     repeatPenalty: penalize
-      ? { punishTokens: () => generated, penalty: 1, presencePenalty: sampling.presencePenalty, frequencyPenalty: sampling.frequencyPenalty }
+      ? {
+          punishTokens: () => generated,
+          penalty: 1,
+          presencePenalty: sampling.presencePenalty,
+          frequencyPenalty: sampling.frequencyPenalty,
+        }
       : undefined,
   });
 
   let stopped = false;
   for await (const token of iterator) {
+    // Hold the next decode step while another sequence's KV cache is being edited.
+    if (engine.pause.wait) await engine.pause.wait;
     if (opts.cancelled()) {
       finishReason = 'abort';
       stopped = true;

@@ -40,11 +40,13 @@ export function buildCommand(): Command {
     .description('OpenAI-compatible inference server for Qwen2.5 GGUF models, observable by Prometheus')
     .version(VERSION)
     .allowExcessArguments(false)
-    .showHelpAfterError('(run qwen-serve --help for every flag)');
+    .showHelpAfterError('(run qwen-serve --help for every flag)')
+    .configureHelp({ helpWidth: 120 });
   for (const f of FLAGS) {
-    const opt = new Option(`--${f.name} <${f.arg}>`, f.description).env(envName(f.name));
+    // Computed defaults have no value to show, so their description says what they are.
+    const description = 'default' in f ? f.description : `${f.description} (default: ${f.defaultText})`;
+    const opt = new Option(`--${f.name} <${f.arg}>`, description).env(envName(f.name));
     if ('default' in f) opt.default(f.default);
-    else opt.default(undefined, f.defaultText);
     cmd.addOption(opt);
   }
   return cmd;

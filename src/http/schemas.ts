@@ -15,13 +15,24 @@ const sampling = {
   temperature: optional(num.min(0, 'must be between 0 and 2').max(2, 'must be between 0 and 2')),
   top_p: optional(num.gt(0, 'must be in (0, 1]').max(1, 'must be in (0, 1]')),
   top_k: optional(z.number().int('must be an integer').min(0, 'must be at least 0')),
-  seed: optional(z.number().int('must be an integer').min(0).max(2 ** 32 - 1, 'must fit in 32 bits')),
+  seed: optional(
+    z
+      .number()
+      .int('must be an integer')
+      .min(0)
+      .max(2 ** 32 - 1, 'must fit in 32 bits'),
+  ),
   stop: optional(z.union([z.string(), z.array(z.string()).max(4, 'at most 4 stop sequences')])),
   presence_penalty: optional(num.min(-2, 'must be between -2 and 2').max(2, 'must be between -2 and 2')),
   frequency_penalty: optional(num.min(-2, 'must be between -2 and 2').max(2, 'must be between -2 and 2')),
   stream: optional(z.boolean()),
   stream_options: optional(z.object({ include_usage: optional(z.boolean()) })),
-  n: optional(z.number().int('must be an integer').refine((n) => n === 1, 'only n=1 is supported')),
+  n: optional(
+    z
+      .number()
+      .int('must be an integer')
+      .refine((n) => n === 1, 'only n=1 is supported'),
+  ),
   ignore_eos: optional(z.boolean()),
   user: optional(z.string()),
 };

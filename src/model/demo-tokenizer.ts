@@ -13,26 +13,33 @@
  */
 
 /** llama.cpp token types. */
-export enum TokenType { NORMAL = 1, UNKNOWN = 2, CONTROL = 3, USER_DEFINED = 4, UNUSED = 5, BYTE = 6 }
+export enum TokenType {
+  NORMAL = 1,
+  UNKNOWN = 2,
+  CONTROL = 3,
+  USER_DEFINED = 4,
+  UNUSED = 5,
+  BYTE = 6,
+}
 
 /** GPT-2 bytes_to_unicode: byte values in vocabulary order, and each byte's symbol. */
 export const BYTE_ORDER: readonly number[] = (() => {
-    const bs: number[] = [];
-    for (let b = 0x21; b <= 0x7e; b++) bs.push(b);
-    for (let b = 0xa1; b <= 0xac; b++) bs.push(b);
-    for (let b = 0xae; b <= 0xff; b++) bs.push(b);
-    for (let b = 0; b < 256; b++) if (!bs.includes(b)) bs.push(b);
-    return bs;
+  const bs: number[] = [];
+  for (let b = 0x21; b <= 0x7e; b++) bs.push(b);
+  for (let b = 0xa1; b <= 0xac; b++) bs.push(b);
+  for (let b = 0xae; b <= 0xff; b++) bs.push(b);
+  for (let b = 0; b < 256; b++) if (!bs.includes(b)) bs.push(b);
+  return bs;
 })();
 
 export const BYTE_TO_SYMBOL: readonly string[] = (() => {
-    const out = new Array<string>(256);
-    let n = 0;
-    for (const b of BYTE_ORDER) {
-        const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
-        out[b] = String.fromCodePoint(printable ? b : 256 + n++);
-    }
-    return out;
+  const out = new Array<string>(256);
+  let n = 0;
+  for (const b of BYTE_ORDER) {
+    const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+    out[b] = String.fromCodePoint(printable ? b : 256 + n++);
+  }
+  return out;
 })();
 
 /** Token id of the single-byte token for byte `b` (the same in every demo vocab). */
@@ -40,41 +47,41 @@ export const byteTokenId = (b: number): number => BYTE_ORDER.indexOf(b);
 
 /** UTF-8 text or raw bytes -> byte-level symbol string (a token's text in the vocab). */
 export function toByteLevel(piece: string | readonly number[]): string {
-    const bytes = typeof piece === "string" ? Buffer.from(piece, "utf8") : piece;
-    let s = "";
-    for (const b of bytes) s += BYTE_TO_SYMBOL[b]!;
-    return s;
+  const bytes = typeof piece === 'string' ? Buffer.from(piece, 'utf8') : piece;
+  let s = '';
+  for (const b of bytes) s += BYTE_TO_SYMBOL[b]!;
+  return s;
 }
 
 const SYMBOL_TO_BYTE = new Map<string, number>(BYTE_TO_SYMBOL.map((c, b) => [c, b]));
 
 /** Byte-level symbol string -> bytes (undefined if it contains a non byte-level symbol). */
 export function fromByteLevel(text: string): Buffer | undefined {
-    const bytes: number[] = [];
-    for (const c of text) {
-        const b = SYMBOL_TO_BYTE.get(c);
-        if (b == null) return undefined;
-        bytes.push(b);
-    }
-    return Buffer.from(bytes);
+  const bytes: number[] = [];
+  for (const c of text) {
+    const b = SYMBOL_TO_BYTE.get(c);
+    if (b == null) return undefined;
+    bytes.push(b);
+  }
+  return Buffer.from(bytes);
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Whether a vocab token decodes to complete, valid UTF-8 text without control characters (except "\n"). */
 export function isCleanTextToken(text: string): boolean {
-    const bytes = fromByteLevel(text);
-    if (bytes == null) return false;
-    try {
-        return !/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/u.test(utf8.decode(bytes));
-    } catch {
-        return false;
-    }
+  const bytes = fromByteLevel(text);
+  if (bytes == null) return false;
+  try {
+    return !/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/u.test(utf8.decode(bytes));
+  } catch {
+    return false;
+  }
 }
 
 /** Qwen2's pre-tokenizer regex (as in llama.cpp / HF tokenizer.json). */
 const QWEN2_PRETOKENIZE =
-    /(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+/gu;
+  /(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+/gu;
 
 const CORPUS = `
 The quick brown fox jumps over the lazy dog. Hello there! How are you today? I am fine, thank you.
@@ -88,43 +95,43 @@ the capital of France? The capital of France is Paris. Can you help me with my h
 I would be happy to help. Explain how the internet works in simple words. Computers talk to each other
 by sending small packets of information. The weather is nice, so we are going for a walk in the park.
 Thank you very much for your help. You're welcome! Let's start with the first question, then we'll see.
-def main(): print("hello world") return 0 # numbers 1 2 3 10 42 100 2024
+def main(): print('hello world') return 0 # numbers 1 2 3 10 42 100 2024
 `;
 
 /** Learns `count` byte-level BPE merges from `corpus` (ties broken by pair text, deterministic). */
 export function trainMerges(corpus: string, count: number): string[] {
-    const words = new Map<string, number>();
-    for (const m of corpus.matchAll(QWEN2_PRETOKENIZE)) {
-        const w = toByteLevel(m[0]);
-        words.set(w, (words.get(w) ?? 0) + 1);
+  const words = new Map<string, number>();
+  for (const m of corpus.matchAll(QWEN2_PRETOKENIZE)) {
+    const w = toByteLevel(m[0]);
+    words.set(w, (words.get(w) ?? 0) + 1);
+  }
+  const entries = [...words].map(([w, n]) => ({ syms: [...w], n }));
+  const merges: string[] = [];
+  while (merges.length < count) {
+    const pairs = new Map<string, number>();
+    for (const { syms, n } of entries)
+      for (let i = 0; i + 1 < syms.length; i++) {
+        const key = `${syms[i]} ${syms[i + 1]}`;
+        pairs.set(key, (pairs.get(key) ?? 0) + n);
+      }
+    let best: string | undefined;
+    let bestN = 1;
+    for (const [key, n] of pairs) if (n > bestN || (n === bestN && best != null && key < best)) [best, bestN] = [key, n];
+    if (best == null) break; // nothing occurs twice any more
+    merges.push(best);
+    const [a, b] = best.split(' ') as [string, string];
+    for (const e of entries) {
+      const out: string[] = [];
+      for (let i = 0; i < e.syms.length; i++) {
+        if (i + 1 < e.syms.length && e.syms[i] === a && e.syms[i + 1] === b) {
+          out.push(a + b);
+          i++;
+        } else out.push(e.syms[i]!);
+      }
+      e.syms = out;
     }
-    const entries = [...words].map(([w, n]) => ({ syms: [...w], n }));
-    const merges: string[] = [];
-    while (merges.length < count) {
-        const pairs = new Map<string, number>();
-        for (const { syms, n } of entries)
-            for (let i = 0; i + 1 < syms.length; i++) {
-                const key = `${syms[i]} ${syms[i + 1]}`;
-                pairs.set(key, (pairs.get(key) ?? 0) + n);
-            }
-        let best: string | undefined;
-        let bestN = 1;
-        for (const [key, n] of pairs) if (n > bestN || (n === bestN && best != null && key < best)) [best, bestN] = [key, n];
-        if (best == null) break; // nothing occurs twice any more
-        merges.push(best);
-        const [a, b] = best.split(" ") as [string, string];
-        for (const e of entries) {
-            const out: string[] = [];
-            for (let i = 0; i < e.syms.length; i++) {
-                if (i + 1 < e.syms.length && e.syms[i] === a && e.syms[i + 1] === b) {
-                    out.push(a + b);
-                    i++;
-                } else out.push(e.syms[i]!);
-            }
-            e.syms = out;
-        }
-    }
-    return merges;
+  }
+  return merges;
 }
 
 /**
@@ -138,84 +145,111 @@ export function trainMerges(corpus: string, count: number): string[] {
  * byte is always followed by its continuation bytes.
  */
 export const SCRIPT_PIECES: ReadonlyArray<string | readonly number[]> = [
-    "Hello,", " world! ", [0xe4], [0xbd, 0xa0], "好，", "世界", [0xe3], [0x80, 0x82], " Héllo", " again."
+  'Hello,',
+  ' world! ',
+  [0xe4],
+  [0xbd, 0xa0],
+  '好，',
+  '世界',
+  [0xe3],
+  [0x80, 0x82],
+  ' Héllo',
+  ' again.',
 ];
 
 export const QWEN_SPECIALS_FIRST_ID = 151643;
 /** Qwen2.5's added tokens, starting at id 151643. `<tool_call>` and `</tool_call>` are not "special". */
 export const QWEN_SPECIALS: readonly string[] = [
-    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
-    "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
-    "<|image_pad|>", "<|video_pad|>", "<tool_call>", "</tool_call>", "<|fim_prefix|>", "<|fim_middle|>",
-    "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>"
+  '<|endoftext|>',
+  '<|im_start|>',
+  '<|im_end|>',
+  '<|object_ref_start|>',
+  '<|object_ref_end|>',
+  '<|box_start|>',
+  '<|box_end|>',
+  '<|quad_start|>',
+  '<|quad_end|>',
+  '<|vision_start|>',
+  '<|vision_end|>',
+  '<|vision_pad|>',
+  '<|image_pad|>',
+  '<|video_pad|>',
+  '<tool_call>',
+  '</tool_call>',
+  '<|fim_prefix|>',
+  '<|fim_middle|>',
+  '<|fim_suffix|>',
+  '<|fim_pad|>',
+  '<|repo_name|>',
+  '<|file_sep|>',
 ];
 export const QWEN_VOCAB_SIZE = 151936;
 
 /** A ChatML template like Qwen2.5's (without tools); default system prompt "You are a helpful assistant.". */
 export const CHAT_TEMPLATE =
-    "{%- if messages[0]['role'] == 'system' %}" +
-    "{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}" +
-    "{%- else %}" +
-    "{{- '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}" +
-    "{%- endif %}" +
-    "{%- for message in messages %}" +
-    "{%- if not (message['role'] == 'system' and loop.first) %}" +
-    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}" +
-    "{%- endif %}" +
-    "{%- endfor %}" +
-    "{%- if add_generation_prompt %}" +
-    "{{- '<|im_start|>assistant\\n' }}" +
-    "{%- endif %}";
+  "{%- if messages[0]['role'] == 'system' %}" +
+  "{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}" +
+  '{%- else %}' +
+  "{{- '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}" +
+  '{%- endif %}' +
+  '{%- for message in messages %}' +
+  "{%- if not (message['role'] == 'system' and loop.first) %}" +
+  "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}" +
+  '{%- endif %}' +
+  '{%- endfor %}' +
+  '{%- if add_generation_prompt %}' +
+  "{{- '<|im_start|>assistant\\n' }}" +
+  '{%- endif %}';
 
 export interface DemoVocab {
-    tokens: string[];
-    types: number[];
-    merges: string[];
-    endOfText: number;
-    imStart: number;
-    imEnd: number;
-    /** Token ids of SCRIPT_PIECES, in order. */
-    scriptIds: number[];
+  tokens: string[];
+  types: number[];
+  merges: string[];
+  endOfText: number;
+  imStart: number;
+  imEnd: number;
+  /** Token ids of SCRIPT_PIECES, in order. */
+  scriptIds: number[];
 }
 
 const MERGE_COUNT = 200;
 
-export function buildDemoVocab(size: "tiny" | "full"): DemoVocab {
-    const tokens: string[] = BYTE_ORDER.map((b) => BYTE_TO_SYMBOL[b]!);
-    const types: number[] = tokens.map(() => TokenType.NORMAL);
-    const ids = new Map<string, number>(tokens.map((t, i) => [t, i]));
-    const add = (text: string, type: TokenType): number => {
-        if (ids.has(text)) throw new Error(`duplicate token ${JSON.stringify(text)}`);
-        ids.set(text, tokens.length);
-        tokens.push(text);
-        types.push(type);
-        return tokens.length - 1;
-    };
+export function buildDemoVocab(size: 'tiny' | 'full'): DemoVocab {
+  const tokens: string[] = BYTE_ORDER.map((b) => BYTE_TO_SYMBOL[b]!);
+  const types: number[] = tokens.map(() => TokenType.NORMAL);
+  const ids = new Map<string, number>(tokens.map((t, i) => [t, i]));
+  const add = (text: string, type: TokenType): number => {
+    if (ids.has(text)) throw new Error(`duplicate token ${JSON.stringify(text)}`);
+    ids.set(text, tokens.length);
+    tokens.push(text);
+    types.push(type);
+    return tokens.length - 1;
+  };
 
-    const merges = trainMerges(CORPUS, MERGE_COUNT);
-    for (const m of merges) add(m.replace(" ", ""), TokenType.NORMAL);
+  const merges = trainMerges(CORPUS, MERGE_COUNT);
+  for (const m of merges) add(m.replace(' ', ''), TokenType.NORMAL);
 
-    const scriptIds = SCRIPT_PIECES.map((p) => {
-        const text = toByteLevel(p);
-        return ids.get(text) ?? add(text, TokenType.NORMAL);
-    });
-    if (new Set(scriptIds).size !== scriptIds.length) throw new Error("script token ids must be distinct");
+  const scriptIds = SCRIPT_PIECES.map((p) => {
+    const text = toByteLevel(p);
+    return ids.get(text) ?? add(text, TokenType.NORMAL);
+  });
+  if (new Set(scriptIds).size !== scriptIds.length) throw new Error('script token ids must be distinct');
 
-    const specialType = (s: string): TokenType => (s.startsWith("<|") ? TokenType.CONTROL : TokenType.USER_DEFINED);
-    if (size === "tiny") {
-        for (const s of QWEN_SPECIALS.slice(0, 3)) add(s, TokenType.CONTROL);
-    } else {
-        while (tokens.length < QWEN_SPECIALS_FIRST_ID) add(`[PAD${tokens.length}]`, TokenType.UNUSED);
-        for (const s of QWEN_SPECIALS) add(s, specialType(s));
-        while (tokens.length < QWEN_VOCAB_SIZE) add(`[PAD${tokens.length}]`, TokenType.UNUSED);
-    }
-    return {
-        tokens,
-        types,
-        merges,
-        endOfText: ids.get("<|endoftext|>")!,
-        imStart: ids.get("<|im_start|>")!,
-        imEnd: ids.get("<|im_end|>")!,
-        scriptIds
-    };
+  const specialType = (s: string): TokenType => (s.startsWith('<|') ? TokenType.CONTROL : TokenType.USER_DEFINED);
+  if (size === 'tiny') {
+    for (const s of QWEN_SPECIALS.slice(0, 3)) add(s, TokenType.CONTROL);
+  } else {
+    while (tokens.length < QWEN_SPECIALS_FIRST_ID) add(`[PAD${tokens.length}]`, TokenType.UNUSED);
+    for (const s of QWEN_SPECIALS) add(s, specialType(s));
+    while (tokens.length < QWEN_VOCAB_SIZE) add(`[PAD${tokens.length}]`, TokenType.UNUSED);
+  }
+  return {
+    tokens,
+    types,
+    merges,
+    endOfText: ids.get('<|endoftext|>')!,
+    imStart: ids.get('<|im_start|>')!,
+    imEnd: ids.get('<|im_end|>')!,
+    scriptIds,
+  };
 }

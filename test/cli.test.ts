@@ -1,0 +1,109 @@
+/**
+ * Flags: each has an env var and a default in --help, bad values exit 2 with a message naming the
+ * flag, and the offline default model fails with advice instead of a stack trace.
+ */
+import { spawnSync } from 'node:child_process';
+import os from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../src/config/config.js';
+import { FLAGS, envName } from '../src/config/options.js';
+import { CLI } from './helpers/server.js';
+
+function cli(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 30_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+function config(argv: string[], env: NodeJS.ProcessEnv = {}) {
+  const r = parseConfig(argv, env);
+  if (r.kind !== 'config') throw new Error('expected a config');
+  return r.config;
+}
+
+describe('flags', () => {
+  it('--help lists every flag with its env var and default', () => {
+    const { code, out: raw } = cli(['--help']);
+    expect(code).toBe(0);
+    const out = raw.replace(/\s+/g, ' '); // help text wraps long lines
+    for (const f of FLAGS) {
+      expect(out).toContain(`--${f.name}`);
+      expect(out).toContain(envName(f.name));
+      if ('default' in f) expect(out).toContain(`default: "${f.default}"`);
+      else expect(out).toContain(`default: ${f.defaultText}`);
+    }
+  });
+
+  it('defaults match the documented ones', () => {
+    const c = config([]);
+    expect(c.model).toBe('hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M');
+    expect(c.host).toBe('127.0.0.1');
+    expect(c.port).toBe(8080);
+    expect(c.workers).toBe(1);
+    expect(c.sequences).toBe(4);
+    expect(c.contextSize).toBe(2048);
+    expect(c.threads).toBe(Math.max(1, os.availableParallelism()));
+  });
+
+  it('threads default to cores ÷ workers, at least 1', () => {
+    expect(config(['--workers', '64']).threads).toBe(Math.max(1, Math.floor(os.availableParallelism() / 64)));
+  });
+
+  it('env vars set flags, and flags win over env vars', () => {
+    expect(config([], { QWEN_PORT: '9000', QWEN_CONTEXT_SIZE: '512' })).toMatchObject({ port: 9000, contextSize: 512 });
+    expect(config(['--port', '9001'], { QWEN_PORT: '9000' }).port).toBe(9001);
+    expect(config([], { QWEN_GPU_LAYERS: 'max' }).gpuLayers).toBe('max');
+    expect(config(['--gpu-layers', '12']).gpuLayers).toBe(12);
+  });
+
+  it.each([
+    [['--port', 'abc'], '--port'],
+    [['--port', '70000'], '--port'],
+    [['--workers', '0'], '--workers'],
+    [['--threads', '1.5'], '--threads'],
+    [['--context-size', '10'], '--context-size'],
+    [['--gpu', 'tpu'], '--gpu'],
+    [['--gpu-layers', '-1'], '--gpu-layers'],
+    [['--request-timeout', '0'], '--request-timeout'],
+    [['--log-level', 'loud'], '--log-level'],
+    [['--no-such-flag'], 'no-such-flag'],
+  ])('%j exits 2 naming the flag', (args, name) => {
+    const { code, err } = cli(args);
+    expect(code).toBe(2);
+    expect(err).toContain(name);
+    expect(err).not.toMatch(/at .*\.js:\d+/); // a message, not a stack trace
+  });
+
+  it('a bad env var value exits 2 naming the flag and the variable', () => {
+    const { code, err } = cli([], { QWEN_SEQUENCES: 'many' });
+    expect(code).toBe(2);
+    expect(err).toContain('--sequences');
+    expect(err).toContain('QWEN_SEQUENCES');
+  });
+
+  it('a missing model file exits 2 naming --model', () => {
+    const { code, err } = cli(['--model', '/nonexistent/model.gguf']);
+    expect(code).toBe(2);
+    expect(err).toContain('--model');
+  });
+
+  it('offline, the hf: default fails with advice naming --model demo and --model PATH', () => {
+    // No network in tests; point at a non-routable host to be sure nothing is downloaded.
+    const { code, err } = cli(['--model', 'hf:nobody/nothing-GGUF:Q4_K_M', '--models-dir', os.tmpdir()], {
+      HTTPS_PROXY: 'http://127.0.0.1:9',
+      HTTP_PROXY: 'http://127.0.0.1:9',
+    });
+    expect(code).toBe(1);
+    expect(err).toContain('--model demo');
+    expect(err).toContain('--model PATH');
+  });
+});
+
+describe('README', () => {
+  it('documents every flag with its env var', async () => {
+    const { readFileSync } = await import('node:fs');
+    const readme = readFileSync('README.md', 'utf8');
+    for (const f of FLAGS) {
+      expect(readme).toContain(`| \`--${f.name}\` | \`${envName(f.name)}\` |`);
+    }
+  });
+});

@@ -1,0 +1,63 @@
+/**
+ * SIGTERM drains: in-flight requests finish, new ones are refused, the process exits 0. Past the
+ * drain timeout the remaining streams get an error chunk, and the process still exits 0.
+ */
+import { describe, expect, it } from 'vitest';
+import { readSse, startServer } from './helpers/server.js';
+
+function longStream(url: string, maxTokens: number) {
+  return fetch(`${url}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ prompt: 'x', max_tokens: maxTokens, ignore_eos: true, stream: true, stream_options: { include_usage: true } }),
+  });
+}
+
+describe('graceful shutdown', () => {
+  it('SIGTERM with requests in flight: they complete, then the process exits 0', async () => {
+    const server = await startServer(['--sequences', '4']);
+    const responses = await Promise.all([longStream(server.url, 400), longStream(server.url, 400), longStream(server.url, 400)]);
+    for (const r of responses) expect(r.status).toBe(200);
+    server.proc.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 100));
+    // New work is refused while draining (503 + Connection: close, or the listener is already closed).
+    const refused = await fetch(`${server.url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'x' }),
+    }).then(
+      (r) => r.status,
+      () => 'connection refused',
+    );
+    expect([503, 'connection refused']).toContain(refused);
+    for (const r of responses) {
+      const events = await readSse(r);
+      expect(events.at(-1)).toBe('[DONE]');
+      const usage = events.at(-2) as { usage: { completion_tokens: number } };
+      expect(usage.usage.completion_tokens).toBe(400);
+      const last = events.at(-3) as { choices: { finish_reason: string }[] };
+      expect(last.choices[0]!.finish_reason).toBe('length');
+    }
+    expect(await server.exited).toBe(0);
+    expect(server.logs.some((l) => l.msg === 'stopped')).toBe(true);
+  });
+
+  it('past --drain-timeout the remaining streams get an error chunk and the process exits 0', async () => {
+    const server = await startServer(['--drain-timeout', '0.5']);
+    const res = await longStream(server.url, 2000);
+    expect(res.status).toBe(200);
+    server.proc.kill('SIGTERM');
+    const events = await readSse(res);
+    expect(events.at(-1)).toBe('[DONE]');
+    const error = events.at(-2) as { error: { code: string; type: string } };
+    expect(error.error.code).toBe('shutting_down');
+    expect(await server.exited).toBe(0);
+  });
+
+  it('SIGINT on an idle server exits 0 at once', async () => {
+    const server = await startServer();
+    const started = Date.now();
+    expect(await server.stop('SIGINT')).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+});
