@@ -7,11 +7,16 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { Config } from './config/config.js';
+import express from 'express';
+import { VERSION, type Config } from './config/config.js';
+import { Nvml } from './gpu/nvml.js';
 import { createApp } from './http/app.js';
 import type { AppContext } from './http/context.js';
+import { MetricsCollector } from './metrics/collector.js';
+import { metricsRouter } from './metrics/exposition.js';
+import { MainMetrics } from './metrics/main-metrics.js';
 import { resolveModel } from './model/resolve.js';
-import { Dispatcher } from './pool/dispatcher.js';
+import { Dispatcher, type DispatchObserver } from './pool/dispatcher.js';
 import { ModelPool } from './pool/model-pool.js';
 
 /** After cancelling, how long workers get to stop (they stop within one decode step). */
@@ -19,6 +24,8 @@ const CANCEL_GRACE_MS = 10_000;
 
 export interface RunningServer {
   port: number;
+  /** The dedicated metrics port, when enabled. */
+  metricsPort?: number;
   /** Drains and stops; resolves when the pool is closed. */
   shutdown(reason: string): Promise<void>;
 }
@@ -38,10 +45,43 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       batchSize: config.batchSize,
       gpu: config.gpu,
       gpuLayers: config.gpuLayers,
+      modelId: model.id,
+      timeBuckets: config.latencyBuckets,
+      faults: config.testFaults,
     },
     log,
   );
-  const dispatcher = new Dispatcher(pool, { maxQueue: config.maxQueue, requestTimeoutSeconds: config.requestTimeoutSeconds }, log);
+  // NVML is opened once, here in the main thread (its library handle is process-wide).
+  const nvml = Nvml.open(log, config.nvmlLibrary);
+  // The observer is called only once requests flow, after `metrics` exists.
+  const observer: DispatchObserver = {
+    queueFull: () => metrics.rejected('queue_full'),
+    started: (seconds) => metrics.queued(seconds),
+    ended: (outcome) => (outcome.kind === 'finished' ? metrics.finished(outcome.reason) : metrics.rejected(outcome.reason)),
+  };
+  const dispatcher = new Dispatcher(
+    pool,
+    { maxQueue: config.maxQueue, requestTimeoutSeconds: config.requestTimeoutSeconds },
+    log,
+    observer,
+  );
+  const metrics = new MainMetrics({
+    modelId: model.id,
+    version: VERSION,
+    timeBuckets: config.latencyBuckets,
+    gpu: nvml ? () => nvml.devices() : undefined,
+    pool: () => ({
+      running: dispatcher.runningCount,
+      waiting: dispatcher.waitingCount,
+      capacity: pool.readyWorkers * config.sequences,
+      workersReady: pool.readyWorkers,
+    }),
+  });
+  pool.on('ready', (w) => metrics.setLlamaCpp(w.llamaCpp));
+  const collector = new MetricsCollector(pool, metrics, {
+    timeoutMs: config.metricsTimeoutSeconds * 1000,
+    perWorker: config.metricsPerWorker,
+  });
   const ctx: AppContext = {
     modelId: model.id,
     createdAt: Math.floor(Date.now() / 1000),
@@ -49,6 +89,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     dispatcher,
     pool,
     log,
+    metrics,
+    collector,
     draining: false,
   };
   const server = http.createServer(createApp(ctx));
@@ -58,6 +100,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     server.listen(config.port, config.host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
+  const metricsServer = config.metricsPort === 0 ? undefined : await listenMetrics(collector, config.metricsHost, config.metricsPort);
   log.info(
     {
       host: config.host,
@@ -70,6 +113,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     },
     'listening',
   );
+  if (metricsServer) log.info({ host: config.metricsHost, port: metricsServer.port }, 'metrics listening');
   const loadStarted = performance.now();
   void pool
     .whenReady()
@@ -90,16 +134,32 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         await Promise.race([dispatcher.idle(), sleep(CANCEL_GRACE_MS)]);
       }
       server.closeAllConnections();
+      metricsServer?.server.close();
+      metricsServer?.server.closeAllConnections();
       // Only an idle pool may be closed: terminating a worker mid-decode aborts the process.
       if (dispatcher.activeCount === 0) await pool.close();
+      nvml?.close();
       log.info('stopped');
     })());
 
-  pool.onLoadFailure((message) => {
+  pool.on('loadFailed', (message) => {
     log.fatal({ message }, 'a model worker could not load the model');
     process.exitCode = 1;
     void shutdown('model load failure');
   });
 
-  return { port, shutdown };
+  return { port, metricsPort: metricsServer?.port, shutdown };
+}
+
+/** The dedicated metrics listener (the tutorial's port 8000): /metrics only. */
+async function listenMetrics(collector: MetricsCollector, host: string, port: number): Promise<{ server: http.Server; port: number }> {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(metricsRouter(collector));
+  const server = http.createServer(app);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return { server, port: (server.address() as AddressInfo).port };
 }

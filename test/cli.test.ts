@@ -28,6 +28,7 @@ describe('flags', () => {
     for (const f of FLAGS) {
       expect(out).toContain(`--${f.name}`);
       expect(out).toContain(envName(f.name));
+      if ('boolean' in f) continue; // a switch: off unless given
       if ('default' in f) expect(out).toContain(`default: "${f.default}"`);
       else expect(out).toContain(`default: ${f.defaultText}`);
     }
@@ -46,6 +47,22 @@ describe('flags', () => {
 
   it('threads default to cores ÷ workers, at least 1', () => {
     expect(config(['--workers', '64']).threads).toBe(Math.max(1, Math.floor(os.availableParallelism() / 64)));
+  });
+
+  it('a switch is off by default, on when given, and its env var takes 1/0, true/false', () => {
+    expect(config([]).metricsPerWorker).toBe(false);
+    expect(config(['--metrics-per-worker']).metricsPerWorker).toBe(true);
+    expect(config([], { QWEN_METRICS_PER_WORKER: '1' }).metricsPerWorker).toBe(true);
+    expect(config([], { QWEN_METRICS_PER_WORKER: 'false' }).metricsPerWorker).toBe(false);
+    expect(() => config([], { QWEN_METRICS_PER_WORKER: 'maybe' })).toThrow(/--metrics-per-worker \(from QWEN_METRICS_PER_WORKER\)/);
+  });
+
+  it('latency buckets parse and must increase', () => {
+    expect(config(['--latency-buckets', '0.01, 0.1,1']).latencyBuckets).toEqual([0.01, 0.1, 1]);
+    expect(() => config(['--latency-buckets', '1,0.5'])).toThrow(/--latency-buckets/);
+    expect(() => config(['--latency-buckets', 'a,b'])).toThrow(/--latency-buckets/);
+    expect(config([]).metricsHost).toBe('127.0.0.1');
+    expect(config(['--host', '0.0.0.0']).metricsHost).toBe('0.0.0.0');
   });
 
   it('env vars set flags, and flags win over env vars', () => {

@@ -23,6 +23,10 @@ export interface Engine {
   contextSize: number;
   /** Pauses generation loops while a sequence's KV cache is edited (see DecodePause). */
   pause: DecodePause;
+  /** The llama.cpp release the backend was built from, for qwen_build_info. */
+  llamaCppRelease: string;
+  /** Share of the context's KV cells holding tokens (0-1); cached prefixes count as used. */
+  kvUsage(): number;
 }
 
 export async function loadEngine(init: WorkerInit): Promise<Engine> {
@@ -47,7 +51,16 @@ export async function loadEngine(init: WorkerInit): Promise<Engine> {
   const chatWrapper = resolveChatWrapper(model, { type: 'jinjaTemplate' });
   const seqs: LlamaContextSequence[] = [];
   for (let i = 0; i < init.sequences; i++) seqs.push(context.getSequence());
-  return { model, context, chatWrapper, sequences: new SequencePool(seqs), contextSize: init.contextSize, pause: new DecodePause() };
+  return {
+    model,
+    context,
+    chatWrapper,
+    sequences: new SequencePool(seqs),
+    contextSize: init.contextSize,
+    pause: new DecodePause(),
+    llamaCppRelease: llama.llamaCppRelease.release,
+    kvUsage: () => seqs.reduce((used, s) => used + s.nextTokenIndex, 0) / (init.contextSize * seqs.length),
+  };
 }
 
 /** Hands each task a free sequence; waits (FIFO) when all are busy. */

@@ -21,6 +21,9 @@ export interface GenerateOptions {
   emit: (msg: WorkerMessage) => void;
   /** True once the task was cancelled; checked after every decode step. */
   cancelled: () => boolean;
+  /** Plain events for whoever measures (metrics) or tests (fault injection); no metrics code here. */
+  onStarted?: (promptTokens: number) => void;
+  onToken?: (generated: number) => void;
 }
 
 export interface GenerateResult {
@@ -86,6 +89,7 @@ export async function generate(engine: Engine, seq: LlamaContextSequence, prompt
   const { model } = engine;
   const { sampling, emit } = opts;
   const maxTokens = budget(prompt.length, engine.contextSize, sampling, opts.input.kind === 'chat' ? 'messages' : 'prompt');
+  opts.onStarted?.(prompt.length);
   emit({ type: 'started', promptTokens: prompt.length });
 
   const decoder = new TokenTextDecoder(model);
@@ -135,6 +139,7 @@ export async function generate(engine: Engine, seq: LlamaContextSequence, prompt
     generated.push(token);
     completionTokens++;
     pendingTokens++;
+    opts.onToken?.(completionTokens);
     const piece = stops.push(decoder.push(token));
     send(piece.emit);
     if (piece.stopped) {

@@ -1,35 +1,49 @@
 /**
  * Piscina worker entry. Loads the model once (top-level await: Piscina sends no task before the
- * module has loaded), announces readiness on the control channel, then serves up to S tasks at once,
- * each on its own sequence. Tokens go back on the task's MessagePort; `cancel` arrives on it too —
- * the worker is never terminated while generating (that aborts the whole process).
+ * module has loaded), announces readiness on its parentPort, then serves up to S tasks at once, each
+ * on its own sequence. Tokens go back on the task's MessagePort; `cancel` arrives on it too — the
+ * worker is never terminated while generating (that aborts the whole process).
  */
-import { BroadcastChannel, threadId } from 'node:worker_threads';
+import { BroadcastChannel, parentPort, threadId } from 'node:worker_threads';
 import { workerData } from 'piscina';
+import { WorkerMetrics } from '../src/metrics/worker-metrics.js';
 import {
-  CONTROL_CHANNEL,
+  WORKERS_CHANNEL,
   type ControlMessage,
   type ErrorPayload,
   type GenerateTask,
   type MainMessage,
   type WorkerInit,
   type WorkerMessage,
+  type WorkerRequest,
 } from '../src/shared/protocol.js';
 import { loadEngine, type Engine } from './engine.js';
+import { faultIn, injectFault } from './faults.js';
 import { generate, GenerationError, tokenizeInput } from './generate.js';
 
 const init = workerData as WorkerInit;
-const control = new BroadcastChannel(CONTROL_CHANNEL);
-control.unref();
-
-const announce = (msg: ControlMessage) => control.postMessage(msg);
+const announce = (msg: ControlMessage) => parentPort!.postMessage(msg);
 
 let engine: Engine | undefined;
 let loadError: string | undefined;
+const metrics = new WorkerMetrics({ modelId: init.modelId, timeBuckets: init.timeBuckets, kvUsage: () => engine?.kvUsage() ?? 0 });
+
+// Metrics requests from the main thread; the reply goes back on parentPort.
+const requests = new BroadcastChannel(WORKERS_CHANNEL);
+requests.unref();
+requests.onmessage = (event) => {
+  const msg = (event as { data: WorkerRequest }).data;
+  if (msg.type === 'collect') {
+    void metrics.snapshot().then((json) => announce({ type: 'metrics', workerId: threadId, id: msg.id, metrics: json }));
+  }
+};
+
 const started = process.hrtime.bigint();
 try {
   engine = await loadEngine(init);
-  announce({ type: 'ready', workerId: threadId, loadSeconds: Number(process.hrtime.bigint() - started) / 1e9 });
+  const loadSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+  metrics.setLoadSeconds(loadSeconds);
+  announce({ type: 'ready', workerId: threadId, loadSeconds, llamaCpp: engine.llamaCppRelease });
 } catch (err) {
   // Report instead of throwing: a module that throws makes Piscina respawn it in a loop.
   loadError = err instanceof Error ? err.message : String(err);
@@ -48,8 +62,11 @@ export default async function run(task: GenerateTask): Promise<void> {
     if (msg.type === 'cancel') cancelled = true;
   });
   const emit = (msg: WorkerMessage) => port.postMessage(msg);
+  const observer = metrics.request(task.admittedAtMs);
+  const fault = faultIn(JSON.stringify(task.input), init.faults);
   let promptTokens = 0;
   let completionTokens = 0;
+  let generating = false;
   try {
     if (!engine) throw new Error(`model failed to load: ${loadError}`);
     const prompt = tokenizeInput(engine, task.input);
@@ -60,9 +77,15 @@ export default async function run(task: GenerateTask): Promise<void> {
         input: task.input,
         sampling: task.sampling,
         cancelled: () => cancelled,
-        emit: (msg) => {
-          if (msg.type === 'text') completionTokens += msg.tokens;
-          emit(msg);
+        emit,
+        onStarted: (n) => {
+          generating = true;
+          observer.started(n);
+        },
+        onToken: (n) => {
+          completionTokens = n;
+          observer.token();
+          injectFault(fault, n);
         },
       });
       emit({ type: 'done', ...result });
@@ -73,6 +96,7 @@ export default async function run(task: GenerateTask): Promise<void> {
     const payload = err instanceof GenerationError ? err.payload : internalError(err);
     emit({ type: 'error', error: payload, promptTokens, completionTokens });
   } finally {
+    if (generating) observer.finished(completionTokens);
     // The main thread closes the channel once it has read done/error; closing here could drop them.
     port.removeAllListeners('message');
   }

@@ -27,6 +27,14 @@ export interface Config {
   bodyLimitBytes: number;
   gpu: GpuMode;
   gpuLayers: number | 'auto' | 'max';
+  metricsPort: number;
+  metricsHost: string;
+  metricsPerWorker: boolean;
+  metricsTimeoutSeconds: number;
+  latencyBuckets: number[];
+  nvmlLibrary: string;
+  /** QWEN_TEST_FAULTS=1 enables the test-only fault markers (workers/faults.ts); not a flag on purpose. */
+  testFaults: boolean;
 }
 
 export const VERSION = '0.1.0';
@@ -45,6 +53,11 @@ export function buildCommand(): Command {
   for (const f of FLAGS) {
     // Computed defaults have no value to show, so their description says what they are.
     const description = 'default' in f ? f.description : `${f.description} (default: ${f.defaultText})`;
+    if ('boolean' in f) {
+      // Commander would treat any value of a switch's env var (even "0") as on: parseConfig reads it.
+      cmd.addOption(new Option(`--${f.name}`, `${description} (env: ${envName(f.name)})`));
+      continue;
+    }
     const opt = new Option(`--${f.name} <${f.arg}>`, description).env(envName(f.name));
     if ('default' in f) opt.default(f.default);
     cmd.addOption(opt);
@@ -76,14 +89,19 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   } finally {
     process.env = savedEnv;
   }
-  const raw = cmd.opts<Record<string, string | undefined>>();
+  const raw = cmd.opts<Record<string, string | boolean | undefined>>();
   const values: Partial<Record<FlagName, unknown>> = {};
   for (const f of FLAGS) {
-    const given = raw[camel(f.name)];
+    let given: unknown = raw[camel(f.name)];
+    let fromEnv = cmd.getOptionValueSource(camel(f.name)) === 'env';
+    if ('boolean' in f && given === undefined) {
+      given = env[envName(f.name)] ?? f.default;
+      fromEnv = env[envName(f.name)] !== undefined;
+    }
     if (given === undefined) continue;
     const parsed = f.schema.safeParse(given);
     if (!parsed.success) {
-      const source = cmd.getOptionValueSource(camel(f.name)) === 'env' ? ` (from ${envName(f.name)})` : '';
+      const source = fromEnv ? ` (from ${envName(f.name)})` : '';
       const why = parsed.error.issues[0]?.message ?? 'is invalid';
       throw new ConfigError(`--${f.name}${source} ${why} (got ${JSON.stringify(given)})`);
     }
@@ -108,6 +126,13 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     bodyLimitBytes: values['body-limit'] as number,
     gpu: values.gpu as GpuMode,
     gpuLayers: values['gpu-layers'] as Config['gpuLayers'],
+    metricsPort: values['metrics-port'] as number,
+    metricsHost: (values['metrics-host'] as string | undefined) ?? (values.host as string),
+    metricsPerWorker: values['metrics-per-worker'] as boolean,
+    metricsTimeoutSeconds: values['metrics-timeout'] as number,
+    latencyBuckets: values['latency-buckets'] as number[],
+    nvmlLibrary: values['nvml-library'] as string,
+    testFaults: env.QWEN_TEST_FAULTS === '1',
   };
   return { kind: 'config', config };
 }

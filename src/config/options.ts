@@ -4,6 +4,7 @@
  */
 import os from 'node:os';
 import { z } from 'zod';
+import { DEFAULT_TIME_BUCKETS } from '../metrics/definitions.js';
 
 export const DEFAULT_MODEL = 'hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M';
 
@@ -29,7 +30,22 @@ export interface FlagSpec {
   default?: string;
   defaultText?: string;
   schema: z.ZodType;
+  /** A switch without a value (`--flag`); its env var takes 1/true/yes or 0/false/no. */
+  boolean?: true;
 }
+
+const bucketList = z
+  .string()
+  .transform((s) => s.split(',').map((x) => Number(x.trim())))
+  .refine((a) => a.length > 0 && a.every((n) => Number.isFinite(n) && n > 0), 'must be a comma-separated list of positive numbers')
+  .refine((a) => a.every((n, i) => i === 0 || n > a[i - 1]!), 'must be in increasing order');
+
+export const switchValue = z
+  .union([z.boolean(), z.string().trim().toLowerCase()])
+  .transform((v) =>
+    typeof v === 'boolean' ? v : ['1', 'true', 'yes', 'on'].includes(v) ? true : ['', '0', 'false', 'no', 'off'].includes(v) ? false : v,
+  )
+  .refine((v): v is boolean => typeof v === 'boolean', 'must be 1/true/yes or 0/false/no');
 
 export const FLAGS = [
   {
@@ -117,6 +133,43 @@ export const FLAGS = [
     description: 'layers offloaded to the GPU',
     default: 'auto',
     schema: z.union([z.enum(['auto', 'max']), int(0, 100_000)], { error: 'must be auto, max or a non-negative integer' }),
+  },
+  {
+    name: 'metrics-port',
+    arg: 'n',
+    description: 'dedicated Prometheus /metrics port (also served on the API port); 0 turns it off',
+    default: '8000',
+    schema: int(0, 65535),
+  },
+  { name: 'metrics-host', arg: 'addr', description: 'address of the metrics port', defaultText: 'the same as --host', schema: nonEmpty },
+  {
+    name: 'metrics-per-worker',
+    arg: '',
+    description: 'expose worker="i" series for worker metrics instead of merging them',
+    default: 'false',
+    schema: switchValue,
+    boolean: true,
+  },
+  {
+    name: 'metrics-timeout',
+    arg: 'seconds',
+    description: 'how long a scrape waits for each worker; a late worker contributes its last snapshot',
+    default: '1',
+    schema: positiveSeconds,
+  },
+  {
+    name: 'latency-buckets',
+    arg: 'seconds,...',
+    description: 'upper bounds of the latency histograms (request, queue, first token, inter-token)',
+    default: DEFAULT_TIME_BUCKETS.join(','),
+    schema: bucketList,
+  },
+  {
+    name: 'nvml-library',
+    arg: 'path',
+    description: 'NVML library for GPU metrics',
+    default: 'libnvidia-ml.so.1',
+    schema: nonEmpty,
   },
 ] as const satisfies readonly FlagSpec[];
 

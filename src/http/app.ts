@@ -4,6 +4,7 @@
  */
 import express, { type Express } from 'express';
 import { NotFoundError, ShuttingDownError } from '../errors.js';
+import { metricsRouter } from '../metrics/exposition.js';
 import type { AppContext } from './context.js';
 import { errorHandler, sendError } from './error-handler.js';
 import { generationRoutes } from './routes/generation.js';
@@ -15,23 +16,27 @@ export function createApp(ctx: AppContext): Express {
   app.set('etag', false);
 
   app.use((req, res, next) => {
-    if (ctx.draining && req.path !== '/health') {
+    const started = performance.now();
+    const measured = ctx.metrics.httpRequest(req.method, req.path);
+    // 'close' fires once per response, finished or aborted: the request is counted when it ends.
+    res.once('close', () => {
+      measured?.();
+      ctx.log.debug({ method: req.method, path: req.path, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'request');
+    });
+    if (ctx.draining && req.path !== '/health' && req.path !== '/metrics') {
       sendError(res, new ShuttingDownError());
       return;
     }
-    const started = performance.now();
-    res.on('finish', () => {
-      ctx.log.debug({ method: req.method, path: req.path, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'request');
-    });
     next();
   });
-  // type '*/*'-free: only bodies declared as JSON are parsed; anything else reaches the schema as {}.
+  // Only bodies declared as JSON are parsed; any other body leaves req.body undefined (a 400 in the route).
   app.use(express.json({ limit: ctx.bodyLimitBytes, strict: false, type: ['application/json', 'application/*+json'] }));
+  app.use(metricsRouter(ctx.collector));
   app.use(infoRoutes(ctx));
   app.use(generationRoutes(ctx));
   app.use((req) => {
     throw new NotFoundError(`Unknown route: ${req.method} ${req.path}`, 'unknown_route');
   });
-  app.use(errorHandler(ctx.log));
+  app.use(errorHandler(ctx.log, ctx.metrics));
   return app;
 }

@@ -1,4 +1,6 @@
 import type { Logger } from 'pino';
+import type { MetricsCollector } from '../metrics/collector.js';
+import type { MainMetrics } from '../metrics/main-metrics.js';
 import type { Dispatcher } from '../pool/dispatcher.js';
 import type { ModelPool } from '../pool/model-pool.js';
 
@@ -11,6 +13,8 @@ export interface AppContext {
   dispatcher: Dispatcher;
   pool: ModelPool;
   log: Logger;
+  metrics: MainMetrics;
+  collector: MetricsCollector;
   /** Set on SIGTERM/SIGINT: new requests get 503 with Connection: close. */
   draining: boolean;
 }

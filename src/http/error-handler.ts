@@ -5,6 +5,9 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { ApiError, InternalError, InvalidRequestError, PayloadTooLargeError } from '../errors.js';
+import type { MainMetrics } from '../metrics/main-metrics.js';
+
+const GENERATION_ENDPOINTS = new Set(['/v1/completions', '/v1/chat/completions']);
 
 export function sendError(res: Response, err: ApiError): void {
   if (res.headersSent) {
@@ -39,7 +42,7 @@ function fromBodyParser(err: BodyParserError): ApiError | undefined {
   }
 }
 
-export function errorHandler(log: Logger) {
+export function errorHandler(log: Logger, metrics: MainMetrics) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
     let apiError: ApiError;
     if (err instanceof ApiError) apiError = err;
@@ -51,6 +54,8 @@ export function errorHandler(log: Logger) {
         apiError = new InternalError('Internal server error.');
       }
     }
+    // A generation request refused for its content (schema, JSON, size, unknown model) before admission.
+    if (GENERATION_ENDPOINTS.has(req.path) && [400, 404, 413].includes(apiError.status)) metrics.rejected('invalid');
     sendError(res, apiError);
   };
 }

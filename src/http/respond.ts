@@ -11,7 +11,7 @@ import type { Format } from './openai-format.js';
 import { sendError } from './error-handler.js';
 
 export interface RespondOptions {
-  task: Omit<GenerateTask, 'port'>;
+  task: Omit<GenerateTask, 'port' | 'admittedAtMs'>;
   format: Format;
   stream: boolean;
   includeUsage: boolean;

@@ -5,13 +5,20 @@
  */
 import type { Logger } from 'pino';
 import { QueueFullError, ShuttingDownError } from '../errors.js';
-import type { CancelReason, GenerateTask } from '../shared/protocol.js';
-import { Job, type JobHandlers } from './job.js';
+import { nowMs, type CancelReason, type GenerateTask } from '../shared/protocol.js';
+import { Job, type JobHandlers, type JobOutcome } from './job.js';
 import type { ModelPool } from './model-pool.js';
 
 export interface DispatcherOptions {
   maxQueue: number;
   requestTimeoutSeconds: number;
+}
+
+/** What the dispatcher reports for measurement; the metrics implement it. */
+export interface DispatchObserver {
+  queueFull(): void;
+  started(queueSeconds: number): void;
+  ended(outcome: JobOutcome): void;
 }
 
 export class Dispatcher {
@@ -25,15 +32,23 @@ export class Dispatcher {
     private readonly pool: ModelPool,
     private readonly opts: DispatcherOptions,
     private readonly log: Logger,
+    private readonly observer: DispatchObserver,
   ) {}
 
   /** Admits a request or throws (QueueFullError, ShuttingDownError) without touching any worker. */
-  submit(task: Omit<GenerateTask, 'port'>, handlers: JobHandlers): Job {
+  submit(task: Omit<GenerateTask, 'port' | 'admittedAtMs'>, handlers: JobHandlers): Job {
     if (this.closed) throw new ShuttingDownError();
     if (this.running >= this.pool.capacity && this.queue.length >= this.opts.maxQueue) {
+      this.observer.queueFull();
       throw new QueueFullError(this.retryAfterSeconds());
     }
-    const job = new Job(task, handlers, this.opts.requestTimeoutSeconds, (j) => this.dequeue(j));
+    const job = new Job(
+      { ...task, admittedAtMs: nowMs() },
+      handlers,
+      this.opts.requestTimeoutSeconds,
+      (j) => this.dequeue(j),
+      this.observer,
+    );
     this.live.add(job);
     if (this.running < this.pool.capacity) this.start(job);
     else this.queue.push(job);

@@ -23,6 +23,17 @@ export interface JobHandlers {
 
 export type JobState = 'queued' | 'running' | 'finished';
 
+/** How a request ended, as the metrics count it. */
+export type JobOutcome =
+  | { kind: 'finished'; reason: 'stop' | 'length' | 'abort' | 'error' }
+  | { kind: 'rejected'; reason: 'timeout' | 'invalid' };
+
+/** Plain lifecycle events for whoever measures (the dispatcher passes them to the metrics). */
+export interface JobReporter {
+  started(queueSeconds: number): void;
+  ended(outcome: JobOutcome): void;
+}
+
 export class Job {
   state: JobState = 'queued';
   readonly admittedAt = performance.now();
@@ -40,6 +51,7 @@ export class Job {
     private readonly handlers: JobHandlers,
     private readonly timeoutSeconds: number,
     private readonly leaveQueue: (job: Job) => void,
+    private readonly reporter: JobReporter,
   ) {
     this.timer = setTimeout(() => this.cancel('timeout'), timeoutSeconds * 1000);
     this.timer.unref();
@@ -60,6 +72,7 @@ export class Job {
       case 'started':
         this.started = true;
         this.usage.promptTokens = msg.promptTokens;
+        this.reporter.started((performance.now() - this.admittedAt) / 1000);
         this.handlers.onStarted(msg.promptTokens);
         break;
       case 'text':
@@ -70,7 +83,7 @@ export class Job {
         this.usage = { promptTokens: msg.promptTokens, completionTokens: msg.completionTokens };
         const err = msg.finishReason === 'abort' ? this.cancelError() : undefined;
         if (err) this.fail(err);
-        else this.finish(() => this.handlers.onDone(msg.finishReason, this.usage));
+        else this.finish({ kind: 'finished', reason: msg.finishReason }, () => this.handlers.onDone(msg.finishReason, this.usage));
         break;
       }
       case 'error':
@@ -95,7 +108,7 @@ export class Job {
       this.leaveQueue(this);
       const err = this.cancelError();
       if (err) this.fail(err);
-      else this.finish(() => this.handlers.onDone('abort', this.usage));
+      else this.finish({ kind: 'finished', reason: 'abort' }, () => this.handlers.onDone('abort', this.usage));
       return;
     }
     this.send({ type: 'cancel', reason });
@@ -121,14 +134,24 @@ export class Job {
   }
 
   private fail(err: ApiError): void {
-    this.finish(() => this.handlers.onError(err, this.usage, this.started));
+    this.finish(this.classify(err), () => this.handlers.onError(err, this.usage, this.started));
   }
 
-  private finish(report: () => void): void {
+  /** A timeout before generation is a rejection; after it, the request was cut short (abort). */
+  private classify(err: ApiError): JobOutcome {
+    if (err instanceof RequestTimeoutError)
+      return this.started ? { kind: 'finished', reason: 'abort' } : { kind: 'rejected', reason: 'timeout' };
+    if (err instanceof ShuttingDownError) return { kind: 'finished', reason: 'abort' };
+    if (err.status >= 400 && err.status < 500) return { kind: 'rejected', reason: 'invalid' };
+    return { kind: 'finished', reason: 'error' };
+  }
+
+  private finish(outcome: JobOutcome, respond: () => void): void {
     if (this.state === 'finished') return;
     this.state = 'finished';
     clearTimeout(this.timer);
     this.port?.close();
-    report();
+    this.reporter.ended(outcome);
+    respond();
   }
 }

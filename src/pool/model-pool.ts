@@ -1,13 +1,17 @@
 /**
- * The Piscina pool of model workers and their readiness. Settings the design depends on:
- * minThreads === maxThreads (a respawn reloads the model), no idle timeout, one task per sequence,
- * atomics disabled (otherwise idle workers sit in Atomics.wait and never answer control messages).
+ * The Piscina pool of model workers, their readiness and their replacement. Settings the design
+ * depends on: minThreads === maxThreads (a respawn reloads the model), no idle timeout, one task per
+ * sequence, atomics disabled (otherwise idle workers sit in Atomics.wait and never answer messages).
+ *
+ * Workers talk back on their parentPort (re-emitted by Piscina as 'message'); the main thread reaches
+ * all workers through a BroadcastChannel.
  */
+import { EventEmitter } from 'node:events';
 import { BroadcastChannel, MessageChannel, type MessagePort } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { Logger } from 'pino';
-import { CONTROL_CHANNEL, type ControlMessage, type GenerateTask, type WorkerInit } from '../shared/protocol.js';
+import { WORKERS_CHANNEL, type ControlMessage, type GenerateTask, type WorkerInit, type WorkerRequest } from '../shared/protocol.js';
 
 const WORKER_FILE = fileURLToPath(new URL('../../workers/model-worker.js', import.meta.url));
 
@@ -15,25 +19,36 @@ export interface PoolOptions extends WorkerInit {
   workers: number;
 }
 
-export type WorkerState = 'loading' | 'ready' | 'failed';
+export interface ReadyWorker {
+  workerId: number;
+  /** Stable position 0..workers-1; a replacement takes the slot of the worker it replaces. */
+  slot: number;
+}
 
-export class ModelPool {
+export interface PoolEvents {
+  ready: [ReadyWorker & { loadSeconds: number; llamaCpp: string }];
+  /** A worker that had loaded the model is gone (it died); Piscina starts a replacement. */
+  retired: [ReadyWorker];
+  metrics: [{ workerId: number; id: number; metrics: unknown[] }];
+  loadFailed: [string];
+}
+
+export class ModelPool extends EventEmitter<PoolEvents> {
   private readonly piscina: Piscina;
-  private readonly control: BroadcastChannel;
-  private readonly states = new Map<number, WorkerState>();
+  private readonly channel: BroadcastChannel;
+  private readonly live = new Map<number, ReadyWorker>();
   private readonly readyWaiters: (() => void)[] = [];
-  private failure: string | undefined;
-  private failureListeners: ((message: string) => void)[] = [];
+  private closing = false;
   readonly capacity: number;
 
   constructor(
     private readonly opts: PoolOptions,
     private readonly log: Logger,
   ) {
+    super();
     this.capacity = opts.workers * opts.sequences;
-    this.control = new BroadcastChannel(CONTROL_CHANNEL);
-    this.control.unref();
-    this.control.onmessage = (event) => this.onControl((event as { data: ControlMessage }).data);
+    this.channel = new BroadcastChannel(WORKERS_CHANNEL);
+    this.channel.unref();
     const { workers, ...init } = opts;
     this.piscina = new Piscina({
       filename: WORKER_FILE,
@@ -44,30 +59,61 @@ export class ModelPool {
       atomics: 'disabled',
       workerData: init satisfies WorkerInit,
     });
-    // Without a listener an 'error' event (a worker that died) would throw in the main thread.
-    this.piscina.on('error', (err: unknown) => this.log.error({ err }, 'model worker died'));
+    this.piscina.on('message', (msg: ControlMessage) => this.onMessage(msg));
+    // The destroyed worker's threadId already reads -1 here, so find which live worker is gone.
+    this.piscina.on('workerDestroy', () => this.onDestroyed());
+    // Without a listener an 'error' event (a worker that died while idle) would throw in the main thread.
+    this.piscina.on('error', (err: unknown) => this.log.error({ err }, 'model worker error'));
   }
 
-  private onControl(msg: ControlMessage): void {
-    if (msg.type === 'ready') {
-      this.states.set(msg.workerId, 'ready');
-      this.log.info({ worker: msg.workerId, loadSeconds: Number(msg.loadSeconds.toFixed(3)) }, 'model worker ready');
-      if (this.readyWorkers >= this.opts.workers) this.readyWaiters.splice(0).forEach((f) => f());
-    } else {
-      this.states.set(msg.workerId, 'failed');
-      this.failure = msg.message;
-      this.failureListeners.forEach((f) => f(msg.message));
+  private onMessage(msg: ControlMessage): void {
+    switch (msg.type) {
+      case 'ready': {
+        const used = new Set([...this.live.values()].map((w) => w.slot));
+        let slot = 0;
+        while (used.has(slot)) slot++;
+        const worker = { workerId: msg.workerId, slot };
+        this.live.set(msg.workerId, worker);
+        this.log.info({ worker: msg.workerId, slot, loadSeconds: Number(msg.loadSeconds.toFixed(3)) }, 'model worker ready');
+        this.emit('ready', { ...worker, loadSeconds: msg.loadSeconds, llamaCpp: msg.llamaCpp });
+        if (this.readyWorkers >= this.opts.workers) this.readyWaiters.splice(0).forEach((f) => f());
+        break;
+      }
+      case 'load_failed':
+        this.emit('loadFailed', msg.message);
+        break;
+      case 'metrics':
+        this.emit('metrics', msg);
+        break;
+    }
+  }
+
+  private onDestroyed(): void {
+    const running = new Set(this.piscina.threads.map((t) => t.threadId));
+    for (const [workerId, worker] of this.live) {
+      if (running.has(workerId)) continue;
+      this.live.delete(workerId);
+      if (this.closing) continue;
+      this.log.error({ worker: workerId, slot: worker.slot }, 'model worker died; a replacement is loading');
+      this.emit('retired', worker);
     }
   }
 
   get readyWorkers(): number {
-    let n = 0;
-    for (const s of this.states.values()) if (s === 'ready') n++;
-    return n;
+    return this.live.size;
   }
 
   get workers(): number {
     return this.opts.workers;
+  }
+
+  get sequencesPerWorker(): number {
+    return this.opts.sequences;
+  }
+
+  /** Workers that have loaded the model, with their slots. */
+  readyList(): ReadyWorker[] {
+    return [...this.live.values()];
   }
 
   /** Resolves when every worker has loaded the model. */
@@ -76,10 +122,9 @@ export class ModelPool {
     return new Promise((resolve) => this.readyWaiters.push(resolve));
   }
 
-  /** Called once if any worker fails to load the model (a bad file, out of memory). */
-  onLoadFailure(listener: (message: string) => void): void {
-    if (this.failure !== undefined) listener(this.failure);
-    else this.failureListeners.push(listener);
+  /** Sends a request to every worker; answers arrive as events. */
+  broadcast(msg: WorkerRequest): void {
+    this.channel.postMessage(msg);
   }
 
   /**
@@ -94,7 +139,8 @@ export class ModelPool {
 
   /** Closes the pool; only call it when no task is running (closing a busy worker aborts the process). */
   async close(): Promise<void> {
-    this.control.close();
+    this.closing = true;
+    this.channel.close();
     await this.piscina.close();
   }
 }

@@ -4,12 +4,22 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 
-/** BroadcastChannel name for worker → main control messages (readiness, load failures). */
-export const CONTROL_CHANNEL = 'qwen-serve:control';
+/**
+ * BroadcastChannel for main → workers requests (metrics collection). Workers answer on their
+ * parentPort, which Piscina re-emits as the pool's 'message' event: never `pool.threads[i].postMessage`,
+ * which Piscina takes for its start-up message and which kills the worker.
+ */
+export const WORKERS_CHANNEL = 'qwen-serve:workers';
 
 /** What every worker receives as Piscina workerData. */
 export interface WorkerInit {
   modelPath: string;
+  /** The `model` label of the worker's metrics. */
+  modelId: string;
+  /** Upper bounds (seconds) of the latency histograms. */
+  timeBuckets: number[];
+  /** Test-only fault injection (see workers/faults.ts); false in production. */
+  faults: boolean;
   threads: number;
   sequences: number;
   contextSize: number;
@@ -47,6 +57,8 @@ export interface SamplingParams {
 /** The task handed to Piscina's run(); `port` is transferred. */
 export interface GenerateTask {
   requestId: string;
+  /** Admission time as epoch milliseconds (performance.timeOrigin + now()), comparable across threads. */
+  admittedAtMs: number;
   input: GenerateInput;
   sampling: SamplingParams;
   port: MessagePort;
@@ -75,7 +87,17 @@ export type WorkerMessage =
 /** Main → worker, on the task's port. */
 export type MainMessage = { type: 'cancel'; reason: CancelReason };
 
-/** Worker → main, on CONTROL_CHANNEL. */
+/** Worker → main, on the worker's parentPort. */
 export type ControlMessage =
-  | { type: 'ready'; workerId: number; loadSeconds: number }
-  | { type: 'load_failed'; workerId: number; message: string };
+  | { type: 'ready'; workerId: number; loadSeconds: number; llamaCpp: string }
+  | { type: 'load_failed'; workerId: number; message: string }
+  /** Reply to a CollectRequest: the worker registry's getMetricsAsJSON(). */
+  | { type: 'metrics'; workerId: number; id: number; metrics: unknown[] };
+
+/** Main → workers, on WORKERS_CHANNEL. */
+export type WorkerRequest = { type: 'collect'; id: number };
+
+/** Epoch milliseconds with sub-millisecond resolution, the same clock in every thread. */
+export function nowMs(): number {
+  return performance.timeOrigin + performance.now();
+}

@@ -12,6 +12,8 @@ export const CLI = path.resolve('dist/src/cli.js');
 export interface TestServer {
   url: string;
   port: number;
+  /** URL of the dedicated metrics port, when the test enabled it. */
+  metricsUrl?: string;
   proc: ChildProcess;
   /** Parsed JSON log lines so far. */
   logs: Record<string, unknown>[];
@@ -30,18 +32,33 @@ export interface StartOptions {
 export async function startServer(args: string[] = [], opts: StartOptions = {}): Promise<TestServer> {
   const proc = spawn(
     process.execPath,
-    [CLI, '--model', inject('tinyModel'), '--models-dir', inject('modelsDir'), '--port', '0', '--threads', '1', ...args],
+    [
+      CLI,
+      '--model',
+      inject('tinyModel'),
+      '--models-dir',
+      inject('modelsDir'),
+      '--port',
+      '0',
+      '--threads',
+      '1',
+      // Tests run servers side by side: no fixed metrics port unless a test asks for one.
+      ...(args.includes('--metrics-port') ? [] : ['--metrics-port', '0']),
+      ...args,
+    ],
     { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
   proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  let metricsPort: number | undefined;
   const port = await new Promise<number>((resolve, reject) => {
     createInterface({ input: proc.stdout! }).on('line', (line) => {
       try {
         const entry = JSON.parse(line) as Record<string, unknown>;
         logs.push(entry);
+        if (entry.msg === 'metrics listening') metricsPort = entry.port as number;
         if (entry.msg === 'listening') resolve(entry.port as number);
       } catch {
         // not a log line
@@ -53,6 +70,7 @@ export async function startServer(args: string[] = [], opts: StartOptions = {}):
   const server: TestServer = {
     url,
     port,
+    metricsUrl: metricsPort === undefined ? undefined : `http://127.0.0.1:${metricsPort}`,
     proc,
     logs,
     stderr: () => stderr,
@@ -67,6 +85,19 @@ export async function startServer(args: string[] = [], opts: StartOptions = {}):
   };
   if (opts.waitReady !== false) await waitHealthy(url);
   return server;
+}
+
+/** A port that was free a moment ago (for flags that reserve 0 for "off"). */
+export async function freePort(): Promise<number> {
+  const net = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
 }
 
 export async function waitHealthy(url: string, timeoutMs = 30_000): Promise<void> {

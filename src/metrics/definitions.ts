@@ -1,0 +1,114 @@
+/**
+ * Every metric qwen-serve exposes, in one place: name, type, help, labels, and how it merges across
+ * worker registries (`aggregator`). Counters and histograms sum; gauges say on purpose how they merge.
+ * docs/metrics.md documents each one; a test checks the two agree.
+ */
+import type { Aggregator } from 'prom-client';
+
+export type MetricKind = 'counter' | 'gauge' | 'histogram';
+export type BucketKind = 'time' | 'tokens';
+
+export interface MetricDef {
+  name: string;
+  kind: MetricKind;
+  help: string;
+  labelNames: readonly string[];
+  aggregator: Aggregator;
+  buckets?: BucketKind;
+}
+
+const def = <const N extends string, const L extends readonly string[]>(
+  name: N,
+  kind: MetricKind,
+  labelNames: L,
+  help: string,
+  extra: { aggregator?: Aggregator; buckets?: BucketKind } = {},
+) => ({ name, kind, labelNames, help, aggregator: extra.aggregator ?? 'sum', buckets: extra.buckets }) satisfies MetricDef;
+
+/** Owned by the main thread (HTTP, admission, GPU, process). */
+export const MAIN = {
+  // The tutorial's four metrics, names, types and labels unchanged so its PromQL keeps working.
+  requests: def(
+    'qwen_inference_request_total',
+    'counter',
+    ['method', 'endpoint'],
+    'API requests (not /metrics or /health), counted when the response ends',
+  ),
+  duration: def(
+    'qwen_inference_duration_seconds',
+    'histogram',
+    ['method', 'endpoint'],
+    'API request time to the last byte, streams included',
+    {
+      buckets: 'time',
+    },
+  ),
+  active: def('qwen_active_connections', 'gauge', [], 'API requests in flight'),
+  gpuMemoryUsed: def('qwen_gpu_memory_usage_bytes', 'gauge', ['device'], 'GPU memory in use, from NVML'),
+
+  // Admission and outcomes.
+  finished: def(
+    'qwen_requests_finished_total',
+    'counter',
+    ['model', 'finish_reason'],
+    'Generation requests that ended, by finish reason (stop, length, abort, error)',
+  ),
+  rejected: def(
+    'qwen_requests_rejected_total',
+    'counter',
+    ['model', 'reason'],
+    'Generation requests refused before generating (queue_full, timeout, invalid, unauthorized)',
+  ),
+  queueTime: def('qwen_request_queue_seconds', 'histogram', ['model'], 'Time from admission until a sequence started the request', {
+    buckets: 'time',
+  }),
+  running: def('qwen_requests_running', 'gauge', ['model'], 'Requests holding a sequence'),
+  waiting: def('qwen_requests_waiting', 'gauge', ['model'], 'Requests queued for a free sequence'),
+  capacity: def('qwen_sequences_capacity', 'gauge', ['model'], 'Sequences of the ready workers (workers x --sequences)'),
+  workersReady: def('qwen_workers_ready', 'gauge', [], 'Model workers that have loaded the model'),
+  workerRestarts: def('qwen_worker_restarts_total', 'counter', [], 'Model workers that died and were replaced'),
+  collectTimeouts: def(
+    'qwen_metrics_collect_timeouts_total',
+    'counter',
+    [],
+    'Scrapes in which a worker missed the collection timeout (its last snapshot was used)',
+  ),
+
+  // GPU (NVML) beyond the tutorial's gauge.
+  gpuMemoryTotal: def('qwen_gpu_memory_total_bytes', 'gauge', ['device'], 'GPU memory in total, from NVML'),
+  gpuUtilization: def('qwen_gpu_utilization_ratio', 'gauge', ['device'], 'GPU busy ratio over the last sample period (0-1), from NVML'),
+  gpuInfo: def('qwen_gpu_info', 'gauge', ['device', 'name', 'uuid'], 'GPU identity; always 1'),
+
+  buildInfo: def('qwen_build_info', 'gauge', ['version', 'node', 'llama_cpp'], 'Build identity; always 1'),
+} as const;
+
+/** Owned by each model worker; merged across workers at scrape time. */
+export const WORKER = {
+  promptTokens: def('qwen_prompt_tokens_total', 'counter', ['model'], 'Prompt tokens of requests that started generating'),
+  generationTokens: def('qwen_generation_tokens_total', 'counter', ['model'], 'Generated tokens, aborted requests included'),
+  ttft: def('qwen_time_to_first_token_seconds', 'histogram', ['model'], 'Time from admission to the first generated token', {
+    buckets: 'time',
+  }),
+  itl: def('qwen_inter_token_latency_seconds', 'histogram', ['model'], 'Time between consecutive generated tokens of a request', {
+    buckets: 'time',
+  }),
+  promptTokensPerRequest: def('qwen_request_prompt_tokens', 'histogram', ['model'], 'Prompt tokens per request', { buckets: 'tokens' }),
+  generationTokensPerRequest: def('qwen_request_generation_tokens', 'histogram', ['model'], 'Generated tokens per request', {
+    buckets: 'tokens',
+  }),
+  kvUsage: def('qwen_kv_cache_usage_ratio', 'gauge', ['model'], 'Share of the KV cache holding tokens (0-1), averaged over workers', {
+    aggregator: 'average',
+  }),
+  loadSeconds: def('qwen_model_load_seconds', 'gauge', ['model'], 'Time the slowest worker took to load the model', { aggregator: 'max' }),
+} as const;
+
+export const FINISH_REASONS = ['stop', 'length', 'abort', 'error'] as const;
+export type FinishOutcome = (typeof FINISH_REASONS)[number];
+export const REJECT_REASONS = ['queue_full', 'timeout', 'invalid', 'unauthorized'] as const;
+export type RejectReason = (typeof REJECT_REASONS)[number];
+
+/** Latency buckets start at 1 ms: a 0.5B model produces tokens in a few ms on a GPU. */
+export const DEFAULT_TIME_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+export const TOKEN_BUCKETS = [1, 4, 16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768];
+
+export const ALL_METRICS: readonly MetricDef[] = [...Object.values(MAIN), ...Object.values(WORKER)];

@@ -1,0 +1,159 @@
+/**
+ * The main thread's registry: the tutorial's HTTP metrics, admission and outcomes, pool state, GPU
+ * gauges (read from NVML at scrape time) and build info, plus Node.js process metrics once.
+ */
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { GpuDeviceStats } from '../gpu/nvml.js';
+import { FINISH_REASONS, MAIN, REJECT_REASONS, type FinishOutcome, type RejectReason } from './definitions.js';
+import { counter, gauge, histogram } from './factory.js';
+
+export interface PoolState {
+  running: number;
+  waiting: number;
+  capacity: number;
+  workersReady: number;
+}
+
+export interface MainMetricsOptions {
+  modelId: string;
+  version: string;
+  timeBuckets: number[];
+  pool: () => PoolState;
+  /** NVML reader; absent when there is no GPU library, and then no GPU series exist. */
+  gpu?: () => GpuDeviceStats[];
+}
+
+const ENDPOINTS = new Set(['/v1/completions', '/v1/chat/completions', '/v1/models']);
+const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS']);
+const KNOWN_ROUTES = [
+  { method: 'POST', endpoint: '/v1/completions' },
+  { method: 'POST', endpoint: '/v1/chat/completions' },
+  { method: 'GET', endpoint: '/v1/models' },
+];
+/** Paths that are not API requests: scrapes and probes would drown the request rate. */
+const UNCOUNTED = new Set(['/metrics', '/health']);
+
+/** The route template of a path; anything else is "other" so random paths cannot add series. */
+export function endpointLabel(path: string): string {
+  if (ENDPOINTS.has(path)) return path;
+  if (/^\/v1\/models\/[^/]+$/.test(path)) return '/v1/models/{id}';
+  return 'other';
+}
+
+export class MainMetrics {
+  readonly registry = new Registry();
+  private readonly model: { model: string };
+  private readonly requests;
+  private readonly duration;
+  private readonly active;
+  private readonly finishedTotal;
+  private readonly rejectedTotal;
+  private readonly queueTime;
+  private readonly restarts;
+  private readonly collectTimeouts;
+  private readonly buildInfo;
+
+  constructor(private readonly opts: MainMetricsOptions) {
+    const r = this.registry;
+    const model = (this.model = { model: opts.modelId });
+    this.requests = counter(MAIN.requests, r);
+    this.duration = histogram(MAIN.duration, r, opts.timeBuckets);
+    this.active = gauge(MAIN.active, r);
+    this.finishedTotal = counter(MAIN.finished, r);
+    this.rejectedTotal = counter(MAIN.rejected, r);
+    this.queueTime = histogram(MAIN.queueTime, r, opts.timeBuckets);
+    this.restarts = counter(MAIN.workerRestarts, r);
+    this.collectTimeouts = counter(MAIN.collectTimeouts, r);
+    this.buildInfo = gauge(MAIN.buildInfo, r);
+    // Known routes exist at 0 from the start: rate() needs a sample from before the first request.
+    for (const labels of KNOWN_ROUTES) {
+      this.requests.inc(labels, 0);
+      this.duration.zero(labels);
+    }
+    for (const reason of FINISH_REASONS) this.finishedTotal.inc({ ...model, finish_reason: reason }, 0);
+    for (const reason of REJECT_REASONS) this.rejectedTotal.inc({ ...model, reason }, 0);
+    this.restarts.inc(0);
+    this.collectTimeouts.inc(0);
+    this.active.set(0);
+    this.setLlamaCpp('unknown');
+
+    const pool = opts.pool;
+    gauge(MAIN.running, r, function () {
+      this.set(model, pool().running);
+    });
+    gauge(MAIN.waiting, r, function () {
+      this.set(model, pool().waiting);
+    });
+    gauge(MAIN.capacity, r, function () {
+      this.set(model, pool().capacity);
+    });
+    gauge(MAIN.workersReady, r, function () {
+      this.set(pool().workersReady);
+    });
+    if (opts.gpu) this.registerGpu(opts.gpu);
+    collectDefaultMetrics({ register: r });
+    // prom-client names three gauges *_total, which promtool rejects ("non-counter metrics should not have
+    // _total suffix"); the same numbers remain as nodejs_active_{handles,requests,resources} by type.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      r.removeSingleMetric(name);
+    }
+  }
+
+  private registerGpu(read: () => GpuDeviceStats[]): void {
+    const r = this.registry;
+    // The first gauge's collect reads NVML (cached for a second) and fills all four, in registration
+    // order; reset() drops devices that disappeared instead of reporting stale values.
+    const used = gauge(MAIN.gpuMemoryUsed, r, () => {
+      const devices = read();
+      for (const g of [used, total, util, info]) g.reset();
+      for (const d of devices) {
+        // A value NVML could not read is left out rather than reported as 0.
+        if (Number.isFinite(d.memoryUsedBytes)) used.set({ device: d.device }, d.memoryUsedBytes);
+        if (Number.isFinite(d.memoryTotalBytes)) total.set({ device: d.device }, d.memoryTotalBytes);
+        if (Number.isFinite(d.utilizationRatio)) util.set({ device: d.device }, d.utilizationRatio);
+        info.set({ device: d.device, name: d.name, uuid: d.uuid }, 1);
+      }
+    });
+    const total = gauge(MAIN.gpuMemoryTotal, r);
+    const util = gauge(MAIN.gpuUtilization, r);
+    const info = gauge(MAIN.gpuInfo, r);
+  }
+
+  /** Call when an API request starts; the returned function when its response has ended. */
+  httpRequest(method: string, path: string): (() => void) | undefined {
+    if (UNCOUNTED.has(path)) return undefined;
+    const labels = { method: METHODS.has(method) ? method : 'other', endpoint: endpointLabel(path) };
+    this.active.inc();
+    const end = this.duration.startTimer(labels);
+    return () => {
+      this.active.dec();
+      end();
+      this.requests.inc(labels);
+    };
+  }
+
+  rejected(reason: RejectReason): void {
+    this.rejectedTotal.inc({ ...this.model, reason });
+  }
+
+  finished(reason: FinishOutcome): void {
+    this.finishedTotal.inc({ ...this.model, finish_reason: reason });
+  }
+
+  queued(seconds: number): void {
+    this.queueTime.observe(this.model, seconds);
+  }
+
+  workerRestarted(): void {
+    this.restarts.inc();
+  }
+
+  collectTimedOut(): void {
+    this.collectTimeouts.inc();
+  }
+
+  setLlamaCpp(release: string): void {
+    this.buildInfo.reset();
+    this.buildInfo.set({ version: this.opts.version, node: process.version, llama_cpp: release }, 1);
+  }
+}
