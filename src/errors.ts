@@ -59,6 +59,12 @@ export class ContextLengthExceededError extends ApiError {
   }
 }
 
+export class UnauthorizedError extends ApiError {
+  constructor(message: string) {
+    super(401, 'invalid_request_error', 'invalid_api_key', message, null, { 'WWW-Authenticate': 'Bearer' });
+  }
+}
+
 export class NotFoundError extends ApiError {
   constructor(message: string, code = 'not_found', param: string | null = null) {
     super(404, 'invalid_request_error', code, message, param);

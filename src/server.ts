@@ -11,6 +11,9 @@ import express from 'express';
 import { VERSION, type Config } from './config/config.js';
 import { Nvml } from './gpu/nvml.js';
 import { createApp } from './http/app.js';
+import { bearerAuth } from './http/auth.js';
+import { errorHandler, sendError } from './http/error-handler.js';
+import { NotFoundError } from './errors.js';
 import type { AppContext } from './http/context.js';
 import { MetricsCollector } from './metrics/collector.js';
 import { metricsRouter } from './metrics/exposition.js';
@@ -86,6 +89,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     modelId: model.id,
     createdAt: Math.floor(Date.now() / 1000),
     bodyLimitBytes: config.bodyLimitBytes,
+    limits: { maxTokens: config.maxTokensLimit, maxMessages: config.maxMessages, maxStop: config.maxStop },
+    apiKeys: config.apiKeys,
+    metricsAuth: config.metricsAuth,
+    corsOrigins: config.corsOrigins,
     dispatcher,
     pool,
     log,
@@ -100,7 +107,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     server.listen(config.port, config.host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
-  const metricsServer = config.metricsPort === 0 ? undefined : await listenMetrics(collector, config.metricsHost, config.metricsPort);
+  const metricsServer =
+    config.metricsPort === 0
+      ? undefined
+      : await listenMetrics(collector, config.metricsHost, config.metricsPort, config.metricsAuth ? config.apiKeys : [], log, metrics);
   log.info(
     {
       host: config.host,
@@ -152,10 +162,23 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
 }
 
 /** The dedicated metrics listener (the tutorial's port 8000): /metrics only. */
-async function listenMetrics(collector: MetricsCollector, host: string, port: number): Promise<{ server: http.Server; port: number }> {
+async function listenMetrics(
+  collector: MetricsCollector,
+  host: string,
+  port: number,
+  keys: string[],
+  log: Logger,
+  metrics: MainMetrics,
+): Promise<{ server: http.Server; port: number }> {
   const app = express();
   app.disable('x-powered-by');
+  app.use(bearerAuth({ keys, protectMetrics: true, onRejected: () => metrics.rejected('unauthorized') }));
   app.use(metricsRouter(collector));
+  app.use((req, res) =>
+    sendError(res, new NotFoundError(`Unknown route: ${req.method} ${req.path} (this port serves /metrics)`, 'unknown_route')),
+  );
+  app.use(errorHandler(log, metrics));
+
   const server = http.createServer(app);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -100,9 +100,16 @@ describe('context limits', () => {
     expectError(res, 400, 'messages', 'context_length_exceeded');
   });
 
-  it('max_tokens beyond the context is a 400 naming max_tokens', async () => {
-    const res = await postJson(completions(), { prompt: 'x', max_tokens: 1_000_000_000_000 });
+  it('prompt + max_tokens beyond the context is a 400 naming max_tokens', async () => {
+    const res = await postJson(completions(), { prompt: 'hello world '.repeat(10), max_tokens: 250 });
     expectError(res, 400, 'max_tokens', 'context_length_exceeded');
+    expect(res.body.error.message).toMatch(/at most \d+/);
+  });
+
+  it('a huge max_tokens is a 400 naming the limit (the context size by default)', async () => {
+    const res = await postJson(completions(), { prompt: 'x', max_tokens: 1_000_000_000_000 });
+    expectError(res, 400, 'max_tokens', 'invalid_value');
+    expect(res.body.error.message).toContain('--max-tokens-limit');
   });
 
   it('a streamed request whose prompt does not fit still gets a plain 400, not a stream', async () => {

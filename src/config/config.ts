@@ -2,6 +2,7 @@
  * The one place configuration is read: argv (commander) with QWEN_* env fallbacks, validated by the
  * flag table's schemas into a typed Config. Nothing else in the program reads process.env or argv.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '../errors.js';
@@ -33,6 +34,14 @@ export interface Config {
   metricsTimeoutSeconds: number;
   latencyBuckets: number[];
   nvmlLibrary: string;
+  maxTokensLimit: number;
+  maxMessages: number;
+  maxStop: number;
+  /** Accepted API keys (from --api-key and --api-key-file); empty = no auth. */
+  apiKeys: string[];
+  metricsAuth: boolean;
+  /** Allowed CORS origins ('*' for any); undefined = CORS off. */
+  corsOrigins?: string[] | '*';
   /** QWEN_TEST_FAULTS=1 enables the test-only fault markers (workers/faults.ts); not a flag on purpose. */
   testFaults: boolean;
 }
@@ -63,6 +72,34 @@ export function buildCommand(): Command {
     cmd.addOption(opt);
   }
   return cmd;
+}
+
+function apiKeys(key: string | undefined, file: string | undefined): string[] {
+  const keys = key ? [key] : [];
+  if (file) {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`--api-key-file cannot be read: ${(err as Error).message}`);
+    }
+    const fromFile = text
+      .split(/\r?\n/)
+      .map((l) => l.trim())
+      .filter((l) => l !== '' && !l.startsWith('#'));
+    if (fromFile.length === 0) throw new ConfigError(`--api-key-file ${file} holds no key`);
+    keys.push(...fromFile);
+  }
+  return keys;
+}
+
+function corsOrigins(value: string | undefined): string[] | '*' | undefined {
+  if (value === undefined) return undefined;
+  if (value.trim() === '*') return '*';
+  return value
+    .split(',')
+    .map((o) => o.trim())
+    .filter(Boolean);
 }
 
 export type ParseResult = { kind: 'config'; config: Config } | { kind: 'exit'; code: number; output: string };
@@ -103,7 +140,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     if (!parsed.success) {
       const source = fromEnv ? ` (from ${envName(f.name)})` : '';
       const why = parsed.error.issues[0]?.message ?? 'is invalid';
-      throw new ConfigError(`--${f.name}${source} ${why} (got ${JSON.stringify(given)})`);
+      const got = 'secret' in f ? '' : ` (got ${JSON.stringify(given)})`;
+      throw new ConfigError(`--${f.name}${source} ${why}${got}`);
     }
     values[f.name] = parsed.data;
   }
@@ -132,7 +170,14 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     metricsTimeoutSeconds: values['metrics-timeout'] as number,
     latencyBuckets: values['latency-buckets'] as number[],
     nvmlLibrary: values['nvml-library'] as string,
+    maxTokensLimit: (values['max-tokens-limit'] as number | undefined) ?? (values['context-size'] as number),
+    maxMessages: values['max-messages'] as number,
+    maxStop: values['max-stop'] as number,
+    apiKeys: apiKeys(values['api-key'] as string | undefined, values['api-key-file'] as string | undefined),
+    metricsAuth: values['metrics-auth'] as boolean,
+    corsOrigins: corsOrigins(values['cors-origin'] as string | undefined),
     testFaults: env.QWEN_TEST_FAULTS === '1',
   };
+  if (config.metricsAuth && config.apiKeys.length === 0) throw new ConfigError('--metrics-auth needs --api-key or --api-key-file');
   return { kind: 'config', config };
 }

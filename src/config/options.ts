@@ -32,6 +32,8 @@ export interface FlagSpec {
   schema: z.ZodType;
   /** A switch without a value (`--flag`); its env var takes 1/true/yes or 0/false/no. */
   boolean?: true;
+  /** Never echoed in messages or logs. */
+  secret?: true;
 }
 
 const bucketList = z
@@ -120,6 +122,45 @@ export const FLAGS = [
     schema: positiveSeconds,
   },
   { name: 'body-limit', arg: 'bytes', description: 'largest accepted request body', default: '1048576', schema: int(1024, 1 << 30) },
+  {
+    name: 'max-tokens-limit',
+    arg: 'n',
+    description: 'largest max_tokens a request may ask for',
+    defaultText: 'the context size',
+    schema: int(1, 1 << 24),
+  },
+  { name: 'max-messages', arg: 'n', description: 'most messages in one chat request', default: '256', schema: int(1, 1_000_000) },
+  { name: 'max-stop', arg: 'n', description: 'most stop sequences in one request', default: '4', schema: int(0, 64) },
+  {
+    name: 'api-key',
+    arg: 'key',
+    description: 'require "Authorization: Bearer <key>" on the API (/health stays open)',
+    defaultText: 'none: no auth',
+    schema: nonEmpty,
+    secret: true,
+  },
+  {
+    name: 'api-key-file',
+    arg: 'path',
+    description: 'file of accepted API keys, one per line (blank lines and # comments ignored)',
+    defaultText: 'none',
+    schema: nonEmpty,
+  },
+  {
+    name: 'metrics-auth',
+    arg: '',
+    description: 'require the API key on /metrics as well',
+    default: 'false',
+    schema: switchValue,
+    boolean: true,
+  },
+  {
+    name: 'cors-origin',
+    arg: 'origin,...|*',
+    description: 'allow browsers on these origins to call the API (CORS)',
+    defaultText: 'off',
+    schema: nonEmpty,
+  },
   {
     name: 'gpu',
     arg: 'auto|cuda|vulkan|off',

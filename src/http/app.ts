@@ -2,9 +2,11 @@
  * The express application: JSON body parsing with a size limit, the OpenAI routes, a 404 for
  * everything else, and one error handler that renders every failure in the OpenAI error shape.
  */
+import cors from 'cors';
 import express, { type Express } from 'express';
 import { NotFoundError, ShuttingDownError } from '../errors.js';
 import { metricsRouter } from '../metrics/exposition.js';
+import { bearerAuth } from './auth.js';
 import type { AppContext } from './context.js';
 import { errorHandler, sendError } from './error-handler.js';
 import { generationRoutes } from './routes/generation.js';
@@ -29,6 +31,9 @@ export function createApp(ctx: AppContext): Express {
     }
     next();
   });
+  // CORS before auth, so browsers' preflight requests (which carry no key) get their answer.
+  if (ctx.corsOrigins) app.use(cors({ origin: ctx.corsOrigins === '*' ? '*' : ctx.corsOrigins, maxAge: 600 }));
+  app.use(bearerAuth({ keys: ctx.apiKeys, protectMetrics: ctx.metricsAuth, onRejected: () => ctx.metrics.rejected('unauthorized') }));
   // Only bodies declared as JSON are parsed; any other body leaves req.body undefined (a 400 in the route).
   app.use(express.json({ limit: ctx.bodyLimitBytes, strict: false, type: ['application/json', 'application/*+json'] }));
   app.use(metricsRouter(ctx.collector));

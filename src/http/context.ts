@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { MetricsCollector } from '../metrics/collector.js';
 import type { MainMetrics } from '../metrics/main-metrics.js';
+import type { InputLimits } from './schemas.js';
 import type { Dispatcher } from '../pool/dispatcher.js';
 import type { ModelPool } from '../pool/model-pool.js';
 
@@ -10,6 +11,11 @@ export interface AppContext {
   /** Unix seconds when the model was loaded, for /v1/models `created`. */
   createdAt: number;
   bodyLimitBytes: number;
+  limits: InputLimits;
+  /** Accepted API keys; empty = no auth. */
+  apiKeys: string[];
+  metricsAuth: boolean;
+  corsOrigins?: string[] | '*';
   dispatcher: Dispatcher;
   pool: ModelPool;
   log: Logger;

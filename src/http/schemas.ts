@@ -9,44 +9,49 @@ import type { ChatMessage, GenerateInput, SamplingParams } from '../shared/proto
 const num = z.number().refine(Number.isFinite, 'must be a finite number');
 const optional = <T extends z.ZodType>(t: T) => t.nullish();
 
-const sampling = {
-  model: optional(z.string()),
-  max_tokens: optional(z.number().int('must be an integer').min(1, 'must be at least 1')),
-  temperature: optional(num.min(0, 'must be between 0 and 2').max(2, 'must be between 0 and 2')),
-  top_p: optional(num.gt(0, 'must be in (0, 1]').max(1, 'must be in (0, 1]')),
-  top_k: optional(z.number().int('must be an integer').min(0, 'must be at least 0')),
-  seed: optional(
-    z
-      .number()
-      .int('must be an integer')
-      .min(0)
-      .max(2 ** 32 - 1, 'must fit in 32 bits'),
-  ),
-  stop: optional(z.union([z.string(), z.array(z.string()).max(4, 'at most 4 stop sequences')])),
-  presence_penalty: optional(num.min(-2, 'must be between -2 and 2').max(2, 'must be between -2 and 2')),
-  frequency_penalty: optional(num.min(-2, 'must be between -2 and 2').max(2, 'must be between -2 and 2')),
-  stream: optional(z.boolean()),
-  stream_options: optional(z.object({ include_usage: optional(z.boolean()) })),
-  n: optional(
-    z
-      .number()
-      .int('must be an integer')
-      .refine((n) => n === 1, 'only n=1 is supported'),
-  ),
-  ignore_eos: optional(z.boolean()),
-  user: optional(z.string()),
-};
+/** Operator limits (flags), each named in the message of a request that exceeds it. */
+export interface InputLimits {
+  maxTokens: number;
+  maxMessages: number;
+  maxStop: number;
+}
 
-export const completionSchema = z.object({
-  ...sampling,
-  prompt: z.union([z.string(), z.array(z.string()).length(1, 'must be a string or an array of exactly one string')], {
-    error: 'must be a string or an array of one string (token arrays are not supported)',
-  }),
-  echo: optional(z.literal(false, { error: 'echo is not supported' })),
-  logprobs: optional(z.null({ error: 'logprobs are not supported' })),
-  best_of: optional(z.literal(1, { error: 'only best_of=1 is supported' })),
-  suffix: optional(z.null({ error: 'suffix is not supported' })),
-});
+const maxTokensField = (limit: number) =>
+  optional(z.number().int('must be an integer').min(1, 'must be at least 1').max(limit, `must be at most ${limit} (--max-tokens-limit)`));
+
+function samplingFields(limits: InputLimits) {
+  return {
+    model: optional(z.string()),
+    max_tokens: maxTokensField(limits.maxTokens),
+    temperature: optional(num.min(0, 'must be between 0 and 2').max(2, 'must be between 0 and 2')),
+    top_p: optional(num.gt(0, 'must be in (0, 1]').max(1, 'must be in (0, 1]')),
+    top_k: optional(z.number().int('must be an integer').min(0, 'must be at least 0')),
+    seed: optional(
+      z
+        .number()
+        .int('must be an integer')
+        .min(0)
+        .max(2 ** 32 - 1, 'must fit in 32 bits'),
+    ),
+    stop: optional(
+      z
+        .union([z.string(), z.array(z.string())], { error: 'must be a string or an array of strings' })
+        .refine((v) => typeof v === 'string' || v.length <= limits.maxStop, `at most ${limits.maxStop} stop sequences (--max-stop)`),
+    ),
+    presence_penalty: optional(num.min(-2, 'must be between -2 and 2').max(2, 'must be between -2 and 2')),
+    frequency_penalty: optional(num.min(-2, 'must be between -2 and 2').max(2, 'must be between -2 and 2')),
+    stream: optional(z.boolean()),
+    stream_options: optional(z.object({ include_usage: optional(z.boolean()) })),
+    n: optional(
+      z
+        .number()
+        .int('must be an integer')
+        .refine((n) => n === 1, 'only n=1 is supported'),
+    ),
+    ignore_eos: optional(z.boolean()),
+    user: optional(z.string()),
+  };
+}
 
 const textPart = z.object({ type: z.literal('text', { error: 'only text content parts are supported' }), text: z.string() });
 const content = z.union([z.string(), z.array(textPart)], { error: 'must be a string or an array of text parts' });
@@ -62,16 +67,35 @@ const message = z.discriminatedUnion(
   { error: 'role must be one of system, developer, user, assistant' },
 );
 
-export const chatSchema = z.object({
-  ...sampling,
-  messages: z.array(message).min(1, 'must contain at least one message'),
-  max_completion_tokens: optional(z.number().int('must be an integer').min(1, 'must be at least 1')),
-  logprobs: optional(z.literal(false, { error: 'logprobs are not supported' })),
-  tools: optional(z.array(z.unknown()).max(0, 'tools are not supported')),
-});
+export function createSchemas(limits: InputLimits) {
+  const sampling = samplingFields(limits);
+  const completion = z.object({
+    ...sampling,
+    prompt: z.union([z.string(), z.array(z.string()).length(1, 'must be a string or an array of exactly one string')], {
+      error: 'must be a string or an array of one string (token arrays are not supported)',
+    }),
+    echo: optional(z.literal(false, { error: 'echo is not supported' })),
+    logprobs: optional(z.null({ error: 'logprobs are not supported' })),
+    best_of: optional(z.literal(1, { error: 'only best_of=1 is supported' })),
+    suffix: optional(z.null({ error: 'suffix is not supported' })),
+  });
+  const chat = z.object({
+    ...sampling,
+    messages: z
+      .array(message)
+      .min(1, 'must contain at least one message')
+      .max(limits.maxMessages, `at most ${limits.maxMessages} messages (--max-messages)`),
+    max_completion_tokens: maxTokensField(limits.maxTokens),
+    logprobs: optional(z.literal(false, { error: 'logprobs are not supported' })),
+    tools: optional(z.array(z.unknown()).max(0, 'tools are not supported')),
+  });
+  return { completion, chat };
+}
 
-export type CompletionBody = z.infer<typeof completionSchema>;
-export type ChatBody = z.infer<typeof chatSchema>;
+type Schemas = ReturnType<typeof createSchemas>;
+
+export type CompletionBody = z.infer<Schemas['completion']>;
+export type ChatBody = z.infer<Schemas['chat']>;
 
 /** Parses a body or throws a 400 that names the first offending field. */
 export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
@@ -104,7 +128,7 @@ export function completionInput(body: CompletionBody): GenerateInput {
   return { kind: 'text', prompt: typeof body.prompt === 'string' ? body.prompt : body.prompt[0]! };
 }
 
-type SamplingFields = Pick<CompletionBody, keyof typeof sampling>;
+type SamplingFields = Pick<CompletionBody, keyof ReturnType<typeof samplingFields>>;
 
 /** OpenAI defaults: temperature 1, top_p 1; top_k off; completions default to 16 tokens. */
 export function samplingParams(body: SamplingFields, maxTokens: number | undefined, maxTokensParam: string): SamplingParams {

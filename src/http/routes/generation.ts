@@ -5,13 +5,14 @@ import { NotFoundError, NotReadyError } from '../../errors.js';
 import type { AppContext } from '../context.js';
 import { chatFormat, completionFormat } from '../openai-format.js';
 import { respond } from '../respond.js';
-import { chatInput, chatSchema, completionInput, completionSchema, parseBody, samplingParams } from '../schemas.js';
+import { chatInput, completionInput, createSchemas, parseBody, samplingParams } from '../schemas.js';
 
 /** OpenAI's default for /v1/completions; chat defaults to the rest of the context. */
 const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
 
 export function generationRoutes(ctx: AppContext): Router {
   const router = Router();
+  const schemas = createSchemas(ctx.limits);
 
   const checkModel = (model: string | null | undefined) => {
     if (model != null && model !== ctx.modelId) {
@@ -21,7 +22,7 @@ export function generationRoutes(ctx: AppContext): Router {
   };
 
   router.post('/v1/completions', (req, res) => {
-    const body = parseBody(completionSchema, req.body);
+    const body = parseBody(schemas.completion, req.body);
     checkModel(body.model);
     const includeUsage = body.stream_options?.include_usage === true;
     respond(ctx.dispatcher, res, {
@@ -37,7 +38,7 @@ export function generationRoutes(ctx: AppContext): Router {
   });
 
   router.post('/v1/chat/completions', (req, res) => {
-    const body = parseBody(chatSchema, req.body);
+    const body = parseBody(schemas.chat, req.body);
     checkModel(body.model);
     const includeUsage = body.stream_options?.include_usage === true;
     const maxTokensParam = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';

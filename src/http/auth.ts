@@ -1,0 +1,35 @@
+/**
+ * Bearer-key auth. Keys are compared as SHA-256 digests with timingSafeEqual, against every key without
+ * an early exit, so neither the length nor the prefix of a guess changes the response time.
+ * /health always stays open (probes carry no key); /metrics is open unless --metrics-auth.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { RequestHandler } from 'express';
+import { UnauthorizedError } from '../errors.js';
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+export interface AuthOptions {
+  keys: string[];
+  protectMetrics: boolean;
+  /** Called for every refused request (metrics). */
+  onRejected: () => void;
+}
+
+export function bearerAuth(opts: AuthOptions): RequestHandler {
+  const digests = opts.keys.map(digest);
+  const open = new Set(['/health', ...(opts.protectMetrics ? [] : ['/metrics'])]);
+  return (req, _res, next) => {
+    if (digests.length === 0 || open.has(req.path) || req.method === 'OPTIONS') return next();
+    const header = req.get('authorization') ?? '';
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    let ok = false;
+    if (match) {
+      const given = digest(match[1]!);
+      for (const d of digests) ok = timingSafeEqual(given, d) || ok;
+    }
+    if (ok) return next();
+    opts.onRejected();
+    next(new UnauthorizedError(match ? 'Incorrect API key provided.' : 'Missing API key: send "Authorization: Bearer <key>".'));
+  };
+}
