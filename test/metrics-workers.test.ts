@@ -63,6 +63,9 @@ describe('a worker that dies', () => {
     expect(crashed.body.error.code).toBe('worker_failed');
     expect(crashed.body.error.message).toMatch(/worker/i);
 
+    // Fewer workers are ready while the replacement loads (it takes ~0.5 s to load the model).
+    const during = await health(server.url);
+    expect(during.status).toBe('degraded');
     // The other worker keeps serving meanwhile, and the replacement loads.
     expect((await postJson(`${server.url}/v1/completions`, { prompt: 'x', max_tokens: 3 })).status).toBe(200);
     const deadline = Date.now() + 20_000;

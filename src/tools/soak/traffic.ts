@@ -1,0 +1,160 @@
+/**
+ * One soak client's requests: streamed and plain completions and chats, streams the client abandons
+ * mid-way, and deliberately bad requests. Each outcome goes into the Tally.
+ */
+import type { Endpoint, Tally } from './tally.js';
+
+export interface TrafficOptions {
+  url: string;
+  apiKey?: string;
+  model: string;
+  maxTokens: number;
+  /** Tokens asked for by streams that the client abandons (long enough to still be running). */
+  disconnectTokens: number;
+  disconnectRate: number;
+  badRate: number;
+  /** Prompt tokens of ABORT_PROMPT, measured once before the run. */
+  abortPromptTokens: number;
+  random: () => number;
+}
+
+export const ABORT_PROMPT = 'Write a very long story.';
+
+interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+}
+
+function headers(o: TrafficOptions): Record<string, string> {
+  return { 'content-type': 'application/json', ...(o.apiKey ? { authorization: `Bearer ${o.apiKey}` } : {}) };
+}
+
+/** Reads an SSE body; returns the data payloads. */
+async function readEvents(res: Response): Promise<unknown[]> {
+  const text = await res.text();
+  return text
+    .split('\n\n')
+    .filter((b) => b.startsWith('data: '))
+    .map((b) => (b === 'data: [DONE]' ? '[DONE]' : (JSON.parse(b.slice(6)) as unknown)));
+}
+
+function record(t: Tally, usage: Usage | undefined, finish: string | null | undefined, what: string): void {
+  if (!usage || !finish) {
+    t.errors.push(`${what}: response without usage or finish_reason`);
+    return;
+  }
+  t.promptTokens += usage.prompt_tokens;
+  t.completionTokens += usage.completion_tokens;
+  if (finish === 'stop' || finish === 'length') t.finished[finish]++;
+  else t.errors.push(`${what}: unexpected finish_reason ${finish}`);
+}
+
+async function post(o: TrafficOptions, t: Tally, endpoint: Endpoint, body: unknown, signal?: AbortSignal): Promise<Response | undefined> {
+  t.requests[endpoint]++;
+  const res = await fetch(`${o.url}${endpoint}`, { method: 'POST', headers: headers(o), body: JSON.stringify(body), signal });
+  if (res.status === 429) {
+    t.rejected.queue_full++;
+    await res.arrayBuffer();
+    return undefined;
+  }
+  if (res.status !== 200) {
+    t.errors.push(`${endpoint}: unexpected status ${res.status}: ${(await res.text()).slice(0, 200)}`);
+    return undefined;
+  }
+  return res;
+}
+
+async function good(o: TrafficOptions, t: Tally): Promise<void> {
+  const chat = o.random() < 0.5;
+  const stream = o.random() < 0.5;
+  const endpoint: Endpoint = chat ? '/v1/chat/completions' : '/v1/completions';
+  const maxTokens = 1 + Math.floor(o.random() * o.maxTokens);
+  const input = chat
+    ? { messages: [{ role: 'user', content: `Tell me about ${Math.floor(o.random() * 1000)}` }] }
+    : { prompt: `Count to ${Math.floor(o.random() * 1000)}:` };
+  const body = {
+    model: o.model,
+    ...input,
+    max_tokens: maxTokens,
+    temperature: o.random() < 0.5 ? 0 : 0.8,
+    ignore_eos: o.random() < 0.3,
+    stream,
+    ...(stream ? { stream_options: { include_usage: true } } : {}),
+  };
+  const res = await post(o, t, endpoint, body);
+  if (!res) return;
+  if (!stream) {
+    const json = (await res.json()) as { usage?: Usage; choices?: { finish_reason: string }[] };
+    record(t, json.usage, json.choices?.[0]?.finish_reason, endpoint);
+    return;
+  }
+  const events = await readEvents(res);
+  if (events.at(-1) !== '[DONE]') t.errors.push(`${endpoint}: stream did not end with [DONE]`);
+  const chunks = events.filter(
+    (e): e is { usage?: Usage; choices: { finish_reason: string | null }[]; error?: unknown } => typeof e === 'object',
+  );
+  const failed = chunks.find((c) => c.error);
+  if (failed) {
+    t.errors.push(`${endpoint}: error chunk ${JSON.stringify(failed.error)}`);
+    return;
+  }
+  const finish = chunks.map((c) => c.choices[0]?.finish_reason).find((f) => f);
+  record(t, chunks.at(-1)?.usage, finish, endpoint);
+}
+
+async function disconnect(o: TrafficOptions, t: Tally): Promise<void> {
+  const ac = new AbortController();
+  const body = { model: o.model, prompt: ABORT_PROMPT, max_tokens: o.disconnectTokens, ignore_eos: true, stream: true };
+  const res = await post(o, t, '/v1/completions', body, ac.signal);
+  if (!res) return;
+  t.promptTokens += o.abortPromptTokens;
+  t.finished.abort++;
+  t.abortedMaxTokens += o.disconnectTokens;
+  const reader = res.body!.getReader();
+  const wanted = 1 + Math.floor(o.random() * 3);
+  let seen = 0;
+  const decoder = new TextDecoder();
+  while (seen < wanted) {
+    const { value, done } = await reader.read();
+    if (done) {
+      t.errors.push('an abandoned stream ended before the client hung up: raise --disconnect-tokens');
+      return;
+    }
+    seen += (decoder.decode(value, { stream: true }).match(/"text":/g) ?? []).length;
+  }
+  t.abortedChunks += seen;
+  ac.abort();
+}
+
+const BAD_BODIES: [Endpoint, string][] = [
+  ['/v1/completions', '{"prompt": "unterminated'],
+  ['/v1/completions', '{"prompt": 42}'],
+  ['/v1/completions', '{"prompt": "x", "n": 3}'],
+  ['/v1/chat/completions', '{"messages": "not a list"}'],
+  ['/v1/chat/completions', '{"messages": [{"role": "wizard", "content": "x"}]}'],
+  ['/v1/completions', '{"prompt": "x", "max_tokens": -5}'],
+];
+
+async function bad(o: TrafficOptions, t: Tally): Promise<void> {
+  const [endpoint, body] = BAD_BODIES[Math.floor(o.random() * BAD_BODIES.length)]!;
+  t.requests[endpoint]++;
+  const res = await fetch(`${o.url}${endpoint}`, { method: 'POST', headers: headers(o), body });
+  const json = (await res.json().catch(() => undefined)) as { error?: { type?: string } } | undefined;
+  if (res.status !== 400 || json?.error?.type !== 'invalid_request_error') {
+    t.errors.push(`bad request ${body}: got ${res.status} ${JSON.stringify(json)}`);
+    return;
+  }
+  t.rejected.invalid++;
+}
+
+/** One request of a random kind. */
+export async function oneRequest(o: TrafficOptions, t: Tally): Promise<void> {
+  const r = o.random();
+  try {
+    if (r < o.badRate) await bad(o, t);
+    else if (r < o.badRate + o.disconnectRate) await disconnect(o, t);
+    else await good(o, t);
+  } catch (err) {
+    if ((err as Error).name !== 'AbortError') t.errors.push(`network: ${(err as Error).message}`);
+  }
+}

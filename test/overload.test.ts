@@ -1,0 +1,57 @@
+/**
+ * Overload: 10× more concurrent requests than sequences + queue. The excess get 429 quickly, every
+ * admitted request completes, and the counters match the client's tally exactly.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { scrape, value } from './helpers/prom.js';
+import { postJson, startServer, waitIdle, type TestServer } from './helpers/server.js';
+
+let server: TestServer;
+const SEQUENCES = 2;
+const QUEUE = 2;
+
+beforeAll(async () => {
+  server = await startServer(['--sequences', String(SEQUENCES), '--max-queue', String(QUEUE)]);
+});
+
+afterAll(async () => {
+  expect(await server.stop()).toBe(0);
+});
+
+it('10× overload: 429s come fast, admitted requests all complete, counters match', async () => {
+  const before = await scrape(server.url);
+  const n = 10 * (SEQUENCES + QUEUE);
+  const results = await Promise.all(
+    Array.from({ length: n }, async () => {
+      const started = performance.now();
+      const r = await postJson(`${server.url}/v1/completions`, { prompt: 'load', max_tokens: 200, ignore_eos: true, temperature: 0 });
+      return { ...r, ms: performance.now() - started };
+    }),
+  );
+  const ok = results.filter((r) => r.status === 200);
+  const refused = results.filter((r) => r.status === 429);
+  expect(ok.length + refused.length).toBe(n);
+  expect(ok.length).toBeGreaterThanOrEqual(SEQUENCES + QUEUE);
+  expect(refused.length).toBeGreaterThan(0);
+  for (const r of ok) {
+    expect(r.body.usage.completion_tokens).toBe(200);
+    expect(r.body.choices[0].finish_reason).toBe('length');
+  }
+  for (const r of refused) {
+    expect(r.body.error.code).toBe('queue_full');
+    expect(Number(r.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+  }
+  // A refusal costs no generation: it comes back long before the admitted requests finish.
+  const slowestRefusal = Math.max(...refused.map((r) => r.ms));
+  const fastestAdmitted = Math.min(...ok.map((r) => r.ms));
+  expect(slowestRefusal).toBeLessThan(fastestAdmitted);
+
+  await waitIdle(server.url);
+  const after = await scrape(server.url);
+  const delta = (name: string, labels: Record<string, string> = {}) => value(after, name, labels) - value(before, name, labels);
+  expect(delta('qwen_inference_request_total', { endpoint: '/v1/completions' })).toBe(n);
+  expect(delta('qwen_requests_rejected_total', { reason: 'queue_full' })).toBe(refused.length);
+  expect(delta('qwen_requests_finished_total', { finish_reason: 'length' })).toBe(ok.length);
+  expect(delta('qwen_generation_tokens_total')).toBe(ok.length * 200);
+  expect(delta('qwen_prompt_tokens_total')).toBe(ok.reduce((s, r) => s + r.body.usage.prompt_tokens, 0));
+});
