@@ -17,6 +17,7 @@
  * first script token, e_(k+1) to script token k+1, and the last script token's direction to
  * `<|im_end|>`, with a logit of ≈ 8 (rms-norm gain for a one-hot in 64 dims) × 3 = 24.
  */
+import { mulberry32 } from '../shared/random.js';
 import { writeGguf, gguf, GgmlType, GgufType, tensorElements, type GgufTensor, type GgufValue } from './gguf-writer.js';
 import { buildDemoVocab, CHAT_TEMPLATE, isCleanTextToken, SCRIPT_PIECES, TokenType, type DemoVocab } from './demo-tokenizer.js';
 
@@ -89,17 +90,6 @@ export interface DemoModelInfo {
 }
 
 // ------------------------------------------------------------------ random numbers
-
-/** mulberry32: a fast seeded PRNG returning uint32 values. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
 
 /** FNV-1a, to derive a per-tensor seed (tensors do not depend on write order). */
 function hashSeed(seed: number, name: string): number {

@@ -7,6 +7,7 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { parseExposition, value, type Sample } from '../../metrics/exposition-parser.js';
+import { seededRandom } from '../../shared/random.js';
 import { compare, Tally } from './tally.js';
 import { ABORT_PROMPT, oneRequest, type TrafficOptions } from './traffic.js';
 
@@ -45,16 +46,6 @@ interface Opts {
   disconnectTokens: number;
   apiKey?: string;
   seed: number;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const auth = (o: Opts): Record<string, string> => (o.apiKey ? { authorization: `Bearer ${o.apiKey}` } : {});
@@ -98,7 +89,7 @@ async function main(): Promise<number> {
   t.completionTokens += calib.usage.completion_tokens;
   t.finished[calib.choices[0]!.finish_reason]++;
 
-  const random = mulberry32(o.seed);
+  const random = seededRandom(o.seed);
   const traffic: TrafficOptions = { ...o, model, abortPromptTokens: calib.usage.prompt_tokens, random };
   const started = Date.now();
   const deadline = started + o.duration * 1000;
