@@ -1,0 +1,74 @@
+/**
+ * The direct baseline: the same workload through node-llama-cpp in this process, with the worker's own
+ * engine and generation loop (same model, threads, sequences, sampling) but no HTTP, no Piscina and no
+ * MessagePorts. The difference to qwen-serve is what HTTP and the pool cost.
+ */
+import { loadEngine, type Engine } from '../../../workers/engine.js';
+import { generate, tokenizeInput } from '../../../workers/generate.js';
+import type { RequestSample } from './stats.js';
+import type { Workload } from './workload.js';
+import { promptText } from './workload.js';
+
+export interface DirectOptions {
+  modelPath: string;
+  threads: number;
+  sequences: number;
+  contextSize: number;
+  batchSize: number;
+  gpu: 'auto' | 'cuda' | 'vulkan' | 'off';
+}
+
+export class DirectBaseline {
+  private constructor(private readonly engine: Engine) {}
+
+  static async load(o: DirectOptions): Promise<DirectBaseline> {
+    const engine = await loadEngine({ ...o, gpuLayers: 'auto', modelId: 'direct', timeBuckets: [], faults: false });
+    return new DirectBaseline(engine);
+  }
+
+  async request(w: Workload): Promise<RequestSample> {
+    const input = { kind: 'text' as const, prompt: promptText(w.promptTokens) };
+    const startMs = performance.now();
+    let ttftMs = NaN;
+    let last = NaN;
+    const itlMs: number[] = [];
+    try {
+      const prompt = tokenizeInput(this.engine, input);
+      const seq = await this.engine.sequences.acquire();
+      try {
+        const result = await generate(this.engine, seq, prompt, {
+          input,
+          sampling: {
+            temperature: w.temperature,
+            topP: 1,
+            topK: 0,
+            presencePenalty: 0,
+            frequencyPenalty: 0,
+            maxTokens: w.genTokens,
+            maxTokensParam: 'max_tokens',
+            stop: [],
+            ignoreEos: true,
+          },
+          cancelled: () => false,
+          emit: (msg) => {
+            if (msg.type !== 'text') return;
+            const now = performance.now();
+            if (Number.isNaN(ttftMs)) ttftMs = now - startMs;
+            else itlMs.push(now - last);
+            last = now;
+          },
+        });
+        return { startMs, endMs: performance.now(), ttftMs, itlMs, tokens: result.completionTokens };
+      } finally {
+        this.engine.sequences.release(seq);
+      }
+    } catch (err) {
+      return { startMs, endMs: performance.now(), ttftMs, itlMs, tokens: 0, error: (err as Error).message };
+    }
+  }
+
+  async dispose(): Promise<void> {
+    await this.engine.context.dispose();
+    await this.engine.model.dispose();
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * Streams one completion from any OpenAI-compatible endpoint (qwen-serve, llama-server, vLLM) and times
+ * it: time to first token, the gaps between content chunks, end to end.
+ */
+import type { RequestSample } from './stats.js';
+import type { Workload } from './workload.js';
+import { promptText } from './workload.js';
+
+export interface Endpoint {
+  name: string;
+  url: string;
+  model: string;
+  apiKey?: string;
+}
+
+export async function resolveEndpoint(name: string, url: string, apiKey?: string): Promise<Endpoint> {
+  const res = await fetch(`${url}/v1/models`, { headers: apiKey ? { authorization: `Bearer ${apiKey}` } : {} });
+  if (!res.ok) throw new Error(`${url}/v1/models: ${res.status}`);
+  const body = (await res.json()) as { data?: { id: string }[] };
+  return { name, url, apiKey, model: body.data?.[0]?.id ?? 'default' };
+}
+
+export async function streamCompletion(ep: Endpoint, w: Workload): Promise<RequestSample> {
+  const startMs = performance.now();
+  let ttftMs = NaN;
+  let last = NaN;
+  const itlMs: number[] = [];
+  let chunks = 0;
+  let usageTokens: number | undefined;
+  try {
+    const res = await fetch(`${ep.url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(ep.apiKey ? { authorization: `Bearer ${ep.apiKey}` } : {}) },
+      body: JSON.stringify({
+        model: ep.model,
+        prompt: promptText(w.promptTokens),
+        max_tokens: w.genTokens,
+        temperature: w.temperature,
+        ignore_eos: true,
+        stream: true,
+        stream_options: { include_usage: true },
+      }),
+    });
+    if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`);
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
+      const now = performance.now();
+      buffer += decoder.decode(part, { stream: true });
+      let cut: number;
+      while ((cut = buffer.indexOf('\n\n')) !== -1) {
+        const event = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        if (!event.startsWith('data: ') || event === 'data: [DONE]') continue;
+        const data = JSON.parse(event.slice(6)) as {
+          choices?: { text?: string }[];
+          usage?: { completion_tokens: number };
+          error?: unknown;
+        };
+        if (data.error) throw new Error(`error chunk: ${JSON.stringify(data.error)}`);
+        if (data.usage) usageTokens = data.usage.completion_tokens;
+        if (data.choices?.[0]?.text) {
+          chunks++;
+          if (Number.isNaN(ttftMs)) ttftMs = now - startMs;
+          else itlMs.push(now - last);
+          last = now;
+        }
+      }
+    }
+    return { startMs, endMs: performance.now(), ttftMs, itlMs, tokens: usageTokens ?? chunks };
+  } catch (err) {
+    return { startMs, endMs: performance.now(), ttftMs, itlMs, tokens: 0, error: (err as Error).message };
+  }
+}

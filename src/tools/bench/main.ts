@@ -1,0 +1,164 @@
+#!/usr/bin/env node
+/**
+ * bench --url URL [--compare URL] [--baseline direct --model PATH] [--concurrency 1,2,4,...]
+ *
+ * A sweep over concurrency with a fixed prompt and a fixed number of generated tokens (ignore_eos),
+ * streamed. Endpoints run alternately, level by level, in the same run, so machine drift cancels out of
+ * the ratios. Writes bench.md, bench.json and bench.svg to --out.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { DirectBaseline } from './direct.js';
+import { resolveEndpoint, streamCompletion, type Endpoint } from './http-client.js';
+import { chartSvg, markdown, scrapeSummary, type BenchReport, type LevelReport } from './report.js';
+import { Scraper } from './scrape.js';
+import { summarize, type RequestSample } from './stats.js';
+import { runClients, type Workload } from './workload.js';
+
+const int = (what: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${what} must be a positive integer`);
+  return n;
+};
+const list = (v: string) => {
+  const levels = v.split(',').map(Number);
+  if (levels.some((n) => !Number.isInteger(n) || n < 1))
+    throw new InvalidArgumentError('must be a comma-separated list of positive integers');
+  return levels;
+};
+
+const program = new Command('bench')
+  .description('Benchmark OpenAI-compatible endpoints side by side over a concurrency sweep')
+  .option('--url <url>', 'qwen-serve base URL', 'http://127.0.0.1:8080')
+  .option('--name <name>', 'label of --url in the report', 'qwen-serve')
+  .option('--compare <url>', 'a second OpenAI-compatible endpoint (llama-server, vLLM, …) run alternately with --url')
+  .option('--compare-name <name>', 'label of --compare', 'compare')
+  .option('--baseline <kind>', '"direct": the same workload through node-llama-cpp in this process (needs --model)')
+  .option('--model <path>', 'GGUF file for --baseline direct (the one the server runs)')
+  .option('--threads <n>', 'threads for --baseline direct (match the server)', int('--threads'), 2)
+  .option('--sequences <n>', 'sequences for --baseline direct (match the server)', int('--sequences'), 4)
+  .option('--context-size <n>', 'context per sequence for --baseline direct', int('--context-size'), 2048)
+  .option('--batch-size <n>', 'batch size for --baseline direct', int('--batch-size'), 512)
+  .option('--concurrency <list>', 'concurrency levels', list, [1, 2, 4, 8, 16, 32])
+  .option('--prompt-tokens <n>', 'prompt length (tokens, approximately)', int('--prompt-tokens'), 64)
+  .option('--gen-tokens <n>', 'generated tokens per request (ignore_eos)', int('--gen-tokens'), 128)
+  .option('--requests <n>', 'requests per level (default: 2 × concurrency, at least 4)', int('--requests'))
+  .option('--temperature <t>', 'sampling temperature', Number, 0)
+  .option('--metrics-scrape <seconds>', 'also run each level of --url while scraping /metrics on this interval', Number)
+  .option('--api-key <key>', 'bearer key for --url')
+  .option('--out <dir>', 'where bench.md, bench.json and bench.svg go', 'bench-results');
+
+interface Opts {
+  url: string;
+  name: string;
+  compare?: string;
+  compareName: string;
+  baseline?: string;
+  model?: string;
+  threads: number;
+  sequences: number;
+  contextSize: number;
+  batchSize: number;
+  concurrency: number[];
+  promptTokens: number;
+  genTokens: number;
+  requests?: number;
+  temperature: number;
+  metricsScrape?: number;
+  apiKey?: string;
+  out: string;
+}
+
+type Runner = { name: string; run: (w: Workload) => Promise<RequestSample> };
+
+function progress(text: string): void {
+  if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${text}`);
+  else process.stderr.write(`${text}\n`);
+}
+
+async function runLevel(runner: Runner, w: Workload, concurrency: number): Promise<RequestSample[]> {
+  const total = w.requests(concurrency);
+  return runClients(
+    concurrency,
+    total,
+    () => runner.run(w),
+    (n) => progress(`concurrency ${concurrency}: ${runner.name} ${n}/${total}`),
+  );
+}
+
+async function main(): Promise<void> {
+  const o = program.parse().opts<Opts>();
+  if (o.baseline !== undefined && o.baseline !== 'direct') throw new Error('--baseline takes "direct"');
+  if (o.baseline === 'direct' && !o.model) throw new Error('--baseline direct needs --model PATH');
+  const workload: Workload = {
+    promptTokens: o.promptTokens,
+    genTokens: o.genTokens,
+    temperature: o.temperature,
+    requests: (c) => o.requests ?? Math.max(4, 2 * c),
+  };
+  const http = (ep: Endpoint): Runner => ({ name: ep.name, run: (w) => streamCompletion(ep, w) });
+  const ours = await resolveEndpoint(o.name, o.url, o.apiKey);
+  const runners: Runner[] = [http(ours)];
+  if (o.compare) runners.push(http(await resolveEndpoint(o.compareName, o.compare)));
+  let direct: DirectBaseline | undefined;
+  if (o.baseline === 'direct') {
+    direct = await DirectBaseline.load({
+      modelPath: o.model!,
+      threads: o.threads,
+      sequences: o.sequences,
+      contextSize: o.contextSize,
+      batchSize: o.batchSize,
+      gpu: 'auto',
+    });
+    const d = direct;
+    runners.push({ name: 'direct', run: (w) => d.request(w) });
+  }
+
+  // Warm-up: one request each, so first-load effects (page cache, lazy allocations) stay out of level 1.
+  for (const r of runners) await r.run({ ...workload, genTokens: 8 });
+
+  const report: BenchReport = {
+    startedAt: new Date().toISOString(),
+    settings: { ...o, apiKey: o.apiKey ? '[set]' : undefined },
+    levels: [],
+  };
+  for (const concurrency of o.concurrency) {
+    const level: LevelReport = { concurrency, results: [] };
+    for (const r of runners) level.results.push(summarize(r.name, concurrency, await runLevel(r, workload, concurrency)));
+    if (o.metricsScrape) {
+      const scraper = new Scraper(o.url, o.metricsScrape, o.apiKey);
+      scraper.start();
+      const samples = await runLevel(http(ours), workload, concurrency);
+      scraper.stop();
+      level.scraped = {
+        result: summarize(`${ours.name} + scraping`, concurrency, samples),
+        scrapeMs: scrapeSummary(scraper.timesMs),
+        scrapes: scraper.timesMs.length,
+        scrapeErrors: scraper.errors,
+      };
+    }
+    report.levels.push(level);
+    progress(`concurrency ${concurrency}: ${level.results.map((r) => `${r.endpoint} ${r.tokensPerSecond.toFixed(1)} tok/s`).join(', ')}`);
+  }
+  if (process.stderr.isTTY) process.stderr.write('\n');
+  await direct?.dispose();
+
+  fs.mkdirSync(o.out, { recursive: true });
+  const md = markdown(report, ours.name);
+  fs.writeFileSync(path.join(o.out, 'bench.md'), md);
+  fs.writeFileSync(path.join(o.out, 'bench.json'), JSON.stringify(report, null, 2));
+  fs.writeFileSync(path.join(o.out, 'bench.svg'), await chartSvg(report));
+  console.log(md);
+  console.log(`wrote ${path.join(o.out, 'bench.md')}, bench.json and bench.svg`);
+  const errors = report.levels.flatMap((l) => l.results).reduce((s, r) => s + r.errors, 0);
+  if (errors > 0) console.log(`${errors} requests failed`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(`bench: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(2);
+  },
+);
