@@ -42,7 +42,7 @@ function jsonHandlers(res: Response, format: Format): JobHandlers {
   };
 }
 
-function streamHandlers(res: Response, opts: RespondOptions): JobHandlers {
+export function streamHandlers(res: Response, opts: RespondOptions): JobHandlers {
   const { format } = opts;
   const write = (data: object | string) => {
     if (!res.destroyed) res.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
@@ -50,6 +50,14 @@ function streamHandlers(res: Response, opts: RespondOptions): JobHandlers {
   const end = () => {
     write('[DONE]');
     if (!res.destroyed) res.end();
+  };
+  let held: string | undefined;
+  const flushHeld = () => {
+    if (held === undefined) return;
+    const text = held;
+    held = undefined;
+    res.off('drain', flushHeld);
+    write(format.chunk(text));
   };
   return {
     onStarted: () => {
@@ -62,13 +70,28 @@ function streamHandlers(res: Response, opts: RespondOptions): JobHandlers {
       });
       for (const chunk of format.opening()) write(chunk);
     },
-    onText: (t) => write(format.chunk(t)),
+    onText: (t) => {
+      // A client that reads slower than tokens arrive gets them coalesced: while the socket's buffer
+      // is full, text accumulates and goes out as one chunk on 'drain' (fewer, larger writes).
+      if (held !== undefined) {
+        held += t;
+        return;
+      }
+      if (!res.writableNeedDrain) {
+        write(format.chunk(t));
+        return;
+      }
+      held = t;
+      res.once('drain', flushHeld);
+    },
     onDone: (reason, usage) => {
+      flushHeld();
       write(format.closing(reason));
       if (opts.includeUsage) write(format.usageChunk(usage));
       end();
     },
     onError: (err, _usage, started) => {
+      flushHeld();
       if (!started) {
         if (!res.destroyed) sendError(res, err);
         return;

@@ -1,0 +1,72 @@
+/** The SSE writer coalesces text for a client that reads slower than tokens arrive, and loses nothing. */
+import { EventEmitter } from 'node:events';
+import type { Response } from 'express';
+import { expect, it } from 'vitest';
+import { completionFormat } from '../src/http/openai-format.js';
+import { streamHandlers } from '../src/http/respond.js';
+
+class FakeResponse extends EventEmitter {
+  writes: string[] = [];
+  writableNeedDrain = false;
+  destroyed = false;
+  ended = false;
+  writeHead() {
+    return this;
+  }
+  write(s: string) {
+    this.writes.push(s);
+    return !this.writableNeedDrain;
+  }
+  end() {
+    this.ended = true;
+  }
+}
+
+it('holds text while the socket needs draining and sends it as one chunk on drain', () => {
+  const res = new FakeResponse();
+  const h = streamHandlers(res as unknown as Response, {
+    task: { requestId: 'r', input: { kind: 'text', prompt: '' }, sampling: {} as never },
+    format: completionFormat('m', false),
+    stream: true,
+    includeUsage: false,
+  });
+  h.onStarted(1);
+  h.onText('a');
+  res.writableNeedDrain = true;
+  h.onText('b');
+  h.onText('c');
+  h.onText('d');
+  const before = res.writes.length;
+  res.writableNeedDrain = false;
+  res.emit('drain');
+  h.onText('e');
+  h.onDone('length', { promptTokens: 1, completionTokens: 5 });
+  const texts = res.writes
+    .filter((w) => w !== 'data: [DONE]\n\n')
+    .map((w) => JSON.parse(w.slice(6)) as { choices: { text: string }[] })
+    .map((c) => c.choices[0]!.text);
+  // 'b', 'c' and 'd' arrived while the socket was full: they waited for drain and went out as one chunk.
+  expect(texts.join('')).toBe('abcde');
+  expect(texts).toEqual(['a', 'bcd', 'e', '']);
+  expect(before).toBe(1);
+  expect(res.ended).toBe(true);
+});
+
+it('flushes held text before the final chunk even without a drain', () => {
+  const res = new FakeResponse();
+  const h = streamHandlers(res as unknown as Response, {
+    task: { requestId: 'r', input: { kind: 'text', prompt: '' }, sampling: {} as never },
+    format: completionFormat('m', false),
+    stream: true,
+    includeUsage: false,
+  });
+  h.onStarted(1);
+  res.writableNeedDrain = true;
+  h.onText('x');
+  h.onText('y');
+  h.onDone('stop', { promptTokens: 1, completionTokens: 2 });
+  const last = res.writes
+    .filter((w) => w.includes('"text"'))
+    .map((w) => (JSON.parse(w.slice(6)) as { choices: { text: string }[] }).choices[0]!.text);
+  expect(last).toEqual(['xy', '']);
+});
