@@ -72,6 +72,7 @@ export class MainMetrics {
     }
     for (const reason of FINISH_REASONS) this.finishedTotal.inc({ ...model, finish_reason: reason }, 0);
     for (const reason of REJECT_REASONS) this.rejectedTotal.inc({ ...model, reason }, 0);
+    this.queueTime.zero(model);
     this.restarts.inc(0);
     this.collectTimeouts.inc(0);
     this.active.set(0);

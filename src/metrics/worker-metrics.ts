@@ -49,9 +49,10 @@ export class WorkerMetrics {
     gauge(WORKER.kvUsage, r, function () {
       this.set(labels, opts.kvUsage());
     });
-    // Series exist from the start, so rate() sees the first increase.
+    // Series exist from the start, so rate() and histogram_quantile() see the first requests.
     this.promptTokens.inc(labels, 0);
     this.generationTokens.inc(labels, 0);
+    for (const h of [this.ttft, this.itl, this.promptPerRequest, this.generationPerRequest]) h.zero(labels);
   }
 
   setLoadSeconds(seconds: number): void {

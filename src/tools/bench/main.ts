@@ -13,7 +13,7 @@ import { DirectBaseline } from './direct.js';
 import { resolveEndpoint, streamCompletion, type Endpoint } from './http-client.js';
 import { chartSvg, markdown, scrapeSummary, type BenchReport, type LevelReport } from './report.js';
 import { Scraper } from './scrape.js';
-import { summarize, type RequestSample } from './stats.js';
+import { percentile, summarize, type LevelResult, type RequestSample } from './stats.js';
 import { runClients, type Workload } from './workload.js';
 
 const int = (what: string) => (v: string) => {
@@ -45,6 +45,7 @@ const program = new Command('bench')
   .option('--gen-tokens <n>', 'generated tokens per request (ignore_eos)', int('--gen-tokens'), 128)
   .option('--requests <n>', 'requests per level (default: 2 × concurrency, at least 4)', int('--requests'))
   .option('--temperature <t>', 'sampling temperature', Number, 0)
+  .option('--rounds <n>', 'repeat each level this many times, rotating the endpoint order; tokens/s is the median', int('--rounds'), 1)
   .option('--metrics-scrape <seconds>', 'also run each level of --url while scraping /metrics on this interval', Number)
   .option('--api-key <key>', 'bearer key for --url')
   .option('--out <dir>', 'where bench.md, bench.json and bench.svg go', 'bench-results');
@@ -65,6 +66,7 @@ interface Opts {
   genTokens: number;
   requests?: number;
   temperature: number;
+  rounds: number;
   metricsScrape?: number;
   apiKey?: string;
   out: string;
@@ -85,6 +87,34 @@ async function runLevel(runner: Runner, w: Workload, concurrency: number): Promi
     () => runner.run(w),
     (n) => progress(`concurrency ${concurrency}: ${runner.name} ${n}/${total}`),
   );
+}
+
+/**
+ * One endpoint's result at one level over all rounds: latency percentiles over every request, and the
+ * median of the rounds' tokens/s (one slow round on a noisy machine does not decide the ratio).
+ */
+function combineRounds(
+  name: string,
+  concurrency: number,
+  all: RequestSample[],
+  rates: number[],
+): LevelResult & { roundTokensPerSecond: number[] } {
+  // Rounds ran one after another: the pooled wall time would include the other endpoints' turns.
+  const pooled = summarize(name, concurrency, all);
+  const median = percentile(rates, 50);
+  const tokens = sumTokens(all);
+  const ok = pooled.requests - pooled.errors;
+  return {
+    ...pooled,
+    seconds: tokens / median,
+    tokensPerSecond: median,
+    requestsPerSecond: (median * ok) / Math.max(1, tokens),
+    roundTokensPerSecond: rates,
+  };
+}
+
+function sumTokens(samples: RequestSample[]): number {
+  return samples.filter((s) => !s.error).reduce((n, s) => n + s.tokens, 0);
 }
 
 async function main(): Promise<void> {
@@ -125,14 +155,25 @@ async function main(): Promise<void> {
   };
   for (const concurrency of o.concurrency) {
     const level: LevelReport = { concurrency, results: [] };
-    for (const r of runners) level.results.push(summarize(r.name, concurrency, await runLevel(r, workload, concurrency)));
+    // Rounds rotate the order of the endpoints, so neither always runs first (or right after a warm-up).
+    const samples = new Map<string, RequestSample[]>(runners.map((r) => [r.name, []]));
+    const roundRates = new Map<string, number[]>(runners.map((r) => [r.name, []]));
+    for (let round = 0; round < o.rounds; round++) {
+      for (let i = 0; i < runners.length; i++) {
+        const r = runners[(i + round) % runners.length]!;
+        const got = await runLevel(r, workload, concurrency);
+        samples.get(r.name)!.push(...got);
+        roundRates.get(r.name)!.push(summarize(r.name, concurrency, got).tokensPerSecond);
+      }
+    }
+    for (const r of runners) level.results.push(combineRounds(r.name, concurrency, samples.get(r.name)!, roundRates.get(r.name)!));
     if (o.metricsScrape) {
       const scraper = new Scraper(o.url, o.metricsScrape, o.apiKey);
       scraper.start();
-      const samples = await runLevel(http(ours), workload, concurrency);
+      const got = await runLevel(http(ours), workload, concurrency);
       scraper.stop();
       level.scraped = {
-        result: summarize(`${ours.name} + scraping`, concurrency, samples),
+        result: summarize(`${ours.name} + scraping`, concurrency, got),
         scrapeMs: scrapeSummary(scraper.timesMs),
         scrapes: scraper.timesMs.length,
         scrapeErrors: scraper.errors,

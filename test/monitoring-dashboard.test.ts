@@ -1,0 +1,188 @@
+/**
+ * The Grafana dashboard and its provisioning files, validated without Grafana: structure, variables,
+ * every panel with PromQL targets filtered by the variables, only metrics that qwen-serve exposes, every
+ * query parsed by Prometheus's own parser (promtool), and the provisioning wired to the compose services.
+ * test/monitoring-e2e.test.ts runs the same queries against a real Prometheus with data.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  checkPromqlParses,
+  dashboardQueries,
+  dataPanels,
+  DOC,
+  hasTool,
+  metricDefinition,
+  qwenMetricsIn,
+  readDashboard,
+  readYaml,
+  substitute,
+  tempDir,
+  unknownMetrics,
+  warnMissing,
+} from './helpers/monitoring.js';
+
+const hasPromtool = hasTool('promtool');
+if (!hasPromtool) warnMissing('promtool', 'prometheus', 'parsing every dashboard query');
+
+const dashboard = readDashboard();
+const panels = dataPanels(dashboard);
+
+describe('the dashboard', () => {
+  it('is a Grafana dashboard with a stable uid', () => {
+    expect(dashboard.uid).toBe('qwen-serve');
+    expect(dashboard.title).toBe('qwen-serve');
+    expect(dashboard.schemaVersion).toBeGreaterThanOrEqual(36);
+    expect(panels.length).toBeGreaterThanOrEqual(15);
+  });
+
+  it('is templated by data source, model and instance (instance chained to model)', () => {
+    const vars = new Map(dashboard.templating.list.map((v) => [v.name, v]));
+    expect(vars.get('datasource')).toMatchObject({ type: 'datasource', query: 'prometheus' });
+    for (const name of ['model', 'instance']) {
+      const v = vars.get(name)!;
+      expect(v, name).toMatchObject({ type: 'query', includeAll: true, multi: true });
+      const query = (v.query as { query: string }).query;
+      expect(query).toBe(v.definition);
+      expect(query).toMatch(new RegExp(`^label_values\\(qwen_[a-z_]+(\\{[^}]*\\})?, ${name}\\)$`));
+      expect(unknownMetrics(query)).toEqual([]);
+    }
+    expect((vars.get('instance')!.query as { query: string }).query).toContain('model=~"$model"');
+  });
+
+  it('has the panels the issue asks for', () => {
+    const titles = panels.map((p) => p.title);
+    for (const wanted of [
+      'Request rate',
+      'Request latency (p50, p95, p99)',
+      'Time to first token (p50, p95, p99)',
+      'Inter-token latency (p50, p95, p99)',
+      'Tokens per second',
+      'Queue and running',
+      'Finish reasons',
+      'Errors and rejections',
+      'Workers',
+      'KV cache use',
+      'GPU memory per device',
+      'GPU utilisation per device',
+    ]) {
+      expect(titles).toContain(wanted);
+    }
+    expect(new Set(titles).size).toBe(titles.length);
+    const ids = dashboard.panels.flatMap((p) => [p.id, ...(p.panels ?? []).map((c) => c.id)]);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('gives every panel a description, the templated data source and at least one PromQL target', () => {
+    for (const p of panels) {
+      expect(p.description, p.title).toBeTruthy();
+      expect(p.datasource, p.title).toEqual({ type: 'prometheus', uid: '${datasource}' });
+      expect(p.targets?.length, p.title).toBeGreaterThan(0);
+      const refIds = p.targets!.map((t) => t.refId);
+      expect(new Set(refIds).size, p.title).toBe(refIds.length);
+      for (const t of p.targets!) {
+        expect(t.expr.trim(), `${p.title} ${t.refId}`).not.toBe('');
+        expect(t.datasource, `${p.title} ${t.refId}`).toEqual(p.datasource);
+      }
+    }
+  });
+
+  it('filters every selector by $instance, and by $model where the metric has a model label', () => {
+    for (const { where, expr } of dashboardQueries(dashboard)) {
+      expect(unknownMetrics(expr), where).toEqual([]);
+      const selectors = [...expr.matchAll(/(?<![\w:])((?:qwen_[a-z0-9_]+)|up|ALERTS)(\{[^}]*\})?/g)];
+      expect(selectors.length, where).toBeGreaterThan(0);
+      for (const [, name, labels = ''] of selectors) {
+        expect(labels, `${where}: ${name}`).toContain('instance=~"$instance"');
+        const def = name!.startsWith('qwen_') ? metricDefinition(name!) : undefined;
+        if (def?.labelNames.includes('model')) expect(labels, `${where}: ${name}`).toContain('model=~"$model"');
+      }
+      // Rates span Grafana's $__rate_interval, so they stay right whatever the scrape interval.
+      for (const m of expr.matchAll(/\b(rate|increase)\([^[]+\[([^\]]+)\]/g)) expect(m[2], where).toBe('$__rate_interval');
+    }
+    expect(panels.flatMap((p) => p.targets!.flatMap((t) => qwenMetricsIn(t.expr))).length).toBeGreaterThan(20);
+  });
+
+  it('lays panels on the 24-column grid without overlaps', () => {
+    const cells = new Set<string>();
+    for (const p of dashboard.panels) {
+      const { x, y, w, h } = p.gridPos;
+      expect(x >= 0 && w > 0 && x + w <= 24 && h > 0 && y >= 0, p.title).toBe(true);
+      for (let i = x; i < x + w; i++) {
+        for (let j = y; j < y + h; j++) {
+          expect(cells.has(`${i},${j}`), `${p.title} overlaps at ${i},${j}`).toBe(false);
+          cells.add(`${i},${j}`);
+        }
+      }
+    }
+  });
+
+  describe.skipIf(!hasPromtool)('with promtool', () => {
+    let dir: string;
+    beforeAll(() => {
+      dir = tempDir('qwen-serve-dash-');
+    });
+    afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    it("parses every query with Prometheus's parser once Grafana's variables are substituted", () => {
+      const queries = dashboardQueries(dashboard).map((q) => ({ ...q, expr: substitute(q.expr, { instance: '.*', model: '.*' }) }));
+      expect(queries.length).toBeGreaterThan(25);
+      const r = checkPromqlParses(queries, dir);
+      expect(r.code, r.output).toBe(0);
+      expect(r.output).toContain(`SUCCESS: ${queries.length} rules found`);
+    });
+
+    it('would catch a query that does not parse', () => {
+      const r = checkPromqlParses([{ where: 'broken', expr: 'sum(rate(qwen_inference_request_total[5m])' }], dir);
+      expect(r.code).not.toBe(0);
+    });
+  });
+});
+
+describe('the Grafana provisioning', () => {
+  const compose = readYaml<{ services: Record<string, { volumes?: string[]; ports?: string[] }> }>('docker-compose.yml');
+  const mounts = new Map(
+    (compose.services.grafana!.volumes ?? []).map((v) => {
+      const [from, to] = v.split(':');
+      return [to!, from!];
+    }),
+  );
+
+  it('provisions the compose Prometheus as the default data source', () => {
+    const files = fs.readdirSync('monitoring/grafana/provisioning/datasources');
+    expect(files).toEqual(['prometheus.yml']);
+    const ds = readYaml<{ apiVersion: number; datasources: Record<string, unknown>[] }>(
+      'monitoring/grafana/provisioning/datasources/prometheus.yml',
+    );
+    expect(ds.apiVersion).toBe(1);
+    expect(ds.datasources).toHaveLength(1);
+    expect(ds.datasources[0]).toMatchObject({ type: 'prometheus', access: 'proxy', url: 'http://prometheus:9090', isDefault: true });
+    expect(compose.services.prometheus!.ports!.some((p) => p.endsWith(':9090'))).toBe(true);
+    // The scrape interval of the compose Prometheus, for $__rate_interval.
+    const prom = readYaml<{ global: { scrape_interval: string } }>('monitoring/prometheus-compose.yml');
+    expect((ds.datasources[0]!.jsonData as { timeInterval: string }).timeInterval).toBe(prom.global.scrape_interval);
+  });
+
+  it('loads the dashboard from where docker-compose.yml mounts it', () => {
+    expect(mounts.get('/etc/grafana/provisioning')).toBe('./monitoring/grafana/provisioning');
+    const files = fs.readdirSync('monitoring/grafana/provisioning/dashboards');
+    expect(files).toEqual(['qwen-serve.yml']);
+    const prov = readYaml<{ apiVersion: number; providers: { type: string; options: { path: string } }[] }>(
+      'monitoring/grafana/provisioning/dashboards/qwen-serve.yml',
+    );
+    expect(prov.apiVersion).toBe(1);
+    expect(prov.providers).toHaveLength(1);
+    expect(prov.providers[0]!.type).toBe('file');
+    const source = mounts.get(prov.providers[0]!.options.path);
+    expect(source, 'the provider path is a mount of the dashboards folder').toBe('./monitoring/grafana/dashboards');
+    expect(fs.readdirSync(source!).filter((f) => f.endsWith('.json'))).toEqual([path.basename('qwen-serve.json')]);
+  });
+});
+
+describe('docs/monitoring.md', () => {
+  it('explains every panel', () => {
+    const doc = fs.readFileSync(DOC, 'utf8');
+    for (const p of panels) expect(doc, p.title).toContain(p.title);
+  });
+});
