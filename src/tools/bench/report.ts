@@ -42,13 +42,14 @@ export function markdown(report: BenchReport, ours: string): string {
   const others = [...new Set(report.levels.flatMap((l) => l.results.map((r) => r.endpoint)))].filter((e) => e !== ours);
   const scraping = report.levels.some((l) => l.scraped);
   if (others.length > 0 || scraping) {
-    lines.push(
-      '',
-      `| concurrency | ${others.map((o) => `${ours} ÷ ${o} tokens/s`).join(' | ')}${scraping ? ' | scraping on ÷ off tokens/s | ITL p50 off ÷ on | scrape ms p50 / p99' : ''} |`,
-    );
-    lines.push(`|---:|${others.map(() => '---:|').join('')}${scraping ? '---:|---:|---:|' : ''}`);
+    const headers = [
+      'concurrency',
+      ...others.map((o) => `${ours} ÷ ${o} tokens/s`),
+      ...(scraping ? ['scraping on ÷ off tokens/s', 'ITL p50 off ÷ on', 'scrape ms p50 / p99'] : []),
+    ];
+    lines.push('', `| ${headers.join(' | ')} |`, `|${headers.map(() => '---:|').join('')}`);
     for (const level of report.levels) {
-      const cells = others.map((o) => f(tokensRatio(level, ours, o), 3));
+      const cells = [String(level.concurrency), ...others.map((o) => f(tokensRatio(level, ours, o), 3))];
       if (scraping) {
         const base = level.results.find((r) => r.endpoint === ours);
         const s = level.scraped;
@@ -58,7 +59,7 @@ export function markdown(report: BenchReport, ours: string): string {
           s ? `${f(s.scrapeMs.p50)} / ${f(s.scrapeMs.p99)}` : '–',
         );
       }
-      lines.push(`| ${level.concurrency} | ${cells.join(' | ')} |`);
+      lines.push(`| ${cells.join(' | ')} |`);
     }
   }
   return lines.join('\n') + '\n';
