@@ -47,6 +47,8 @@ WORKDIR /app
 RUN mkdir -p /models && chown node:node /models
 COPY package.json ./
 COPY --from=build /app/dist ./dist
+# The dashboard's page, styles and scripts are served from the source tree (tsc compiles only .ts).
+COPY --from=build /app/src/dashboard/public ./src/dashboard/public
 VOLUME ["/models"]
 EXPOSE 8080 8000
 # The model loads (and an hf: model downloads) before /health answers: allow 10 minutes for that.

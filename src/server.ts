@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import express from 'express';
 import { VERSION, type Config } from './config/config.js';
+import { MetricsHistory } from './dashboard/history.js';
 import { Nvml } from './gpu/nvml.js';
 import { createApp } from './http/app.js';
 import { bearerAuth } from './http/auth.js';
@@ -85,6 +86,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     timeoutMs: config.metricsTimeoutSeconds * 1000,
     perWorker: config.metricsPerWorker,
   });
+  // The dashboard samples the same merged registry /metrics serves, every 2 s, into a short history.
+  const history = config.dashboard ? new MetricsHistory(collector, log) : undefined;
   const ctx: AppContext = {
     modelId: model.id,
     createdAt: Math.floor(Date.now() / 1000),
@@ -98,6 +101,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     log,
     metrics,
     collector,
+    history,
     draining: false,
   };
   const server = http.createServer(createApp(ctx));
@@ -124,6 +128,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     'listening',
   );
   if (metricsServer) log.info({ host: config.metricsHost, port: metricsServer.port }, 'metrics listening');
+  history?.start();
   const loadStarted = performance.now();
   void pool
     .whenReady()
@@ -134,6 +139,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     (stopping ??= (async () => {
       log.info({ reason, inFlight: dispatcher.activeCount }, 'shutting down: draining in-flight requests');
       ctx.draining = true;
+      history?.stop();
       dispatcher.close();
       server.close();
       server.closeIdleConnections();

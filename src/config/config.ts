@@ -42,6 +42,8 @@ export interface Config {
   metricsAuth: boolean;
   /** Allowed CORS origins ('*' for any); undefined = CORS off. */
   corsOrigins?: string[] | '*';
+  /** The /dashboard page and its history sampler (off with --no-dashboard). */
+  dashboard: boolean;
   /** QWEN_TEST_FAULTS=1 enables the test-only fault markers (workers/faults.ts); not a flag on purpose. */
   testFaults: boolean;
 }
@@ -131,6 +133,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   for (const f of FLAGS) {
     let given: unknown = raw[camel(f.name)];
     let fromEnv = cmd.getOptionValueSource(camel(f.name)) === 'env';
+    // Commander reads `--no-x` as option x (true by default, false when given); the table's switch is `no-x`.
+    if ('boolean' in f && f.name.startsWith('no-')) given = cmd.getOptionValueSource(camel(f.name.slice(3))) === 'cli' ? true : undefined;
     if ('boolean' in f && given === undefined) {
       given = env[envName(f.name)] ?? f.default;
       fromEnv = env[envName(f.name)] !== undefined;
@@ -176,6 +180,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     apiKeys: apiKeys(values['api-key'] as string | undefined, values['api-key-file'] as string | undefined),
     metricsAuth: values['metrics-auth'] as boolean,
     corsOrigins: corsOrigins(values['cors-origin'] as string | undefined),
+    dashboard: !(values['no-dashboard'] as boolean),
     testFaults: env.QWEN_TEST_FAULTS === '1',
   };
   if (config.metricsAuth && config.apiKeys.length === 0) throw new ConfigError('--metrics-auth needs --api-key or --api-key-file');

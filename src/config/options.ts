@@ -30,7 +30,10 @@ export interface FlagSpec {
   default?: string;
   defaultText?: string;
   schema: z.ZodType;
-  /** A switch without a value (`--flag`); its env var takes 1/true/yes or 0/false/no. */
+  /**
+   * A switch without a value (`--flag`); its env var takes 1/true/yes or 0/false/no. A switch named
+   * `no-x` turns something that is on by default off (`--no-x`, env QWEN_NO_X=1).
+   */
   boolean?: true;
   /** Never echoed in messages or logs. */
   secret?: true;
@@ -204,6 +207,14 @@ export const FLAGS = [
     description: 'upper bounds of the latency histograms (request, queue, first token, inter-token)',
     default: DEFAULT_TIME_BUCKETS.join(','),
     schema: bucketList,
+  },
+  {
+    name: 'no-dashboard',
+    arg: '',
+    description: 'turn off the live dashboard and playground (GET /dashboard and /dashboard/data) and its 2 s metrics sampling',
+    default: 'false',
+    schema: switchValue,
+    boolean: true,
   },
   {
     name: 'nvml-library',

@@ -4,6 +4,7 @@
  */
 import cors from 'cors';
 import express, { type Express } from 'express';
+import { DASHBOARD_OPEN_PATHS, dashboardRoutes } from '../dashboard/routes.js';
 import { NotFoundError, ShuttingDownError } from '../errors.js';
 import { metricsRouter } from '../metrics/exposition.js';
 import { bearerAuth } from './auth.js';
@@ -33,10 +34,18 @@ export function createApp(ctx: AppContext): Express {
   });
   // CORS before auth, so browsers' preflight requests (which carry no key) get their answer.
   if (ctx.corsOrigins) app.use(cors({ origin: ctx.corsOrigins === '*' ? '*' : ctx.corsOrigins, maxAge: 600 }));
-  app.use(bearerAuth({ keys: ctx.apiKeys, protectMetrics: ctx.metricsAuth, onRejected: () => ctx.metrics.rejected('unauthorized') }));
+  app.use(
+    bearerAuth({
+      keys: ctx.apiKeys,
+      protectMetrics: ctx.metricsAuth,
+      openPaths: ctx.history ? DASHBOARD_OPEN_PATHS : [],
+      onRejected: () => ctx.metrics.rejected('unauthorized'),
+    }),
+  );
   // Only bodies declared as JSON are parsed; any other body leaves req.body undefined (a 400 in the route).
   app.use(express.json({ limit: ctx.bodyLimitBytes, strict: false, type: ['application/json', 'application/*+json'] }));
   app.use(metricsRouter(ctx.collector));
+  if (ctx.history) app.use(dashboardRoutes(ctx, ctx.history));
   app.use(infoRoutes(ctx));
   app.use(generationRoutes(ctx));
   app.use((req) => {

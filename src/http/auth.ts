@@ -1,7 +1,8 @@
 /**
  * Bearer-key auth. Keys are compared as SHA-256 digests with timingSafeEqual, against every key without
  * an early exit, so neither the length nor the prefix of a guess changes the response time.
- * /health always stays open (probes carry no key); /metrics is open unless --metrics-auth.
+ * /health always stays open (probes carry no key); /metrics is open unless --metrics-auth; the dashboard's
+ * page and assets are open (its data, /dashboard/data, is not).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
@@ -12,13 +13,15 @@ const digest = (s: string) => createHash('sha256').update(s).digest();
 export interface AuthOptions {
   keys: string[];
   protectMetrics: boolean;
+  /** More paths that need no key (the dashboard page and its static assets, which hold no data). */
+  openPaths?: readonly string[];
   /** Called for every refused request (metrics). */
   onRejected: () => void;
 }
 
 export function bearerAuth(opts: AuthOptions): RequestHandler {
   const digests = opts.keys.map(digest);
-  const open = new Set(['/health', ...(opts.protectMetrics ? [] : ['/metrics'])]);
+  const open = new Set(['/health', ...(opts.protectMetrics ? [] : ['/metrics']), ...(opts.openPaths ?? [])]);
   return (req, _res, next) => {
     if (digests.length === 0 || open.has(req.path) || req.method === 'OPTIONS') return next();
     const header = req.get('authorization') ?? '';

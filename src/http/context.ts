@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { MetricsHistory } from '../dashboard/history.js';
 import type { MetricsCollector } from '../metrics/collector.js';
 import type { MainMetrics } from '../metrics/main-metrics.js';
 import type { InputLimits } from './schemas.js';
@@ -21,6 +22,8 @@ export interface AppContext {
   log: Logger;
   metrics: MainMetrics;
   collector: MetricsCollector;
+  /** The dashboard's sampled history; absent with --no-dashboard (and then /dashboard* are 404). */
+  history?: MetricsHistory;
   /** Set on SIGTERM/SIGINT: new requests get 503 with Connection: close. */
   draining: boolean;
 }

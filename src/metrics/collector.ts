@@ -5,13 +5,14 @@
  * AggregatorRegistry.aggregate().
  */
 import { AggregatorRegistry, Registry } from 'prom-client';
+import type { Logger } from 'pino';
 import type { ModelPool } from '../pool/model-pool.js';
 import type { MainMetrics } from './main-metrics.js';
 
-interface MetricJson {
+export interface MetricJson {
   name: string;
   type: string;
-  values: { labels: Record<string, string | number> }[];
+  values: { labels: Record<string, string | number>; value?: number; metricName?: string }[];
 }
 
 export interface CollectorOptions {
@@ -43,6 +44,7 @@ export class MetricsCollector {
     private readonly pool: ModelPool,
     private readonly main: MainMetrics,
     private readonly opts: CollectorOptions,
+    private readonly log?: Logger,
   ) {
     pool.on('metrics', (reply) => {
       const metrics = reply.metrics as MetricJson[];
@@ -78,8 +80,15 @@ export class MetricsCollector {
     });
   }
 
+  /** Each ready worker's latest snapshot (the one the last merge used, or newer), with its slot. */
+  workerSnapshots(): { slot: number; workerId: number; metrics: MetricJson[] }[] {
+    return this.pool.readyList().map((w) => ({ ...w, metrics: this.last.get(w.workerId) ?? [] }));
+  }
+
   async registry(contentType: ContentType): Promise<Registry> {
+    const started = performance.now();
     const fresh = await this.gatherWorkers();
+    const gathered = performance.now();
     const parts: MetricJson[][] = [];
     let late = false;
     for (const worker of this.pool.readyList()) {
@@ -93,6 +102,11 @@ export class MetricsCollector {
     // Counted before the main registry is read, so this scrape already shows it.
     if (late) this.main.collectTimedOut();
     parts.unshift((await this.main.registry.getMetricsAsJSON()) as unknown as MetricJson[]);
-    return (AggregatorRegistry.aggregate as (arr: object[], type: ContentType) => Registry)(parts, contentType);
+    const merged = (AggregatorRegistry.aggregate as (arr: object[], type: ContentType) => Registry)(parts, contentType);
+    this.log?.debug(
+      { gatherMs: +(gathered - started).toFixed(2), totalMs: +(performance.now() - started).toFixed(2), late },
+      'metrics collected',
+    );
+    return merged;
   }
 }

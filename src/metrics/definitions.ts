@@ -32,7 +32,7 @@ export const MAIN = {
     'qwen_inference_request_total',
     'counter',
     ['method', 'endpoint'],
-    'API requests (not /metrics or /health), counted when the response ends',
+    'API requests (not /metrics, /health or the dashboard), counted when the response ends',
   ),
   duration: def(
     'qwen_inference_duration_seconds',

@@ -30,8 +30,14 @@ const KNOWN_ROUTES = [
   { method: 'POST', endpoint: '/v1/chat/completions' },
   { method: 'GET', endpoint: '/v1/models' },
 ];
-/** Paths that are not API requests: scrapes and probes would drown the request rate. */
-const UNCOUNTED = new Set(['/metrics', '/health']);
+/**
+ * Paths that are not API requests: scrapes and probes would drown the request rate. So would the
+ * dashboard: every open tab polls /dashboard/data every 2 s, and counting that would show the
+ * dashboard's own polling as traffic in the very request rate it plots (and in the tutorial's
+ * rate(qwen_inference_request_total)). Its page and static assets are not API requests either.
+ */
+const UNCOUNTED = new Set(['/metrics', '/health', '/dashboard', '/dashboard/data']);
+const UNCOUNTED_PREFIX = '/dashboard/assets/';
 
 /** The route template of a path; anything else is "other" so random paths cannot add series. */
 export function endpointLabel(path: string): string {
@@ -122,7 +128,7 @@ export class MainMetrics {
 
   /** Call when an API request starts; the returned function when its response has ended. */
   httpRequest(method: string, path: string): (() => void) | undefined {
-    if (UNCOUNTED.has(path)) return undefined;
+    if (UNCOUNTED.has(path) || path.startsWith(UNCOUNTED_PREFIX)) return undefined;
     const labels = { method: METHODS.has(method) ? method : 'other', endpoint: endpointLabel(path) };
     this.active.inc();
     const end = this.duration.startTimer(labels);

@@ -1,0 +1,158 @@
+/**
+ * The dashboard's short memory. Every 2 s it takes the same merged registry a /metrics scrape gets
+ * (MetricsCollector.registry()), reads it (read.ts) and keeps derived points for the last 15 minutes:
+ * rates from counter deltas between consecutive samples, percentiles from histogram bucket deltas over
+ * the last 30 s. /metrics stays the one source of truth; this only remembers what it said.
+ */
+import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
+import type { MetricsCollector } from '../metrics/collector.js';
+import { FINISH_REASONS, REJECT_REASONS, type FinishOutcome, type RejectReason } from '../metrics/definitions.js';
+import { bucketDelta, quantile, readRegistry, type Buckets, type Reading } from './read.js';
+
+export const INTERVAL_SECONDS = 2;
+export const HISTORY_SECONDS = 900;
+export const WINDOW_SECONDS = 30;
+const POINTS = HISTORY_SECONDS / INTERVAL_SECONDS;
+
+/** One sample of the history; rates are per second over the interval since the previous point (null for the first). */
+export interface Point {
+  t: number;
+  requestsPerSecond: number | null;
+  promptTokensPerSecond: number | null;
+  generationTokensPerSecond: number | null;
+  errorsPerSecond: number | null;
+  latencyP50: number | null;
+  latencyP95: number | null;
+  latencyP99: number | null;
+  ttftP50: number | null;
+  ttftP95: number | null;
+  ttftP99: number | null;
+  itlP50: number | null;
+  itlP95: number | null;
+  running: number;
+  waiting: number;
+  capacity: number;
+  activeRequests: number;
+  workersReady: number;
+  kvCacheUsage: number | null;
+  gpus: { device: string; memoryUsedBytes: number | null; memoryTotalBytes: number | null; utilizationRatio: number | null }[];
+}
+
+export interface Sample {
+  reading: Reading;
+  point: Point;
+}
+
+/** Failed requests: generations that ended in error plus every refusal. */
+const errors = (r: Reading) => r.finished.error + REJECT_REASONS.reduce((s, k) => s + r.rejected[k], 0);
+
+export function derive(reading: Reading, previous: Reading | undefined, windowStart: Reading | undefined): Point {
+  const seconds = previous ? (reading.t - previous.t) / 1000 : 0;
+  const rate = (f: (r: Reading) => number) => (previous && seconds > 0 ? Math.max(0, f(reading) - f(previous)) / seconds : null);
+  const recent = (f: (r: Reading) => Buckets) => (windowStart ? bucketDelta(f(reading), f(windowStart)) : undefined);
+  const latency = recent((r) => r.latency);
+  const ttft = recent((r) => r.ttft);
+  const itl = recent((r) => r.itl);
+  return {
+    t: reading.t,
+    requestsPerSecond: rate((r) => r.requests),
+    promptTokensPerSecond: rate((r) => r.promptTokens),
+    generationTokensPerSecond: rate((r) => r.generationTokens),
+    errorsPerSecond: rate(errors),
+    latencyP50: quantile(0.5, latency),
+    latencyP95: quantile(0.95, latency),
+    latencyP99: quantile(0.99, latency),
+    ttftP50: quantile(0.5, ttft),
+    ttftP95: quantile(0.95, ttft),
+    ttftP99: quantile(0.99, ttft),
+    itlP50: quantile(0.5, itl),
+    itlP95: quantile(0.95, itl),
+    running: reading.running,
+    waiting: reading.waiting,
+    capacity: reading.capacity,
+    activeRequests: reading.active,
+    workersReady: reading.workersReady,
+    kvCacheUsage: reading.kvCacheUsage,
+    gpus: reading.gpus.map(({ name: _name, ...g }) => g),
+  };
+}
+
+export class MetricsHistory {
+  private readonly samples: Sample[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private busy = false;
+
+  constructor(
+    private readonly collector: MetricsCollector,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    void this.sample();
+    this.timer = setInterval(() => void this.sample(), INTERVAL_SECONDS * 1000);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Takes one sample now (skipped while the previous one is still collecting). */
+  async sample(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      const registry = await this.collector.registry(Registry.PROMETHEUS_CONTENT_TYPE);
+      const metrics = (await registry.getMetricsAsJSON()) as never;
+      const reading = readRegistry(Date.now(), metrics, this.collector.workerSnapshots());
+      const previous = this.samples.at(-1)?.reading;
+      const point = derive(reading, previous, this.windowStart(reading.t));
+      this.samples.push({ reading, point });
+      if (this.samples.length > POINTS) this.samples.shift();
+    } catch (err) {
+      this.log.warn({ err }, 'dashboard sample failed');
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** The newest sample at least WINDOW_SECONDS older than t, else the oldest one kept. */
+  private windowStart(t: number): Reading | undefined {
+    let start = this.samples[0]?.reading;
+    for (const s of this.samples) if (s.reading.t <= t - WINDOW_SECONDS * 1000) start = s.reading;
+    return start;
+  }
+
+  latest(): Sample | undefined {
+    return this.samples.at(-1);
+  }
+
+  /** Points newer than `since` (epoch ms). */
+  points(since = 0): Point[] {
+    return this.samples.filter((s) => s.reading.t > since).map((s) => s.point);
+  }
+
+  /** Finish reasons and refusals counted over the last WINDOW_SECONDS. */
+  recent(): { finished: Record<FinishOutcome, number>; rejected: Record<RejectReason, number> } | undefined {
+    const last = this.samples.at(-1)?.reading;
+    const start = last && this.windowStart(last.t);
+    if (!last || !start) return undefined;
+    const diff = <K extends string>(keys: readonly K[], a: Record<K, number>, b: Record<K, number>) =>
+      Object.fromEntries(keys.map((k) => [k, Math.max(0, a[k] - b[k])])) as Record<K, number>;
+    return { finished: diff(FINISH_REASONS, last.finished, start.finished), rejected: diff(REJECT_REASONS, last.rejected, start.rejected) };
+  }
+
+  /** Per-worker tokens/s over the last interval, by worker id. */
+  workerRates(): Map<number, number> {
+    const [prev, last] = this.samples.slice(-2).map((s) => s.reading);
+    const out = new Map<number, number>();
+    if (!prev || !last || last.t <= prev.t) return out;
+    for (const w of last.workers) {
+      const before = prev.workers.find((p) => p.workerId === w.workerId);
+      if (before) out.set(w.workerId, Math.max(0, w.generationTokens - before.generationTokens) / ((last.t - prev.t) / 1000));
+    }
+    return out;
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * The playground: a chat that streams from /v1/chat/completions (fetch + ReadableStream, SSE parsed by
+ * hand) and shows, for each reply, the time to first token and the generation speed.
+ */
+import { authHeaders, unauthorized } from './auth.js';
+import { integer, rate, seconds } from './format.js';
+
+const $ = (id) => document.getElementById(id);
+
+/** Splits an SSE byte stream into its `data:` payloads. */
+async function* events(body) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += value.replace(/\r\n?/g, '\n');
+    let end;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const data = block
+        .split('\n')
+        .filter((l) => l.startsWith('data:'))
+        .map((l) => l.slice(5).replace(/^ /, ''))
+        .join('\n');
+      if (data) yield data;
+    }
+  }
+}
+
+function message(role, text) {
+  const li = document.createElement('li');
+  li.className = `msg ${role}`;
+  const who = document.createElement('p');
+  who.className = 'who';
+  who.textContent = role === 'user' ? 'You' : 'Assistant';
+  const body = document.createElement('p');
+  body.className = 'text';
+  body.textContent = text;
+  li.append(who, body);
+  if (role === 'assistant') {
+    const stats = document.createElement('p');
+    stats.className = 'stats';
+    li.append(stats);
+  }
+  $('chat-log').append(li);
+  return li;
+}
+
+export function setupPlayground() {
+  const form = $('chat-form');
+  const input = $('chat-input');
+  const log = $('chat-log');
+  /** The conversation sent with each request (failed turns are left out). */
+  let history = [];
+  let controller;
+
+  input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  $('chat-stop').addEventListener('click', () => controller?.abort());
+  $('chat-clear').addEventListener('click', () => {
+    controller?.abort();
+    history = [];
+    log.replaceChildren();
+    input.focus();
+  });
+
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const text = input.value.trim();
+    if (!text || controller) return;
+    input.value = '';
+    message('user', text);
+    const turn = [...history, { role: 'user', content: text }];
+    const li = message('assistant', '');
+    const out = li.querySelector('.text');
+    const stats = li.querySelector('.stats');
+    li.dataset.state = 'streaming';
+    li.setAttribute('aria-busy', 'true');
+    controller = new AbortController();
+    $('chat-send').disabled = true;
+    $('chat-stop').disabled = false;
+
+    const started = performance.now();
+    let first;
+    let last;
+    let usage;
+    let reply = '';
+    try {
+      const res = await fetch('/v1/chat/completions', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...authHeaders() },
+        body: JSON.stringify({
+          messages: turn,
+          stream: true,
+          stream_options: { include_usage: true },
+          max_tokens: Number($('chat-max-tokens').value) || 256,
+          temperature: Number($('chat-temperature').value) || 0,
+        }),
+        signal: controller.signal,
+      });
+      if (!res.ok) {
+        const body = await res.json().catch(() => ({}));
+        if (res.status === 401) unauthorized(body.error?.message);
+        throw new Error(body.error?.message ?? `HTTP ${res.status}`);
+      }
+      for await (const data of events(res.body)) {
+        if (data === '[DONE]') break;
+        const chunk = JSON.parse(data);
+        if (chunk.error) throw new Error(chunk.error.message);
+        if (chunk.usage) usage = chunk.usage;
+        const delta = chunk.choices?.[0]?.delta?.content;
+        if (delta) {
+          last = performance.now();
+          first ??= last;
+          reply += delta;
+          out.textContent = reply;
+          log.scrollTop = log.scrollHeight;
+        }
+      }
+      history = [...turn, { role: 'assistant', content: reply }];
+      li.dataset.state = 'done';
+    } catch (err) {
+      const stopped = err.name === 'AbortError';
+      li.dataset.state = stopped ? 'stopped' : 'error';
+      if (stopped) history = [...turn, { role: 'assistant', content: reply }];
+      out.textContent = stopped ? `${reply} [stopped]` : `${reply}${reply ? '\n' : ''}Error: ${err.message}`;
+    } finally {
+      const tokens = usage?.completion_tokens;
+      const ttft = first === undefined ? undefined : (first - started) / 1000;
+      // Decode speed: the tokens after the first over the time after the first (or, when the whole reply
+      // arrived in one read, every token over the whole request).
+      const tps =
+        tokens > 1 && last > first
+          ? (tokens - 1) / ((last - first) / 1000)
+          : tokens > 0 && last > started
+            ? tokens / ((last - started) / 1000)
+            : undefined;
+      stats.dataset.ttftMs = ttft === undefined ? '' : String(ttft * 1000);
+      stats.dataset.tokensPerSecond = tps === undefined ? '' : String(tps);
+      stats.textContent = `first token ${seconds(ttft)} · ${integer(tokens)} tokens · ${rate(tps)} tokens/s`;
+      li.removeAttribute('aria-busy');
+      controller = undefined;
+      $('chat-send').disabled = false;
+      $('chat-stop').disabled = true;
+      input.focus();
+    }
+  });
+}

@@ -1,0 +1,170 @@
+/**
+ * Turns one merged registry (the very one /metrics serves, as getMetricsAsJSON) into a Reading: the
+ * cumulative counters and histogram buckets and the current gauges the dashboard needs. Rates and
+ * percentiles come later, from the difference of two readings (history.ts).
+ */
+import type { MetricJson } from '../metrics/collector.js';
+import { FINISH_REASONS, MAIN, REJECT_REASONS, WORKER, type FinishOutcome, type RejectReason } from '../metrics/definitions.js';
+
+type Labels = Record<string, string | number>;
+type Match = (labels: Labels) => boolean;
+
+/** A histogram's cumulative bucket counts, `le` ascending and ending with Infinity. */
+export interface Buckets {
+  le: number[];
+  counts: number[];
+}
+
+export interface GpuReading {
+  device: string;
+  name: string | null;
+  memoryUsedBytes: number | null;
+  memoryTotalBytes: number | null;
+  utilizationRatio: number | null;
+}
+
+export interface WorkerReading {
+  slot: number;
+  workerId: number;
+  kvCacheUsage: number | null;
+  generationTokens: number;
+}
+
+export interface Reading {
+  /** Epoch milliseconds. */
+  t: number;
+  requests: number;
+  promptTokens: number;
+  generationTokens: number;
+  finished: Record<FinishOutcome, number>;
+  rejected: Record<RejectReason, number>;
+  workerRestarts: number;
+  collectTimeouts: number;
+  /** Request duration of the two generation endpoints (POST /v1/completions and /v1/chat/completions). */
+  latency: Buckets;
+  ttft: Buckets;
+  itl: Buckets;
+  running: number;
+  waiting: number;
+  capacity: number;
+  active: number;
+  workersReady: number;
+  kvCacheUsage: number | null;
+  gpus: GpuReading[];
+  workers: WorkerReading[];
+}
+
+const GENERATION = new Set(['/v1/completions', '/v1/chat/completions']);
+const any: Match = () => true;
+
+function samples(metrics: MetricJson[], name: string, sample = name, match: Match = any): { labels: Labels; value: number }[] {
+  const m = metrics.find((x) => x.name === name);
+  if (!m) return [];
+  return m.values
+    .filter((v) => (v.metricName ?? name) === sample && match(v.labels))
+    .map((v) => ({ labels: v.labels, value: Number(v.value ?? 0) }));
+}
+
+/** Sum over every series of `name` (e.g. across models, endpoints or per-worker labels) that matches. */
+export function total(metrics: MetricJson[], name: string, match: Match = any): number {
+  return samples(metrics, name, name, match).reduce((s, v) => s + v.value, 0);
+}
+
+function mean(metrics: MetricJson[], name: string): number | null {
+  const v = samples(metrics, name);
+  return v.length === 0 ? null : v.reduce((s, x) => s + x.value, 0) / v.length;
+}
+
+/** The buckets of histogram `name`, summed over the series that match. */
+export function buckets(metrics: MetricJson[], name: string, match: Match = any): Buckets {
+  const byLe = new Map<number, number>();
+  for (const { labels, value } of samples(metrics, name, `${name}_bucket`, match)) {
+    const le = labels.le === '+Inf' ? Infinity : Number(labels.le);
+    byLe.set(le, (byLe.get(le) ?? 0) + value);
+  }
+  const le = [...byLe.keys()].sort((a, b) => a - b);
+  return { le, counts: le.map((b) => byLe.get(b)!) };
+}
+
+function gpus(metrics: MetricJson[]): GpuReading[] {
+  const one = (name: string, device: string) => {
+    const v = samples(metrics, name, name, (l) => l.device === device);
+    return v.length === 0 ? null : v[0]!.value;
+  };
+  const devices = new Set(
+    [MAIN.gpuInfo, MAIN.gpuMemoryUsed, MAIN.gpuMemoryTotal, MAIN.gpuUtilization].flatMap((d) =>
+      samples(metrics, d.name).map((s) => String(s.labels.device)),
+    ),
+  );
+  return [...devices].sort().map((device) => ({
+    device,
+    name: samples(metrics, MAIN.gpuInfo.name, MAIN.gpuInfo.name, (l) => l.device === device).map((s) => String(s.labels.name))[0] ?? null,
+    memoryUsedBytes: one(MAIN.gpuMemoryUsed.name, device),
+    memoryTotalBytes: one(MAIN.gpuMemoryTotal.name, device),
+    utilizationRatio: one(MAIN.gpuUtilization.name, device),
+  }));
+}
+
+export function readRegistry(
+  t: number,
+  metrics: MetricJson[],
+  workers: { slot: number; workerId: number; metrics: MetricJson[] }[],
+): Reading {
+  const by = <K extends string>(name: string, label: string, keys: readonly K[]) =>
+    Object.fromEntries(keys.map((k) => [k, total(metrics, name, (l) => l[label] === k)])) as Record<K, number>;
+  return {
+    t,
+    requests: total(metrics, MAIN.requests.name),
+    promptTokens: total(metrics, WORKER.promptTokens.name),
+    generationTokens: total(metrics, WORKER.generationTokens.name),
+    finished: by(MAIN.finished.name, 'finish_reason', FINISH_REASONS),
+    rejected: by(MAIN.rejected.name, 'reason', REJECT_REASONS),
+    workerRestarts: total(metrics, MAIN.workerRestarts.name),
+    collectTimeouts: total(metrics, MAIN.collectTimeouts.name),
+    latency: buckets(metrics, MAIN.duration.name, (l) => l.method === 'POST' && GENERATION.has(String(l.endpoint))),
+    ttft: buckets(metrics, WORKER.ttft.name),
+    itl: buckets(metrics, WORKER.itl.name),
+    running: total(metrics, MAIN.running.name),
+    waiting: total(metrics, MAIN.waiting.name),
+    capacity: total(metrics, MAIN.capacity.name),
+    active: total(metrics, MAIN.active.name),
+    workersReady: total(metrics, MAIN.workersReady.name),
+    kvCacheUsage: mean(metrics, WORKER.kvUsage.name),
+    gpus: gpus(metrics),
+    workers: workers.map((w) => ({
+      slot: w.slot,
+      workerId: w.workerId,
+      kvCacheUsage: mean(w.metrics, WORKER.kvUsage.name),
+      generationTokens: total(w.metrics, WORKER.generationTokens.name),
+    })),
+  };
+}
+
+/**
+ * later − earlier, bucket by bucket; undefined when nothing was observed in between or the layouts
+ * differ. A histogram absent earlier (no worker was ready yet) counts as empty.
+ */
+export function bucketDelta(later: Buckets, earlier: Buckets): Buckets | undefined {
+  const base = earlier.le.length === 0 ? { le: later.le, counts: later.le.map(() => 0) } : earlier;
+  if (later.le.length !== base.le.length || later.le.some((b, i) => b !== base.le[i])) return undefined;
+  const counts = later.counts.map((c, i) => Math.max(0, c - base.counts[i]!));
+  return counts.at(-1) ? { le: later.le, counts } : undefined;
+}
+
+/**
+ * The q-quantile of a histogram, as Prometheus' histogram_quantile() computes it: linear interpolation
+ * inside the bucket holding the rank (from 0 for the first bucket); a rank in the +Inf bucket gives the
+ * highest finite bound. Null when the histogram is empty.
+ */
+export function quantile(q: number, h: Buckets | undefined): number | null {
+  if (!h || h.counts.length === 0) return null;
+  const count = h.counts.at(-1)!;
+  if (count === 0) return null;
+  const rank = q * count;
+  const i = h.counts.findIndex((c) => c >= rank);
+  if (h.le[i] === Infinity) return i > 0 ? h.le[i - 1]! : null;
+  const lower = i === 0 ? 0 : h.le[i - 1]!;
+  const below = i === 0 ? 0 : h.counts[i - 1]!;
+  const inBucket = h.counts[i]! - below;
+  return inBucket === 0 ? h.le[i]! : lower + (h.le[i]! - lower) * ((rank - below) / inBucket);
+}

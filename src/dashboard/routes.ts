@@ -1,0 +1,126 @@
+/**
+ * GET /dashboard (the page), /dashboard/assets/* (its scripts and styles, and uPlot from node_modules)
+ * and /dashboard/data (the JSON the page polls; docs/dashboard.md). The page and its assets are static
+ * and carry no data, so they stay open under --api-key; /dashboard/data needs the key like the API.
+ */
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import compression from 'compression';
+import { Router, type Response } from 'express';
+import { VERSION } from '../config/config.js';
+import type { AppContext } from '../http/context.js';
+import { HISTORY_SECONDS, INTERVAL_SECONDS, WINDOW_SECONDS, type MetricsHistory } from './history.js';
+
+/**
+ * The page's files live in src/dashboard/public (not compiled: tsc copies nothing else). From the
+ * compiled dist/src/dashboard/ they are three levels up; run from source, next door.
+ */
+const PUBLIC = [new URL('../../../src/dashboard/public/', import.meta.url), new URL('./public/', import.meta.url)]
+  .map((u) => fileURLToPath(u))
+  .find((dir) => fs.existsSync(path.join(dir, 'index.html')));
+/** uPlot's prebuilt files, served as they are from node_modules (a runtime dependency). */
+function uplot(file: string): string | undefined {
+  try {
+    return createRequire(import.meta.url).resolve(`uplot/dist/${file}`);
+  } catch {
+    return undefined;
+  }
+}
+
+const ASSETS: Record<string, string | undefined> = {
+  'auth.js': PUBLIC && path.join(PUBLIC, 'auth.js'),
+  'dashboard.css': PUBLIC && path.join(PUBLIC, 'dashboard.css'),
+  'dashboard.js': PUBLIC && path.join(PUBLIC, 'dashboard.js'),
+  'charts.js': PUBLIC && path.join(PUBLIC, 'charts.js'),
+  'format.js': PUBLIC && path.join(PUBLIC, 'format.js'),
+  'playground.js': PUBLIC && path.join(PUBLIC, 'playground.js'),
+  'uPlot.iife.min.js': uplot('uPlot.iife.min.js'),
+  'uPlot.min.css': uplot('uPlot.min.css'),
+};
+
+/** Paths bearerAuth leaves open: the page and its static assets (no data in them). */
+export const DASHBOARD_OPEN_PATHS = ['/dashboard', ...Object.keys(ASSETS).map((name) => `/dashboard/assets/${name}`)];
+
+// Same-origin everything; the key in sessionStorage is readable only by these scripts.
+const CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "connect-src 'self'",
+  "img-src 'self' data:",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+function sendStatic(res: Response, file: string | undefined, csp = false): void {
+  res.set('X-Content-Type-Options', 'nosniff').set('Cache-Control', 'no-cache');
+  if (csp) res.set('Content-Security-Policy', CSP).set('Referrer-Policy', 'no-referrer');
+  if (!file) {
+    res
+      .status(500)
+      .type('text/plain')
+      .send('This dashboard file is missing from the installation (src/dashboard/public, node_modules/uplot).');
+    return;
+  }
+  res.sendFile(file);
+}
+
+export function dashboardRoutes(ctx: AppContext, history: MetricsHistory): Router {
+  const router = Router();
+  router.get('/dashboard', (_req, res) => sendStatic(res, PUBLIC && path.join(PUBLIC, 'index.html'), true));
+  router.get('/dashboard/assets/:name', (req, res, next) => {
+    if (!Object.hasOwn(ASSETS, req.params.name)) return next();
+    sendStatic(res, ASSETS[req.params.name]);
+  });
+  router.get('/dashboard/data', compression(), (req, res) => {
+    const since = Number(req.query.since);
+    res.set('Cache-Control', 'no-store').json(dashboardData(ctx, history, Number.isFinite(since) ? since : 0));
+  });
+  return router;
+}
+
+/** The body of GET /dashboard/data (docs/dashboard.md): the latest sample, totals, workers, GPUs and the points after `since`. */
+export function dashboardData(ctx: AppContext, history: MetricsHistory, since: number) {
+  const last = history.latest();
+  const reading = last?.reading;
+  const rates = history.workerRates();
+  const workers = Array.from({ length: ctx.pool.workers }, (_, slot) => {
+    const w = reading?.workers.find((x) => x.slot === slot);
+    return {
+      slot,
+      state: w ? ('ready' as const) : ('loading' as const),
+      kvCacheUsage: w?.kvCacheUsage ?? null,
+      generationTokens: w?.generationTokens ?? null,
+      generationTokensPerSecond: w ? (rates.get(w.workerId) ?? 0) : null,
+    };
+  });
+  return {
+    model: ctx.modelId,
+    version: VERSION,
+    sampledAt: reading?.t ?? null,
+    intervalSeconds: INTERVAL_SECONDS,
+    historySeconds: HISTORY_SECONDS,
+    windowSeconds: WINDOW_SECONDS,
+    current: last?.point ?? null,
+    totals: reading
+      ? {
+          requests: reading.requests,
+          promptTokens: reading.promptTokens,
+          generationTokens: reading.generationTokens,
+          finished: reading.finished,
+          rejected: reading.rejected,
+          workerRestarts: reading.workerRestarts,
+          collectTimeouts: reading.collectTimeouts,
+        }
+      : null,
+    window: history.recent() ?? null,
+    workers: { total: ctx.pool.workers, ready: reading?.workersReady ?? 0, list: workers },
+    gpus: reading?.gpus ?? [],
+    history: history.points(since),
+  };
+}
+
+export type DashboardData = ReturnType<typeof dashboardData>;
