@@ -22,14 +22,18 @@ class FakeResponse extends EventEmitter {
   }
 }
 
-it('holds text while the socket needs draining and sends it as one chunk on drain', () => {
-  const res = new FakeResponse();
-  const h = streamHandlers(res as unknown as Response, {
+function handlersFor(res: FakeResponse) {
+  return streamHandlers(res as unknown as Response, {
     task: { requestId: 'r', input: { kind: 'text', prompt: '' }, sampling: {} as never },
     format: completionFormat('m', false),
     stream: true,
     includeUsage: false,
   });
+}
+
+it('holds text while the socket needs draining and sends it as one chunk on drain', () => {
+  const res = new FakeResponse();
+  const h = handlersFor(res);
   h.onStarted(1);
   h.onText('a');
   res.writableNeedDrain = true;
@@ -54,12 +58,7 @@ it('holds text while the socket needs draining and sends it as one chunk on drai
 
 it('flushes held text before the final chunk even without a drain', () => {
   const res = new FakeResponse();
-  const h = streamHandlers(res as unknown as Response, {
-    task: { requestId: 'r', input: { kind: 'text', prompt: '' }, sampling: {} as never },
-    format: completionFormat('m', false),
-    stream: true,
-    includeUsage: false,
-  });
+  const h = handlersFor(res);
   h.onStarted(1);
   res.writableNeedDrain = true;
   h.onText('x');
