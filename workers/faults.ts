@@ -15,6 +15,8 @@ export function faultIn(text: string, enabled: boolean): Fault {
 /** Called after each generated token of a request that carries a fault marker. */
 export function injectFault(fault: Fault, generated: number): void {
   if (fault === 'throw' && generated >= 2) throw new Error('injected fault: generation threw');
-  // process.exit in a worker thread ends only this worker; Piscina then replaces it.
+  // process.exit in a worker thread ends only this worker; Piscina then replaces it. It runs between two
+  // decode steps of this request; tests use it with one sequence per worker, so no other decode is in flight
+  // (ending a worker mid-decode aborts the whole process).
   if (fault === 'crash' && generated >= 2) process.exit(70);
 }
