@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   checkPromqlParses,
   dashboardQueries,
@@ -18,7 +18,7 @@ import {
   readDashboard,
   readYaml,
   substitute,
-  tempDir,
+  scratchDir,
   unknownMetrics,
   warnMissing,
 } from './helpers/monitoring.js';
@@ -119,22 +119,18 @@ describe('the dashboard', () => {
   });
 
   describe.skipIf(!hasPromtool)('with promtool', () => {
-    let dir: string;
-    beforeAll(() => {
-      dir = tempDir('qwen-serve-dash-');
-    });
-    afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const dir = scratchDir('qwen-serve-dash-');
 
     it("parses every query with Prometheus's parser once Grafana's variables are substituted", () => {
       const queries = dashboardQueries(dashboard).map((q) => ({ ...q, expr: substitute(q.expr, { instance: '.*', model: '.*' }) }));
       expect(queries.length).toBeGreaterThan(25);
-      const r = checkPromqlParses(queries, dir);
+      const r = checkPromqlParses(queries, dir());
       expect(r.code, r.output).toBe(0);
       expect(r.output).toContain(`SUCCESS: ${queries.length} rules found`);
     });
 
     it('would catch a query that does not parse', () => {
-      const r = checkPromqlParses([{ where: 'broken', expr: 'sum(rate(qwen_inference_request_total[5m])' }], dir);
+      const r = checkPromqlParses([{ where: 'broken', expr: 'sum(rate(qwen_inference_request_total[5m])' }], dir());
       expect(r.code).not.toBe(0);
     });
   });

@@ -12,7 +12,7 @@ import { ServiceMonitor, PrometheusRule } from '@kubernetes-models/prometheus-op
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
 import { Service } from 'kubernetes-models/v1';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   checkPromqlParses,
   hasTool,
@@ -21,7 +21,7 @@ import {
   RULE_TESTS_DIR,
   ruleGroups,
   run,
-  tempDir,
+  scratchDir,
   warnMissing,
 } from './helpers/monitoring.js';
 
@@ -173,14 +173,10 @@ describe('the PrometheusRule', () => {
   });
 
   describe.skipIf(!hasPromtool)('extracted for promtool', () => {
-    let dir: string;
-    beforeAll(() => {
-      dir = tempDir('qwen-serve-k8s-');
-    });
-    afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const dir = scratchDir('qwen-serve-k8s-');
 
     it('passes promtool check rules and the unit tests of monitoring/tests', () => {
-      const extracted = path.join(dir, 'prometheusrule-rules.yml');
+      const extracted = path.join(dir(), 'prometheusrule-rules.yml');
       fs.writeFileSync(extracted, JSON.stringify({ groups: rule().spec.groups }));
       const checked = run('promtool', ['check', 'rules', extracted]);
       expect(checked.code, checked.output).toBe(0);
@@ -189,7 +185,7 @@ describe('the PrometheusRule', () => {
       for (const f of fs.readdirSync(RULE_TESTS_DIR).filter((t) => t.endsWith('.test.yml'))) {
         const test = readYaml(path.join(RULE_TESTS_DIR, f));
         test.rule_files = [extracted];
-        const file = path.join(dir, f);
+        const file = path.join(dir(), f);
         fs.writeFileSync(file, JSON.stringify(test));
         const tested = run('promtool', ['test', 'rules', file]);
         expect(tested.code, tested.output).toBe(0);
@@ -238,11 +234,7 @@ describe('autoscaling on qwen_requests_waiting', () => {
   });
 
   describe.skipIf(!hasPromtool)('with promtool', () => {
-    let dir: string;
-    beforeAll(() => {
-      dir = tempDir('qwen-serve-adapter-');
-    });
-    afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const dir = scratchDir('qwen-serve-adapter-');
 
     it('has queries that parse once the adapter fills in its template', () => {
       const r = values.rules.custom[0]!;
@@ -256,7 +248,7 @@ describe('autoscaling on qwen_requests_waiting', () => {
           { where: 'seriesQuery', expr: r.seriesQuery },
           { where: 'metricsQuery', expr: rendered },
         ],
-        dir,
+        dir(),
       );
       expect(checked.code, checked.output).toBe(0);
     });

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   alertRules,
   DOC,
@@ -18,7 +18,7 @@ import {
   ruleFiles,
   ruleGroups,
   run,
-  tempDir,
+  scratchDir,
   unknownMetrics,
   warnMissing,
 } from './helpers/monitoring.js';
@@ -216,18 +216,14 @@ describe('the Alertmanager example', () => {
 });
 
 describe.skipIf(!hasPromtool)('the compose Prometheus configuration', () => {
-  let dir: string;
-  beforeAll(() => {
-    dir = tempDir('qwen-serve-promcfg-');
-  });
-  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = scratchDir('qwen-serve-promcfg-');
 
   it('passes promtool check config, loading the repository rules', () => {
     // In the container the rules are mounted at /etc/prometheus/rules; here they are in the checkout.
     const config = fs
       .readFileSync('monitoring/prometheus-compose.yml', 'utf8')
       .replace('/etc/prometheus/rules/', `${path.resolve('monitoring/rules')}/`);
-    const file = path.join(dir, 'prometheus.yml');
+    const file = path.join(dir(), 'prometheus.yml');
     fs.writeFileSync(file, config);
     const r = run('promtool', ['check', 'config', file]);
     expect(r.code, r.output).toBe(0);

@@ -7,6 +7,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { ALL_METRICS, type MetricDef } from '../../src/metrics/definitions.js';
 import { freePort } from './server.js';
@@ -236,6 +237,18 @@ export function derivePrometheusConfig(targets: string[], opts: { ruleFiles?: st
 
 /** A fresh temporary directory (removed by the caller). */
 export const tempDir = (prefix: string): string => fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+
+/** A scratch directory for the enclosing describe block: made before its tests, removed after them. */
+export function scratchDir(prefix: string): () => string {
+  let dir: string | undefined;
+  beforeAll(() => {
+    dir = tempDir(prefix);
+  });
+  afterAll(() => {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return () => dir!;
+}
 
 /**
  * Writes PromQL expressions as recording rules into a rule file and runs `promtool check rules` on it:
