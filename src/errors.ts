@@ -112,6 +112,17 @@ export class WorkerFailedError extends ApiError {
   }
 }
 
+export class EngineFailedError extends ApiError {
+  constructor(engine: number, device: string, how: string) {
+    super(
+      503,
+      'server_error',
+      'engine_failed',
+      `The engine process serving this request (engine ${engine}, device ${device}) exited (${how}); it is restarting. Please retry.`,
+    );
+  }
+}
+
 export class InternalError extends ApiError {
   constructor(message: string, code = 'internal_error') {
     super(500, 'server_error', code, message);

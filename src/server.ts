@@ -1,7 +1,8 @@
 /**
- * Wires the parts together and owns the lifecycle: resolve the model, start the worker pool, listen,
- * and on shutdown drain (stop accepting, let in-flight requests finish up to the drain timeout,
- * cancel the rest cooperatively) before closing the then-idle pool.
+ * Wires the parts together and owns the lifecycle: resolve the model, start the engines (the worker
+ * pool in this process, or one engine process per GPU), listen, and on shutdown drain (stop
+ * accepting, let in-flight requests finish up to the drain timeout, cancel the rest cooperatively)
+ * before closing the then-idle engines.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -21,7 +22,9 @@ import { metricsRouter } from './metrics/exposition.js';
 import { MainMetrics } from './metrics/main-metrics.js';
 import { resolveModel } from './model/resolve.js';
 import { Dispatcher, type DispatchObserver } from './pool/dispatcher.js';
-import { ModelPool } from './pool/model-pool.js';
+import { createEngines } from './engine/create.js';
+import type { Engine } from './engine/engine.js';
+import { readyWorkers } from './engine/status.js';
 
 /** After cancelling, how long workers get to stop (they stop within one decode step). */
 const CANCEL_GRACE_MS = 10_000;
@@ -39,24 +42,16 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   if (model.demo) {
     log.warn({ path: model.path }, 'serving the DEMO model: its weights are random; it replies with a fixed script, not language');
   }
-  const pool = new ModelPool(
-    {
-      workers: config.workers,
-      modelPath: model.path,
-      threads: config.threads,
-      sequences: config.sequences,
-      contextSize: config.contextSize,
-      batchSize: config.batchSize,
-      gpu: config.gpu,
-      gpuLayers: config.gpuLayers,
-      modelId: model.id,
-      timeBuckets: config.latencyBuckets,
-      faults: config.testFaults,
-    },
-    log,
-  );
   // NVML is opened once, here in the main thread (its library handle is process-wide).
   const nvml = Nvml.open(log, config.nvmlLibrary);
+  let engines: Engine[];
+  try {
+    engines = createEngines(config, model, log, () => nvml?.devices().length);
+  } catch (err) {
+    nvml?.close();
+    throw err;
+  }
+  const multi = engines[0]!.labels !== undefined;
   // The observer is called only once requests flow, after `metrics` exists.
   const observer: DispatchObserver = {
     queueFull: () => metrics.rejected('queue_full'),
@@ -64,7 +59,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     ended: (outcome) => (outcome.kind === 'finished' ? metrics.finished(outcome.reason) : metrics.rejected(outcome.reason)),
   };
   const dispatcher = new Dispatcher(
-    pool,
+    engines,
     { maxQueue: config.maxQueue, requestTimeoutSeconds: config.requestTimeoutSeconds },
     log,
     observer,
@@ -74,18 +69,19 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     version: VERSION,
     timeBuckets: config.latencyBuckets,
     gpu: nvml ? () => nvml.devices() : undefined,
+    engines: multi ? { labels: engines.map((e) => e.labels!), up: (i) => engines[i]!.capacity > 0 } : undefined,
     pool: () => ({
       running: dispatcher.runningCount,
       waiting: dispatcher.waitingCount,
-      capacity: pool.readyWorkers * config.sequences,
-      workersReady: pool.readyWorkers,
+      capacity: engines.reduce((sum, e) => sum + e.readyWorkers * e.sequencesPerWorker, 0),
+      workersReady: readyWorkers(engines),
     }),
   });
-  pool.on('ready', (w) => metrics.setLlamaCpp(w.llamaCpp));
-  const collector = new MetricsCollector(pool, metrics, {
-    timeoutMs: config.metricsTimeoutSeconds * 1000,
-    perWorker: config.metricsPerWorker,
-  });
+  for (const engine of engines) {
+    engine.on('ready', (w) => metrics.setLlamaCpp(w.llamaCpp));
+    engine.on('exited', () => metrics.engineRestarted(engine.labels!));
+  }
+  const collector = new MetricsCollector(engines, metrics, { timeoutMs: config.metricsTimeoutSeconds * 1000 }, log);
   // The dashboard samples the same merged registry /metrics serves, every 2 s, into a short history.
   const history = config.dashboard ? new MetricsHistory(collector, log) : undefined;
   const ctx: AppContext = {
@@ -97,7 +93,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     metricsAuth: config.metricsAuth,
     corsOrigins: config.corsOrigins,
     dispatcher,
-    pool,
+    engines,
     log,
     metrics,
     collector,
@@ -120,8 +116,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       host: config.host,
       port,
       model: model.id,
+      engines: multi ? engines.map((e) => e.device) : undefined,
       workers: config.workers,
-      threads: config.threads,
       sequences: config.sequences,
       contextSize: config.contextSize,
     },
@@ -130,9 +126,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   if (metricsServer) log.info({ host: config.metricsHost, port: metricsServer.port }, 'metrics listening');
   history?.start();
   const loadStarted = performance.now();
-  void pool
-    .whenReady()
-    .then(() => log.info({ seconds: Number(((performance.now() - loadStarted) / 1000).toFixed(3)) }, 'all model workers ready'));
+  void Promise.all(engines.map((e) => e.whenReady())).then(() =>
+    log.info({ seconds: Number(((performance.now() - loadStarted) / 1000).toFixed(3)) }, 'all model workers ready'),
+  );
 
   let stopping: Promise<void> | undefined;
   const shutdown = (reason: string) =>
@@ -153,16 +149,18 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       metricsServer?.server.close();
       metricsServer?.server.closeAllConnections();
       // Only an idle pool may be closed: terminating a worker mid-decode aborts the process.
-      if (dispatcher.activeCount === 0) await pool.close();
+      if (dispatcher.activeCount === 0) await Promise.all(engines.map((e) => e.close()));
       nvml?.close();
       log.info('stopped');
     })());
 
-  pool.on('loadFailed', (message) => {
-    log.fatal({ message }, 'a model worker could not load the model');
-    process.exitCode = 1;
-    void shutdown('model load failure');
-  });
+  for (const engine of engines) {
+    engine.on('loadFailed', (message) => {
+      log.fatal({ message, engine: engine.index }, 'a model worker could not load the model');
+      process.exitCode = 1;
+      void shutdown('model load failure');
+    });
+  }
 
   return { port, metricsPort: metricsServer?.port, shutdown };
 }

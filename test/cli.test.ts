@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../src/config/config.js';
+import { parseConfig, threadsPerWorker } from '../src/config/config.js';
 import { FLAGS, envName } from '../src/config/options.js';
 import { CLI } from './helpers/server.js';
 
@@ -42,11 +42,27 @@ describe('flags', () => {
     expect(c.workers).toBe(1);
     expect(c.sequences).toBe(4);
     expect(c.contextSize).toBe(2048);
-    expect(c.threads).toBe(Math.max(1, os.availableParallelism()));
+    expect(threadsPerWorker(c, 1)).toBe(Math.max(1, os.availableParallelism()));
+    expect(c.gpus).toBeUndefined();
+    expect(c.engines).toBeUndefined();
   });
 
-  it('threads default to cores ÷ workers, at least 1', () => {
-    expect(config(['--workers', '64']).threads).toBe(Math.max(1, Math.floor(os.availableParallelism() / 64)));
+  it('threads default to cores ÷ (workers × engines), at least 1; --threads wins', () => {
+    expect(threadsPerWorker(config(['--workers', '64']), 1)).toBe(Math.max(1, Math.floor(os.availableParallelism() / 64)));
+    expect(threadsPerWorker(config(['--workers', '2']), 4)).toBe(Math.max(1, Math.floor(os.availableParallelism() / 8)));
+    expect(threadsPerWorker(config(['--threads', '3']), 4)).toBe(3);
+  });
+
+  it('--gpus takes all, none or distinct indices; --engines a count', () => {
+    expect(config(['--gpus', 'all']).gpus).toBe('all');
+    expect(config(['--gpus', 'None']).gpus).toBe('none');
+    expect(config(['--gpus', '0, 2']).gpus).toEqual([0, 2]);
+    expect(config([], { QWEN_GPUS: '3' }).gpus).toEqual([3]);
+    expect(config(['--engines', '2']).engines).toBe(2);
+    expect(() => config(['--gpus', 'cuda:0'])).toThrow(/--gpus must be all, none or GPU indices like 0,2 \(got "cuda:0"\)/);
+    expect(() => config(['--gpus', '1,1'])).toThrow(/--gpus must not list a GPU twice/);
+    expect(() => config(['--gpus', ''])).toThrow(/--gpus/);
+    expect(() => config(['--engines', '0'])).toThrow(/--engines must be between 1 and 64/);
   });
 
   it('a switch is off by default, on when given, and its env var takes 1/0, true/false', () => {

@@ -216,8 +216,8 @@ describe('exposition', () => {
     const exposed = new Set([...text.matchAll(/^# TYPE (qwen_\w+)/gm)].map((x) => x[1]));
     for (const d of ALL_METRICS) {
       expect(docs, d.name).toContain(`\`${d.name}\``);
-      // GPU series exist only with NVML (tested with the stub elsewhere).
-      if (!d.name.startsWith('qwen_gpu_')) expect(exposed.has(d.name), d.name).toBe(true);
+      // GPU series exist only with NVML, engine series only with engine processes (both tested elsewhere).
+      if (!d.name.startsWith('qwen_gpu_') && !d.name.startsWith('qwen_engine_')) expect(exposed.has(d.name), d.name).toBe(true);
     }
     for (const name of exposed)
       expect(

@@ -372,10 +372,11 @@ describe('the compose files', () => {
     expect(fs.readFileSync('monitoring/alert-webhook.mjs', 'utf8')).toContain(`process.env.ALERT_WEBHOOK_PORT ?? ${url.port}`);
   });
 
-  it('have a GPU override that builds the cuda target and reserves every NVIDIA GPU', () => {
+  it('have a GPU override that builds the cuda target, reserves every NVIDIA GPU and runs one engine per GPU', () => {
     expect(Object.keys(gpu.services)).toEqual(['qwen-serve']);
     const q = gpu.services['qwen-serve']!;
     expect(q.build).toEqual({ context: '.', target: 'cuda' });
+    expect(q.environment).toEqual({ QWEN_GPUS: 'all' });
     expect(q.deploy).toEqual({ resources: { reservations: { devices: [{ driver: 'nvidia', count: 'all', capabilities: ['gpu'] }] } } });
   });
 
@@ -390,5 +391,8 @@ describe('the compose files', () => {
     expect(merged.code, merged.output).toBe(0);
     expect(merged.output).toMatch(/target: cuda/);
     expect(merged.output).toMatch(/driver: nvidia/);
+    // The override's environment merges into the base service's (a map merges key by key).
+    expect(merged.output).toMatch(/QWEN_GPUS: all/);
+    expect(merged.output).toMatch(/QWEN_LOG_LEVEL: info/);
   });
 });

@@ -53,6 +53,7 @@ const one = (file: string, kind: string) => {
 };
 const cpu = () => one('deployment.yaml', 'Deployment');
 const gpu = () => one('gpu/deployment.yaml', 'Deployment');
+const multiGpu = () => one('multi-gpu/deployment.yaml', 'Deployment');
 const container = (d: any) => d.spec.template.spec.containers[0];
 const env = (d: any) => Object.fromEntries(container(d).env.map((e: { name: string; value: string }) => [e.name, e.value]));
 
@@ -62,6 +63,7 @@ describe('every manifest', () => {
       'deploy/kubernetes/deployment.yaml: Deployment',
       'deploy/kubernetes/gpu/deployment.yaml: Deployment',
       'deploy/kubernetes/hpa.yaml: HorizontalPodAutoscaler',
+      'deploy/kubernetes/multi-gpu/deployment.yaml: Deployment',
       'deploy/kubernetes/prometheusrule.yaml: PrometheusRule',
       'deploy/kubernetes/service.yaml: Service',
       'deploy/kubernetes/servicemonitor.yaml: ServiceMonitor',
@@ -90,7 +92,7 @@ describe('every manifest', () => {
 
 describe('the Deployment', () => {
   it('probes /health for startup, readiness and liveness', () => {
-    for (const d of [cpu(), gpu()]) {
+    for (const d of [cpu(), gpu(), multiGpu()]) {
       const c = container(d);
       for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe'])
         expect(c[probe].httpGet, probe).toEqual({ path: '/health', port: 'http' });
@@ -101,7 +103,7 @@ describe('the Deployment', () => {
   });
 
   it('serves the API on 8080 and metrics on 8000 on all interfaces, with models in /models', () => {
-    for (const d of [cpu(), gpu()]) {
+    for (const d of [cpu(), gpu(), multiGpu()]) {
       expect(container(d).ports).toEqual([
         { name: 'http', containerPort: 8080 },
         { name: 'metrics', containerPort: 8000 },
@@ -113,12 +115,14 @@ describe('the Deployment', () => {
   });
 
   it('requests resources, sizes llama.cpp threads to the CPU request and runs as non-root', () => {
-    for (const d of [cpu(), gpu()]) {
+    for (const d of [cpu(), gpu(), multiGpu()]) {
       const { requests, limits } = container(d).resources;
       expect(requests.cpu).toBeDefined();
       expect(requests.memory).toBeDefined();
       expect(limits.memory).toBeDefined();
-      expect(env(d).QWEN_THREADS).toBe(String(requests.cpu));
+      // Threads × workers × engine processes (one per GPU with QWEN_GPUS) = the cores requested.
+      const engines = env(d).QWEN_GPUS === 'all' ? Number(limits['nvidia.com/gpu']) : 1;
+      expect(Number(env(d).QWEN_THREADS) * Number(env(d).QWEN_WORKERS ?? 1) * engines).toBe(Number(requests.cpu));
       expect(d.spec.template.spec.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000 });
       expect(container(d).securityContext.allowPrivilegeEscalation).toBe(false);
       // SIGTERM drains for --drain-timeout (30 s by default) before the kubelet kills the pod.
@@ -137,6 +141,18 @@ describe('the Deployment', () => {
     expect(container(g).image).toMatch(/cuda/);
     expect(env(g)).toMatchObject({ QWEN_GPU: 'cuda', QWEN_GPU_LAYERS: 'max' });
     expect(g.spec.template.spec.tolerations).toContainEqual({ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' });
+  });
+
+  it('has a several-GPUs-per-pod variant: one engine process per GPU (QWEN_GPUS=all), cores for each engine', () => {
+    const c = cpu();
+    const m = multiGpu();
+    expect(m.metadata).toEqual(c.metadata);
+    expect(m.spec.selector).toEqual(c.spec.selector);
+    const gpus = Number(container(m).resources.limits['nvidia.com/gpu']);
+    expect(gpus).toBeGreaterThan(1);
+    expect(container(m).resources.requests['nvidia.com/gpu']).toBe(String(gpus));
+    expect(env(m)).toMatchObject({ QWEN_GPUS: 'all', QWEN_GPU: 'cuda', QWEN_GPU_LAYERS: 'max' });
+    expect(container(m).image).toMatch(/cuda/);
   });
 });
 

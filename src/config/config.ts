@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '../errors.js';
+import type { GpusFlag } from '../engine/plan.js';
 import { FLAGS, defaultThreads, envName, type FlagName } from './options.js';
 
 export type GpuMode = 'auto' | 'cuda' | 'vulkan' | 'off';
@@ -18,7 +19,12 @@ export interface Config {
   port: number;
   logLevel: string;
   workers: number;
-  threads: number;
+  /** CPU threads per worker; undefined = derived from the cores and the engine count (engine/create.ts). */
+  threads?: number;
+  /** --gpus; undefined = the pool runs in the server's own process (unless --engines is given). */
+  gpus?: GpusFlag;
+  /** --engines; undefined = one engine process per --gpus entry. */
+  engines?: number;
   sequences: number;
   contextSize: number;
   batchSize: number;
@@ -49,6 +55,11 @@ export interface Config {
 }
 
 export const VERSION = '0.1.0';
+
+/** CPU threads per worker: --threads, else the cores shared by every worker of every engine (ggml threads spin while they wait). */
+export function threadsPerWorker(config: Pick<Config, 'threads' | 'workers'>, engines: number): number {
+  return config.threads ?? defaultThreads(config.workers * engines);
+}
 
 function camel(name: string): string {
   return name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -149,7 +160,6 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     }
     values[f.name] = parsed.data;
   }
-  const workers = values.workers as number;
   const config: Config = {
     model: values.model as string,
     modelsDir: path.resolve(values['models-dir'] as string),
@@ -157,8 +167,10 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     host: values.host as string,
     port: values.port as number,
     logLevel: values['log-level'] as string,
-    workers,
-    threads: (values.threads as number | undefined) ?? defaultThreads(workers),
+    workers: values.workers as number,
+    threads: values.threads as number | undefined,
+    gpus: values.gpus as GpusFlag | undefined,
+    engines: values.engines as number | undefined,
     sequences: values.sequences as number,
     contextSize: values['context-size'] as number,
     batchSize: values['batch-size'] as number,

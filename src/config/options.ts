@@ -45,6 +45,20 @@ const bucketList = z
   .refine((a) => a.length > 0 && a.every((n) => Number.isFinite(n) && n > 0), 'must be a comma-separated list of positive numbers')
   .refine((a) => a.every((n, i) => i === 0 || n > a[i - 1]!), 'must be in increasing order');
 
+/** --gpus: all, none, or distinct device indices. */
+const gpuList = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .transform((s): 'all' | 'none' | number[] =>
+    s === 'all' || s === 'none' ? s : s.split(',').map((x) => (/^\d+$/.test(x.trim()) ? Number(x) : NaN)),
+  )
+  .refine((v) => typeof v === 'string' || v.every((n) => Number.isInteger(n) && n <= 1024), 'must be all, none or GPU indices like 0,2')
+  .refine(
+    (v) => typeof v === 'string' || new Set(v).size === v.length,
+    'must not list a GPU twice (use --engines for several engines per GPU)',
+  );
+
 export const switchValue = z
   .union([z.boolean(), z.string().trim().toLowerCase()])
   .transform((v) =>
@@ -86,8 +100,35 @@ export const FLAGS = [
       error: 'must be one of fatal, error, warn, info, debug, trace, silent',
     }),
   },
-  { name: 'workers', arg: 'n', description: 'model worker threads (each loads the model once)', default: '1', schema: int(1, 256) },
-  { name: 'threads', arg: 'n', description: 'CPU threads per worker', defaultText: 'cores ÷ workers, at least 1', schema: int(1, 1024) },
+  {
+    name: 'workers',
+    arg: 'n',
+    description: 'model worker threads (each loads the model once), per engine process with --gpus/--engines',
+    default: '1',
+    schema: int(1, 256),
+  },
+  {
+    name: 'threads',
+    arg: 'n',
+    description: 'CPU threads per worker',
+    defaultText: 'cores ÷ (workers × engine processes), at least 1',
+    schema: int(1, 1024),
+  },
+  {
+    name: 'gpus',
+    arg: 'all|none|0,2,…',
+    description:
+      'one engine process per listed GPU, pinned to it with CUDA_VISIBLE_DEVICES (all = every GPU NVML sees; none = engine processes without GPUs)',
+    defaultText: 'unset: the pool runs in the server process and --gpu picks the device',
+    schema: gpuList,
+  },
+  {
+    name: 'engines',
+    arg: 'n',
+    description: 'number of engine processes (spread over the --gpus entries in turn; on CPU without --gpus), e.g. for crash isolation',
+    defaultText: 'one per --gpus entry',
+    schema: int(1, 64),
+  },
   { name: 'sequences', arg: 'n', description: 'concurrent requests batched in one context per worker', default: '4', schema: int(1, 256) },
   {
     name: 'context-size',

@@ -3,8 +3,8 @@
  * cumulative counters and histogram buckets and the current gauges the dashboard needs. Rates and
  * percentiles come later, from the difference of two readings (history.ts).
  */
-import type { MetricJson } from '../metrics/collector.js';
-import { FINISH_REASONS, MAIN, REJECT_REASONS, WORKER, type FinishOutcome, type RejectReason } from '../metrics/definitions.js';
+import type { MetricJson } from '../metrics/json.js';
+import { ENGINE, FINISH_REASONS, MAIN, REJECT_REASONS, WORKER, type FinishOutcome, type RejectReason } from '../metrics/definitions.js';
 
 type Labels = Record<string, string | number>;
 type Match = (labels: Labels) => boolean;
@@ -119,7 +119,7 @@ export function readRegistry(
     generationTokens: total(metrics, WORKER.generationTokens.name),
     finished: by(MAIN.finished.name, 'finish_reason', FINISH_REASONS),
     rejected: by(MAIN.rejected.name, 'reason', REJECT_REASONS),
-    workerRestarts: total(metrics, MAIN.workerRestarts.name),
+    workerRestarts: total(metrics, ENGINE.workerRestarts.name),
     collectTimeouts: total(metrics, MAIN.collectTimeouts.name),
     latency: buckets(metrics, MAIN.duration.name, (l) => l.method === 'POST' && GENERATION.has(String(l.endpoint))),
     ttft: buckets(metrics, WORKER.ttft.name),

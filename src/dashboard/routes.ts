@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import compression from 'compression';
 import { Router, type Response } from 'express';
 import { VERSION } from '../config/config.js';
+import { totalWorkers } from '../engine/status.js';
 import type { AppContext } from '../http/context.js';
 import { HISTORY_SECONDS, INTERVAL_SECONDS, WINDOW_SECONDS, type MetricsHistory } from './history.js';
 
@@ -87,7 +88,7 @@ export function dashboardData(ctx: AppContext, history: MetricsHistory, since: n
   const last = history.latest();
   const reading = last?.reading;
   const rates = history.workerRates();
-  const workers = Array.from({ length: ctx.pool.workers }, (_, slot) => {
+  const workers = Array.from({ length: totalWorkers(ctx.engines) }, (_, slot) => {
     const w = reading?.workers.find((x) => x.slot === slot);
     return {
       slot,
@@ -117,7 +118,7 @@ export function dashboardData(ctx: AppContext, history: MetricsHistory, since: n
         }
       : null,
     window: history.recent() ?? null,
-    workers: { total: ctx.pool.workers, ready: reading?.workersReady ?? 0, list: workers },
+    workers: { total: totalWorkers(ctx.engines), ready: reading?.workersReady ?? 0, list: workers },
     gpus: reading?.gpus ?? [],
     history: history.points(since),
   };

@@ -4,7 +4,7 @@ import type { MetricsCollector } from '../metrics/collector.js';
 import type { MainMetrics } from '../metrics/main-metrics.js';
 import type { InputLimits } from './schemas.js';
 import type { Dispatcher } from '../pool/dispatcher.js';
-import type { ModelPool } from '../pool/model-pool.js';
+import type { Engine } from '../engine/engine.js';
 
 /** What the routes need from the rest of the server. */
 export interface AppContext {
@@ -18,7 +18,7 @@ export interface AppContext {
   metricsAuth: boolean;
   corsOrigins?: string[] | '*';
   dispatcher: Dispatcher;
-  pool: ModelPool;
+  engines: Engine[];
   log: Logger;
   metrics: MainMetrics;
   collector: MetricsCollector;

@@ -44,7 +44,7 @@ export const MAIN = {
     },
   ),
   active: def('qwen_active_connections', 'gauge', [], 'API requests in flight'),
-  gpuMemoryUsed: def('qwen_gpu_memory_usage_bytes', 'gauge', ['device'], 'GPU memory in use, from NVML'),
+  gpuMemoryUsed: def('qwen_gpu_memory_usage_bytes', 'gauge', ['device', 'engine'], 'GPU memory in use, from NVML'),
 
   // Admission and outcomes.
   finished: def(
@@ -66,7 +66,6 @@ export const MAIN = {
   waiting: def('qwen_requests_waiting', 'gauge', ['model'], 'Requests queued for a free sequence'),
   capacity: def('qwen_sequences_capacity', 'gauge', ['model'], 'Sequences of the ready workers (workers x --sequences)'),
   workersReady: def('qwen_workers_ready', 'gauge', [], 'Model workers that have loaded the model'),
-  workerRestarts: def('qwen_worker_restarts_total', 'counter', [], 'Model workers that died and were replaced'),
   collectTimeouts: def(
     'qwen_metrics_collect_timeouts_total',
     'counter',
@@ -75,11 +74,38 @@ export const MAIN = {
   ),
 
   // GPU (NVML) beyond the tutorial's gauge.
-  gpuMemoryTotal: def('qwen_gpu_memory_total_bytes', 'gauge', ['device'], 'GPU memory in total, from NVML'),
-  gpuUtilization: def('qwen_gpu_utilization_ratio', 'gauge', ['device'], 'GPU busy ratio over the last sample period (0-1), from NVML'),
-  gpuInfo: def('qwen_gpu_info', 'gauge', ['device', 'name', 'uuid'], 'GPU identity; always 1'),
+  gpuMemoryTotal: def('qwen_gpu_memory_total_bytes', 'gauge', ['device', 'engine'], 'GPU memory in total, from NVML'),
+  gpuUtilization: def(
+    'qwen_gpu_utilization_ratio',
+    'gauge',
+    ['device', 'engine'],
+    'GPU busy ratio over the last sample period (0-1), from NVML',
+  ),
+  gpuInfo: def('qwen_gpu_info', 'gauge', ['device', 'engine', 'name', 'uuid'], 'GPU identity; always 1'),
+
+  // Engine processes (--gpus / --engines); absent when the pool runs in the server's own process.
+  engineUp: def(
+    'qwen_engine_up',
+    'gauge',
+    ['engine', 'device'],
+    'Whether the engine process runs with at least one worker ready (1) or not (0)',
+  ),
+  engineRestarts: def(
+    'qwen_engine_restarts_total',
+    'counter',
+    ['engine', 'device'],
+    'Engine processes that exited unexpectedly and were restarted',
+  ),
 
   buildInfo: def('qwen_build_info', 'gauge', ['version', 'node', 'llama_cpp'], 'Build identity; always 1'),
+} as const;
+
+/**
+ * Owned by each engine (the pool's host: this process, or an engine process, whose series then carry
+ * `engine` and `device` labels like every series that comes from it).
+ */
+export const ENGINE = {
+  workerRestarts: def('qwen_worker_restarts_total', 'counter', [], 'Model workers that died and were replaced'),
 } as const;
 
 /** Owned by each model worker; merged across workers at scrape time. */
@@ -111,4 +137,4 @@ export type RejectReason = (typeof REJECT_REASONS)[number];
 export const DEFAULT_TIME_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 export const TOKEN_BUCKETS = [1, 4, 16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768];
 
-export const ALL_METRICS: readonly MetricDef[] = [...Object.values(MAIN), ...Object.values(WORKER)];
+export const ALL_METRICS: readonly MetricDef[] = [...Object.values(MAIN), ...Object.values(ENGINE), ...Object.values(WORKER)];

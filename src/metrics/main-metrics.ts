@@ -21,6 +21,11 @@ export interface MainMetricsOptions {
   pool: () => PoolState;
   /** NVML reader; absent when there is no GPU library, and then no GPU series exist. */
   gpu?: () => GpuDeviceStats[];
+  /**
+   * Engine processes, when there are any: their labels and whether each is up. Then the GPU series
+   * cover only the engines' devices, each labelled with the engine(s) using it.
+   */
+  engines?: { labels: { engine: string; device: string }[]; up: (index: number) => boolean };
 }
 
 const ENDPOINTS = new Set(['/v1/completions', '/v1/chat/completions', '/v1/models']);
@@ -55,7 +60,7 @@ export class MainMetrics {
   private readonly finishedTotal;
   private readonly rejectedTotal;
   private readonly queueTime;
-  private readonly restarts;
+  private readonly engineRestarts;
   private readonly collectTimeouts;
   private readonly buildInfo;
 
@@ -68,7 +73,7 @@ export class MainMetrics {
     this.finishedTotal = counter(MAIN.finished, r);
     this.rejectedTotal = counter(MAIN.rejected, r);
     this.queueTime = histogram(MAIN.queueTime, r, opts.timeBuckets);
-    this.restarts = counter(MAIN.workerRestarts, r);
+    this.engineRestarts = counter(MAIN.engineRestarts, r);
     this.collectTimeouts = counter(MAIN.collectTimeouts, r);
     this.buildInfo = gauge(MAIN.buildInfo, r);
     // Known routes exist at 0 from the start: rate() needs a sample from before the first request.
@@ -79,7 +84,6 @@ export class MainMetrics {
     for (const reason of FINISH_REASONS) this.finishedTotal.inc({ ...model, finish_reason: reason }, 0);
     for (const reason of REJECT_REASONS) this.rejectedTotal.inc({ ...model, reason }, 0);
     this.queueTime.zero(model);
-    this.restarts.inc(0);
     this.collectTimeouts.inc(0);
     this.active.set(0);
     this.setLlamaCpp('unknown');
@@ -97,16 +101,20 @@ export class MainMetrics {
     gauge(MAIN.workersReady, r, function () {
       this.set(pool().workersReady);
     });
-    if (opts.gpu) this.registerGpu(opts.gpu);
-    collectDefaultMetrics({ register: r });
-    // prom-client names three gauges *_total, which promtool rejects ("non-counter metrics should not have
-    // _total suffix"); the same numbers remain as nodejs_active_{handles,requests,resources} by type.
-    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
-      r.removeSingleMetric(name);
+    const engines = opts.engines;
+    if (engines) {
+      for (const labels of engines.labels) this.engineRestarts.inc(labels, 0);
+      gauge(MAIN.engineUp, r, function () {
+        engines.labels.forEach((labels, i) => this.set(labels, engines.up(i) ? 1 : 0));
+      });
     }
+    if (opts.gpu) this.registerGpu(opts.gpu, engines && engineByDevice(engines.labels));
+    collectDefaultMetrics({ register: r });
+    dropTotalGauges(r);
   }
 
-  private registerGpu(read: () => GpuDeviceStats[]): void {
+  /** @param engineOf device label → the engine label for it; only those devices are reported */
+  private registerGpu(read: () => GpuDeviceStats[], engineOf?: Map<string, string>): void {
     const r = this.registry;
     // The first gauge's collect reads NVML (cached for a second) and fills all four, in registration
     // order; reset() drops devices that disappeared instead of reporting stale values.
@@ -114,11 +122,15 @@ export class MainMetrics {
       const devices = read();
       for (const g of [used, total, util, info]) g.reset();
       for (const d of devices) {
+        const engine = engineOf?.get(d.device);
+        // With engine processes, a GPU none of them was given is not this server's to report.
+        if (engineOf && engine === undefined) continue;
+        const labels = engine === undefined ? { device: d.device } : { device: d.device, engine };
         // A value NVML could not read is left out rather than reported as 0.
-        if (Number.isFinite(d.memoryUsedBytes)) used.set({ device: d.device }, d.memoryUsedBytes);
-        if (Number.isFinite(d.memoryTotalBytes)) total.set({ device: d.device }, d.memoryTotalBytes);
-        if (Number.isFinite(d.utilizationRatio)) util.set({ device: d.device }, d.utilizationRatio);
-        info.set({ device: d.device, name: d.name, uuid: d.uuid }, 1);
+        if (Number.isFinite(d.memoryUsedBytes)) used.set(labels, d.memoryUsedBytes);
+        if (Number.isFinite(d.memoryTotalBytes)) total.set(labels, d.memoryTotalBytes);
+        if (Number.isFinite(d.utilizationRatio)) util.set(labels, d.utilizationRatio);
+        info.set({ ...labels, name: d.name, uuid: d.uuid }, 1);
       }
     });
     const total = gauge(MAIN.gpuMemoryTotal, r);
@@ -151,8 +163,8 @@ export class MainMetrics {
     this.queueTime.observe(this.model, seconds);
   }
 
-  workerRestarted(): void {
-    this.restarts.inc();
+  engineRestarted(labels: { engine: string; device: string }): void {
+    this.engineRestarts.inc(labels);
   }
 
   collectTimedOut(): void {
@@ -163,4 +175,21 @@ export class MainMetrics {
     this.buildInfo.reset();
     this.buildInfo.set({ version: this.opts.version, node: process.version, llama_cpp: release }, 1);
   }
+}
+
+/**
+ * prom-client names three gauges *_total, which promtool rejects ("non-counter metrics should not have
+ * _total suffix"); the same numbers remain as nodejs_active_{handles,requests,resources} by type.
+ */
+export function dropTotalGauges(r: Registry): void {
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    r.removeSingleMetric(name);
+  }
+}
+
+/** Device label → the engine(s) on it ("0", or "0,2" when --engines puts two engines on one GPU). */
+function engineByDevice(labels: { engine: string; device: string }[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const { engine, device } of labels) out.set(device, out.has(device) ? `${out.get(device)},${engine}` : engine);
+  return out;
 }

@@ -1,13 +1,16 @@
 /**
- * Admission and dispatch. At most `capacity` (= workers × sequences) tasks run at once; beyond that
- * requests wait in a bounded FIFO queue, and past `maxQueue` they are refused at once (429). Capacity
- * is released when the worker's task settles, not when its last message is read.
+ * Admission and dispatch over one or more engines. At most `capacity` (the sum of the engines' free
+ * sequences: workers × sequences each, 0 for an engine that is down or loading) tasks run at once;
+ * beyond that requests wait in one bounded FIFO queue, and past `maxQueue` they are refused at once
+ * (429). A task goes to the engine with the most free sequences, so a busy or slow engine gets less
+ * and a restarting one none; the shared queue means no request waits behind one engine while another
+ * has room. Capacity is released when the task settles, not when its last message is read.
  */
 import type { Logger } from 'pino';
+import type { Engine, EngineTask } from '../engine/engine.js';
 import { QueueFullError, ShuttingDownError } from '../errors.js';
-import { nowMs, type CancelReason, type GenerateTask } from '../shared/protocol.js';
+import { nowMs, type CancelReason } from '../shared/protocol.js';
 import { Job, type JobHandlers, type JobOutcome } from './job.js';
-import type { ModelPool } from './model-pool.js';
 
 export interface DispatcherOptions {
   maxQueue: number;
@@ -23,22 +26,35 @@ export interface DispatchObserver {
 
 export class Dispatcher {
   private running = 0;
+  private readonly runningOn: number[];
   private readonly queue: Job[] = [];
   private readonly live = new Set<Job>();
   private readonly idleWaiters: (() => void)[] = [];
   private closed = false;
+  /** Where the search for the freest engine starts: rotates, so ties are shared in turn. */
+  private next = 0;
 
   constructor(
-    private readonly pool: ModelPool,
+    private readonly engines: Engine[],
     private readonly opts: DispatcherOptions,
     private readonly log: Logger,
     private readonly observer: DispatchObserver,
-  ) {}
+  ) {
+    this.runningOn = engines.map(() => 0);
+    // An engine that became ready (or came back) takes queued requests at once.
+    for (const engine of engines) engine.on('change', () => this.pump());
+  }
+
+  /** Sequences that may run at once now, over all engines. */
+  get capacity(): number {
+    return this.engines.reduce((sum, e) => sum + e.capacity, 0);
+  }
 
   /** Admits a request or throws (QueueFullError, ShuttingDownError) without touching any worker. */
-  submit(task: Omit<GenerateTask, 'port' | 'admittedAtMs'>, handlers: JobHandlers): Job {
+  submit(task: Omit<EngineTask, 'admittedAtMs'>, handlers: JobHandlers): Job {
     if (this.closed) throw new ShuttingDownError();
-    if (this.running >= this.pool.capacity && this.queue.length >= this.opts.maxQueue) {
+    const engine = this.freest();
+    if (engine === undefined && this.queue.length >= this.opts.maxQueue) {
       this.observer.queueFull();
       throw new QueueFullError(this.retryAfterSeconds());
     }
@@ -50,14 +66,29 @@ export class Dispatcher {
       this.observer,
     );
     this.live.add(job);
-    if (this.running < this.pool.capacity) this.start(job);
+    if (engine !== undefined) this.start(job, engine);
     else this.queue.push(job);
     return job;
   }
 
+  /** The engine with the most free sequences, if any has one. */
+  private freest(): number | undefined {
+    let best: number | undefined;
+    let bestFree = 0;
+    for (let k = 0; k < this.engines.length; k++) {
+      const i = (this.next + k) % this.engines.length;
+      const free = this.engines[i]!.capacity - this.runningOn[i]!;
+      if (free > bestFree) {
+        best = i;
+        bestFree = free;
+      }
+    }
+    return best;
+  }
+
   /** A rough hint: one queue's worth of sequences turning over, at least one second. */
   private retryAfterSeconds(): number {
-    return Math.max(1, Math.ceil(this.queue.length / Math.max(1, this.pool.capacity)));
+    return Math.max(1, Math.ceil(this.queue.length / Math.max(1, this.capacity)));
   }
 
   private dequeue(job: Job): void {
@@ -68,21 +99,24 @@ export class Dispatcher {
     setImmediate(() => this.checkIdle());
   }
 
-  private start(job: Job): void {
+  private start(job: Job, index: number): void {
     this.running++;
-    const { port, settled } = this.pool.run(job.task);
-    job.attach(port);
-    settled.then(
-      () => this.release(job, undefined),
+    this.runningOn[index]!++;
+    this.next = (index + 1) % this.engines.length;
+    const channel = this.engines[index]!.run(job.task);
+    job.attach(channel);
+    channel.settled.then(
+      () => this.release(job, index, undefined),
       (err: unknown) => {
-        this.log.error({ err, requestId: job.task.requestId }, 'model task failed');
-        this.release(job, err);
+        this.log.error({ err, requestId: job.task.requestId, engine: index }, 'model task failed');
+        this.release(job, index, err);
       },
     );
   }
 
-  private release(job: Job, err: unknown): void {
+  private release(job: Job, index: number, err: unknown): void {
     this.running--;
+    this.runningOn[index]!--;
     // The port's last messages can arrive after the task promise: give them one turn of the loop.
     setImmediate(() => {
       job.settled(err);
@@ -93,9 +127,10 @@ export class Dispatcher {
   }
 
   private pump(): void {
-    while (this.running < this.pool.capacity && this.queue.length > 0) {
-      const next = this.queue.shift()!;
-      this.start(next);
+    while (this.queue.length > 0) {
+      const engine = this.freest();
+      if (engine === undefined) return;
+      this.start(this.queue.shift()!, engine);
     }
   }
 
@@ -105,6 +140,11 @@ export class Dispatcher {
 
   get runningCount(): number {
     return this.running;
+  }
+
+  /** Requests holding a sequence on engine `index`. */
+  runningOnEngine(index: number): number {
+    return this.runningOn[index] ?? 0;
   }
 
   get waitingCount(): number {

@@ -1,11 +1,11 @@
 /**
- * One admitted request on its way through the queue and a worker. Owns the task's MessagePort:
+ * One admitted request on its way through the queue and a worker. Owns the task's channel:
  * turns worker messages into handler calls, sends `cancel`, and guarantees exactly one final call
  * (onDone or onError) whatever happens (timeout, client gone, worker death, shutdown).
  */
-import type { MessagePort } from 'node:worker_threads';
 import { ApiError, fromPayload, RequestTimeoutError, ShuttingDownError, WorkerFailedError } from '../errors.js';
-import type { CancelReason, FinishReason, GenerateTask, MainMessage, WorkerMessage } from '../shared/protocol.js';
+import type { EngineTask, TaskChannel } from '../engine/engine.js';
+import type { CancelReason, FinishReason, MainMessage, WorkerMessage } from '../shared/protocol.js';
 
 export interface Usage {
   promptTokens: number;
@@ -37,7 +37,7 @@ export interface JobReporter {
 export class Job {
   state: JobState = 'queued';
   readonly admittedAt = performance.now();
-  private port: MessagePort | undefined;
+  private channel: TaskChannel | undefined;
   private cancelReason: CancelReason | undefined;
   private started = false;
   private usage: Usage = { promptTokens: 0, completionTokens: 0 };
@@ -47,7 +47,7 @@ export class Job {
    * @param leaveQueue called when a queued job is cancelled, so the dispatcher drops it from the queue
    */
   constructor(
-    readonly task: Omit<GenerateTask, 'port'>,
+    readonly task: EngineTask,
     private readonly handlers: JobHandlers,
     private readonly timeoutSeconds: number,
     private readonly leaveQueue: (job: Job) => void,
@@ -57,11 +57,11 @@ export class Job {
     this.timer.unref();
   }
 
-  /** Attaches the worker's port once the job leaves the queue. */
-  attach(port: MessagePort): void {
+  /** Attaches the task's channel once the job leaves the queue. */
+  attach(channel: TaskChannel): void {
     this.state = 'running';
-    this.port = port;
-    port.on('message', (msg: WorkerMessage) => this.onMessage(msg));
+    this.channel = channel;
+    channel.onMessage((msg) => this.onMessage(msg));
     // A cancel that arrived while queued-to-running must still reach the worker.
     if (this.cancelReason) this.send({ type: 'cancel', reason: this.cancelReason });
   }
@@ -114,9 +114,10 @@ export class Job {
     this.send({ type: 'cancel', reason });
   }
 
-  /** The worker task settled; if no final message came (worker died), the request fails. */
+  /** The worker task settled; if no final message came (worker or engine died), the request fails. */
   settled(error: unknown): void {
     if (this.state === 'finished') return;
+    if (error instanceof ApiError) return this.fail(error);
     const why = error instanceof Error ? error.message : 'the task ended without a result';
     this.fail(new WorkerFailedError(`The model worker serving this request failed (${why}); please retry.`));
   }
@@ -126,11 +127,7 @@ export class Job {
   }
 
   private send(msg: MainMessage): void {
-    try {
-      this.port?.postMessage(msg);
-    } catch {
-      // The channel is already closed: the task has ended on its own.
-    }
+    this.channel?.send(msg);
   }
 
   private fail(err: ApiError): void {
@@ -150,7 +147,7 @@ export class Job {
     if (this.state === 'finished') return;
     this.state = 'finished';
     clearTimeout(this.timer);
-    this.port?.close();
+    this.channel?.close();
     this.reporter.ended(outcome);
     respond();
   }

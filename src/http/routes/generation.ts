@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import { NotFoundError, NotReadyError } from '../../errors.js';
+import { readyWorkers } from '../../engine/status.js';
 import type { AppContext } from '../context.js';
 import { chatFormat, completionFormat } from '../openai-format.js';
 import { respond } from '../respond.js';
@@ -18,7 +19,7 @@ export function generationRoutes(ctx: AppContext): Router {
     if (model != null && model !== ctx.modelId) {
       throw new NotFoundError(`The model '${model}' does not exist; this server serves '${ctx.modelId}'.`, 'model_not_found', 'model');
     }
-    if (ctx.pool.readyWorkers === 0) throw new NotReadyError();
+    if (readyWorkers(ctx.engines) === 0) throw new NotReadyError();
   };
 
   router.post('/v1/completions', (req, res) => {

@@ -1,6 +1,7 @@
 /** GET /v1/models, GET /v1/models/:id and GET /health. */
 import { Router } from 'express';
 import { NotFoundError, NotReadyError } from '../../errors.js';
+import { readyWorkers, totalWorkers } from '../../engine/status.js';
 import type { AppContext } from '../context.js';
 import { sendError } from '../error-handler.js';
 
@@ -18,8 +19,9 @@ export function infoRoutes(ctx: AppContext): Router {
   });
 
   router.get('/health', (_req, res) => {
-    const ready = ctx.pool.readyWorkers;
-    const workers = ctx.pool.workers;
+    const ready = readyWorkers(ctx.engines);
+    const workers = totalWorkers(ctx.engines);
+    const multi = ctx.engines[0]!.labels !== undefined;
     if (ctx.draining) {
       sendError(res, new NotReadyError('The server is shutting down.'));
       return;
@@ -29,9 +31,11 @@ export function infoRoutes(ctx: AppContext): Router {
       return;
     }
     res.json({
+      // Degraded: some worker or engine process is loading or restarting; the others serve meanwhile.
       status: ready < workers ? 'degraded' : 'ok',
       workers: { ready, total: workers },
       requests: { running: ctx.dispatcher.runningCount, waiting: ctx.dispatcher.waitingCount },
+      ...(multi && { engines: ctx.engines.map((e) => ({ ...e.status(), running: ctx.dispatcher.runningOnEngine(e.index) })) }),
     });
   });
 

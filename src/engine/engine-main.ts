@@ -1,0 +1,91 @@
+/**
+ * Entry of an engine process (started by process-engine.ts with CUDA_VISIBLE_DEVICES set to its GPU):
+ * hosts one InProcessEngine — the same pool of model workers as the single-process mode — and relays
+ * tasks, worker messages, cancels and metrics over the IPC channel. It exits when told to (idle), or
+ * when the front is gone.
+ */
+import { createLogger } from '../log.js';
+import { mergeToJson } from '../metrics/json.js';
+import { WORKER } from '../metrics/definitions.js';
+import type { TaskChannel } from './engine.js';
+import { InProcessEngine } from './in-process-engine.js';
+import type { EngineInit, EngineMessage, FrontMessage } from './ipc.js';
+
+/** The dashboard's per-worker table needs only these two metrics of each worker. */
+const DASHBOARD_WORKER_METRICS = new Set<string>([WORKER.kvUsage.name, WORKER.generationTokens.name]);
+
+const send = (msg: EngineMessage) => {
+  // The channel closes when the front exits; then there is no one left to tell.
+  if (process.connected) process.send!(msg);
+};
+
+let engine: InProcessEngine | undefined;
+const tasks = new Map<number, TaskChannel>();
+
+function start(init: EngineInit): void {
+  const log = createLogger(init.logLevel).child({ engine: init.index, device: init.device });
+  engine = new InProcessEngine(
+    { pool: init.pool, metricsPerWorker: init.metricsPerWorker, processMetrics: true, index: init.index, device: init.device },
+    log,
+  );
+  engine.on('ready', ({ llamaCpp }) => send({ type: 'workers', ready: engine!.readyWorkers, llamaCpp }));
+  engine.on('change', () => send({ type: 'workers', ready: engine!.readyWorkers }));
+  engine.on('loadFailed', (message) => send({ type: 'load_failed', message }));
+}
+
+function run(jobId: number, channel: TaskChannel): void {
+  tasks.set(jobId, channel);
+  channel.onMessage((msg) => send({ type: 'job', jobId, msg }));
+  // The task promise can settle before its port's last message: give those one turn to go out first.
+  const settled = (error?: string) =>
+    setImmediate(() => {
+      tasks.delete(jobId);
+      send({ type: 'settled', jobId, error });
+    });
+  channel.settled.then(
+    () => settled(),
+    (err: unknown) => settled(err instanceof Error ? err.message : String(err)),
+  );
+}
+
+process.on('message', (msg: FrontMessage) => {
+  switch (msg.type) {
+    case 'init':
+      start(msg);
+      break;
+    case 'run':
+      run(msg.jobId, engine!.run(msg.task));
+      break;
+    case 'cancel':
+      tasks.get(msg.jobId)?.send({ type: 'cancel', reason: msg.reason });
+      break;
+    case 'collect':
+      void engine!.collect(msg.timeoutMs).then(async (c) =>
+        send({
+          type: 'metrics',
+          id: msg.id,
+          // Merged here, once: the front gets one registry per engine however many workers it has.
+          metrics: await mergeToJson(c.parts),
+          late: c.late,
+          workers: c.workers.map((w) => ({ ...w, metrics: w.metrics.filter((m) => DASHBOARD_WORKER_METRICS.has(m.name)) })),
+        }),
+      );
+      break;
+    case 'close':
+      if (engine) void engine.close().then(() => process.exit(0));
+      else process.exit(0);
+      break;
+  }
+});
+
+// Ctrl-C reaches the whole process group: the front drains and then closes its engines itself.
+process.on('SIGINT', () => undefined);
+// The front is gone (it crashed or was killed): nobody can reach this engine any more.
+process.on('disconnect', () => process.exit(0));
+
+send({
+  type: 'hello',
+  pid: process.pid,
+  // Read only to report it: the front set it for this process, and /health shows what the engine saw.
+  cudaVisibleDevices: process.env.CUDA_VISIBLE_DEVICES ?? null,
+});
