@@ -6,7 +6,6 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import express from 'express';
 import { VERSION, type Config } from './config/config.js';
@@ -139,11 +138,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       dispatcher.close();
       server.close();
       server.closeIdleConnections();
-      const drained = await Promise.race([dispatcher.idle().then(() => true), sleep(config.drainTimeoutSeconds * 1000).then(() => false)]);
+      const drained = await within(dispatcher.idle(), config.drainTimeoutSeconds * 1000);
       if (!drained) {
         log.warn({ remaining: dispatcher.activeCount }, 'drain timeout reached: cancelling the remaining requests');
         dispatcher.cancelAll('shutdown');
-        await Promise.race([dispatcher.idle(), sleep(CANCEL_GRACE_MS)]);
+        await within(dispatcher.idle(), CANCEL_GRACE_MS);
       }
       server.closeAllConnections();
       metricsServer?.server.close();
@@ -163,6 +162,20 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   }
 
   return { port, metricsPort: metricsServer?.port, shutdown };
+}
+
+/**
+ * Whether `promise` settled within `ms`. The timer is cleared when it does: a pending drain timer would
+ * otherwise keep the process alive for the whole --drain-timeout after a shutdown that needed none.
+ */
+async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([promise.then(() => true as const), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** The dedicated metrics listener (the tutorial's port 8000): /metrics only. */

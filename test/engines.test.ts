@@ -332,3 +332,26 @@ describe('GPU series with engine processes (NVML stub, 2 devices)', () => {
     await expect(startServer(['--gpus', 'all', '--nvml-library', path.join(dir, 'missing.so')])).rejects.toThrow(/--gpus all needs NVML/);
   });
 });
+
+describe('a model that cannot be loaded', () => {
+  // --drain-timeout 600: the exit must not wait out a drain that has nothing to drain (the 60 s test timeout would fail).
+  it.each([
+    ['in-process', []],
+    ['engine processes', ['--engines', '2']],
+  ])('%s: stops the server with exit 1 naming the problem, and leaves no engine process behind', async (_mode, args) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qwen-serve-bad-model-'));
+    try {
+      const bad = path.join(dir, 'bad.gguf');
+      fs.writeFileSync(bad, Buffer.alloc(4096, 7));
+      const server = await startServer([...args, '--model', bad, '--drain-timeout', '600'], { waitReady: false });
+      expect(await server.exited).toBe(1);
+      const failed = server.logs.find((l) => l.msg === 'a model worker could not load the model');
+      expect(String(failed?.message)).toMatch(/GGUF/);
+      const pids = server.logs.filter((l) => l.msg === 'engine process started').map((l) => l.pid as number);
+      expect(pids).toHaveLength(args.length === 0 ? 0 : 2);
+      for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
