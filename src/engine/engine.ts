@@ -35,7 +35,10 @@ export interface WorkerSnapshot {
 }
 
 export interface EngineCollection {
-  /** Metric families to merge: worker registries, retired workers' baselines, the engine's own registry. */
+  /**
+   * Metric families to merge: worker registries, retired workers' baselines, the engine's own registry
+   * (an engine process: its merged registry plus the baselines of its earlier processes).
+   */
   parts: MetricJson[][];
   /** A worker (or the engine process) missed the timeout: its last snapshot stands in. */
   late: boolean;
@@ -63,11 +66,8 @@ export interface EngineEvents {
   ready: [{ llamaCpp: string }];
   /** The model cannot be loaded: an operator problem, not something a restart fixes. */
   loadFailed: [string];
-  /**
-   * The engine process exited unexpectedly; its last collection is what its counters had reached,
-   * kept as a baseline so merged counters never go backwards. Only engine processes emit it.
-   */
-  exited: [last: EngineCollection | undefined];
+  /** The engine process exited unexpectedly and will be restarted. Only engine processes emit it. */
+  exited: [];
 }
 
 export interface Engine extends EventEmitter<EngineEvents> {

@@ -2,7 +2,8 @@
  * The front's handle on one engine process: starts it (node:child_process fork with its own
  * CUDA_VISIBLE_DEVICES), relays tasks and metrics over IPC, and restarts it with back-off when it
  * exits. A dying engine takes only its own requests with it: they fail with EngineFailedError (503),
- * and its last metrics stay behind as a baseline (the collector keeps them on 'exited').
+ * and the counters of its last collection stay behind as a baseline that every later collection of
+ * this engine includes, so its merged counters never go backwards across restarts.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
@@ -11,7 +12,18 @@ import type { Logger } from 'pino';
 import { EngineFailedError } from '../errors.js';
 import type { PoolOptions } from '../pool/model-pool.js';
 import type { MainMessage, WorkerMessage } from '../shared/protocol.js';
-import type { Engine, EngineCollection, EngineLabels, EngineEvents, EngineState, EngineStatus, EngineTask, TaskChannel } from './engine.js';
+import { cumulative, type MetricJson } from '../metrics/json.js';
+import type {
+  Engine,
+  EngineCollection,
+  EngineLabels,
+  EngineEvents,
+  EngineState,
+  EngineStatus,
+  EngineTask,
+  TaskChannel,
+  WorkerSnapshot,
+} from './engine.js';
 import type { EngineMessage, FrontMessage } from './ipc.js';
 import type { EngineSpec } from './plan.js';
 
@@ -82,8 +94,10 @@ export class ProcessEngine extends EventEmitter<EngineEvents> implements Engine 
   private nextId = 1;
   private readonly tasks = new Map<number, RemoteTask>();
   private readonly collects = new Map<number, (c: EngineCollection) => void>();
-  /** The last collection of the current process: stands in when it is late, and is its baseline when it exits. */
-  private last: EngineCollection | undefined;
+  /** The last reply of the current process: stands in when it is late, and becomes a baseline when it exits. */
+  private last: { metrics: MetricJson[]; workers: WorkerSnapshot[] } | undefined;
+  /** Counters and histograms of this engine's earlier processes, as their last replies had them. */
+  private readonly baselines: MetricJson[][] = [];
   private readonly readyWaiters: (() => void)[] = [];
   private exitWaiters: (() => void)[] = [];
 
@@ -169,12 +183,10 @@ export class ProcessEngine extends EventEmitter<EngineEvents> implements Engine 
         else task.reject(new Error(msg.error));
         break;
       }
-      case 'metrics': {
-        const collection = { parts: [msg.metrics], late: msg.late, workers: msg.workers };
-        this.last = collection;
-        this.collects.get(msg.id)?.(collection);
+      case 'metrics':
+        this.last = { metrics: msg.metrics, workers: msg.workers };
+        this.collects.get(msg.id)?.(this.view(msg.late));
         break;
-      }
     }
   }
 
@@ -186,7 +198,10 @@ export class ProcessEngine extends EventEmitter<EngineEvents> implements Engine 
     // Requests on this engine cannot finish: each gets a clear 503 now rather than a timeout later.
     for (const task of this.tasks.values()) task.reject(new EngineFailedError(this.index, this.device, how));
     this.tasks.clear();
-    for (const resolve of this.collects.values()) resolve(this.lateCollection());
+    // Baseline first, then answer waiting scrapes: the dead process's counts are in each answer exactly once.
+    if (this.last) this.baselines.push(cumulative(this.last.metrics));
+    this.last = undefined;
+    for (const resolve of this.collects.values()) resolve(this.view(false));
     this.collects.clear();
     this.exitWaiters.splice(0).forEach((f) => f());
     if (this.closing) {
@@ -203,9 +218,7 @@ export class ProcessEngine extends EventEmitter<EngineEvents> implements Engine 
       { engine: this.index, device: this.device, pid: this.pid, how, restartInMs: delay, restarts: this.restarts },
       'engine process exited; restarting it',
     );
-    const last = this.last;
-    this.last = undefined;
-    this.emit('exited', last);
+    this.emit('exited');
     this.emit('change');
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
@@ -213,8 +226,10 @@ export class ProcessEngine extends EventEmitter<EngineEvents> implements Engine 
     }, delay);
   }
 
-  private lateCollection(): EngineCollection {
-    return { parts: this.last?.parts ?? [], late: true, workers: this.last?.workers ?? [] };
+  /** The engine's metrics as of now: the current process's last reply (if any) and the earlier processes' baselines. */
+  private view(late: boolean): EngineCollection {
+    const parts = this.last ? [this.last.metrics, ...this.baselines] : [...this.baselines];
+    return { parts, late, workers: this.last?.workers ?? [] };
   }
 
   get workers(): number {
@@ -247,13 +262,11 @@ export class ProcessEngine extends EventEmitter<EngineEvents> implements Engine 
   collect(timeoutMs: number): Promise<EngineCollection> {
     const id = this.nextId++;
     // A process still starting has nothing to report yet; a dead one's counters are already a baseline.
-    if (this.state === 'starting' || !this.post({ type: 'collect', id, timeoutMs })) {
-      return Promise.resolve({ parts: this.last?.parts ?? [], late: false, workers: this.last?.workers ?? [] });
-    }
+    if (this.state === 'starting' || !this.post({ type: 'collect', id, timeoutMs })) return Promise.resolve(this.view(false));
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.collects.delete(id);
-        resolve(this.lateCollection());
+        resolve(this.view(true));
       }, timeoutMs + COLLECT_MARGIN_MS);
       this.collects.set(id, (c) => {
         clearTimeout(timer);

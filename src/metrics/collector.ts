@@ -1,13 +1,13 @@
 /**
- * Builds the merged view a scrape returns: the front's registry, every engine's collection (its
- * workers' registries and baselines and its own registry; an engine process's series carry its
- * `engine` and `device` labels) and the last counters of every engine process that exited (so merged
- * counters never go backwards across an engine restart), merged with AggregatorRegistry.aggregate().
+ * Builds the merged view a scrape returns: the front's registry and every engine's collection (its
+ * workers' registries and baselines and its own registry, plus, for an engine process, the counters
+ * of its earlier processes; an engine process's series carry its `engine` and `device` labels),
+ * merged with AggregatorRegistry.aggregate().
  */
 import type { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { Engine, WorkerSnapshot } from '../engine/engine.js';
-import { cumulative, merge, withLabels, type ContentType, type MetricJson } from './json.js';
+import { merge, withLabels, type ContentType, type MetricJson } from './json.js';
 import type { MainMetrics } from './main-metrics.js';
 
 export type { ContentType, MetricJson } from './json.js';
@@ -18,8 +18,6 @@ export interface CollectorOptions {
 }
 
 export class MetricsCollector {
-  /** Cumulative metrics of engine processes that exited, already labelled. */
-  private readonly baselines: MetricJson[][] = [];
   private workers: WorkerSnapshot[] = [];
 
   constructor(
@@ -27,13 +25,7 @@ export class MetricsCollector {
     private readonly main: MainMetrics,
     private readonly opts: CollectorOptions,
     private readonly log?: Logger,
-  ) {
-    for (const engine of engines) {
-      engine.on('exited', (last) => {
-        if (last) this.baselines.push(...last.parts.map((p) => withLabels(cumulative(p), engine.labels)));
-      });
-    }
-  }
+  ) {}
 
   /** Each ready worker's latest snapshot (from the last merge), with a slot unique across engines. */
   workerSnapshots(): WorkerSnapshot[] {
@@ -49,7 +41,6 @@ export class MetricsCollector {
     if (late) this.main.collectTimedOut();
     const parts: MetricJson[][] = [(await this.main.registry.getMetricsAsJSON()) as unknown as MetricJson[]];
     collections.forEach((c, i) => parts.push(...c.parts.map((p) => withLabels(p, this.engines[i]!.labels))));
-    parts.push(...this.baselines);
     this.workers = collections.flatMap((c, i) => {
       const engine = this.engines[i]!;
       // Slots and worker ids are per engine; the dashboard lists workers of all engines in one table.
