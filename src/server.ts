@@ -23,7 +23,7 @@ import { resolveModel } from './model/resolve.js';
 import { Dispatcher, type DispatchObserver } from './pool/dispatcher.js';
 import { createEngines } from './engine/create.js';
 import type { Engine } from './engine/engine.js';
-import { readyWorkers } from './engine/status.js';
+import { inEngineProcesses, readyWorkers } from './engine/status.js';
 
 /** After cancelling, how long workers get to stop (they stop within one decode step). */
 const CANCEL_GRACE_MS = 10_000;
@@ -50,7 +50,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     nvml?.close();
     throw err;
   }
-  const multi = engines[0]!.labels !== undefined;
+  const multi = inEngineProcesses(engines);
   // The observer is called only once requests flow, after `metrics` exists.
   const observer: DispatchObserver = {
     queueFull: () => metrics.rejected('queue_full'),

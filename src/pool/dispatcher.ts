@@ -25,7 +25,7 @@ export interface DispatchObserver {
 }
 
 export class Dispatcher {
-  private running = 0;
+  /** Requests holding a sequence, per engine (their sum is runningCount). */
   private readonly runningOn: number[];
   private readonly queue: Job[] = [];
   private readonly live = new Set<Job>();
@@ -100,7 +100,6 @@ export class Dispatcher {
   }
 
   private start(job: Job, index: number): void {
-    this.running++;
     this.runningOn[index]!++;
     this.next = (index + 1) % this.engines.length;
     const channel = this.engines[index]!.run(job.task);
@@ -115,7 +114,6 @@ export class Dispatcher {
   }
 
   private release(job: Job, index: number, err: unknown): void {
-    this.running--;
     this.runningOn[index]!--;
     // The port's last messages can arrive after the task promise: give them one turn of the loop.
     setImmediate(() => {
@@ -139,7 +137,7 @@ export class Dispatcher {
   }
 
   get runningCount(): number {
-    return this.running;
+    return this.runningOn.reduce((sum, n) => sum + n, 0);
   }
 
   /** Requests holding a sequence on engine `index`. */

@@ -1,7 +1,7 @@
 /** GET /v1/models, GET /v1/models/:id and GET /health. */
 import { Router } from 'express';
 import { NotFoundError, NotReadyError } from '../../errors.js';
-import { readyWorkers, totalWorkers } from '../../engine/status.js';
+import { inEngineProcesses, readyWorkers, totalWorkers } from '../../engine/status.js';
 import type { AppContext } from '../context.js';
 import { sendError } from '../error-handler.js';
 
@@ -21,7 +21,6 @@ export function infoRoutes(ctx: AppContext): Router {
   router.get('/health', (_req, res) => {
     const ready = readyWorkers(ctx.engines);
     const workers = totalWorkers(ctx.engines);
-    const multi = ctx.engines[0]!.labels !== undefined;
     if (ctx.draining) {
       sendError(res, new NotReadyError('The server is shutting down.'));
       return;
@@ -35,7 +34,9 @@ export function infoRoutes(ctx: AppContext): Router {
       status: ready < workers ? 'degraded' : 'ok',
       workers: { ready, total: workers },
       requests: { running: ctx.dispatcher.runningCount, waiting: ctx.dispatcher.waitingCount },
-      ...(multi && { engines: ctx.engines.map((e) => ({ ...e.status(), running: ctx.dispatcher.runningOnEngine(e.index) })) }),
+      ...(inEngineProcesses(ctx.engines) && {
+        engines: ctx.engines.map((e) => ({ ...e.status(), running: ctx.dispatcher.runningOnEngine(e.index) })),
+      }),
     });
   });
 
