@@ -90,7 +90,13 @@ describe('npm run bench (smoke)', () => {
           expect(r.tokensPerSecond).toBeGreaterThan(0);
         }
         expect(level.scraped.scrapes).toBeGreaterThan(0);
+        // The server's own decode-step figures: every request of the level decoded its prompt and 7 fed-back tokens.
+        expect(level.steps.steps).toBeGreaterThan(0);
+        expect(level.steps.tokensPerStep).toBeGreaterThanOrEqual(1);
+        expect(level.steps.sequencesPerStep).toBeGreaterThanOrEqual(1);
+        expect(level.steps.sequencesPerStep).toBeLessThanOrEqual(level.concurrency);
       }
+      expect(md).toContain('qwen-serve decode steps');
       expect(fs.readFileSync(path.join(out, 'bench.svg'), 'utf8')).toMatch(/^<svg /);
       expect(stdout).toContain('wrote');
     } finally {

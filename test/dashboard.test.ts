@@ -154,6 +154,9 @@ describe.skipIf(!hasChromium)('the page in headless Chromium', () => {
     expect(positive(await series(page, 'throughput', 2)), 'tokens/s').toBe(true);
     expect(positive(await series(page, 'latency', 1)), 'latency p50').toBe(true);
     expect(positive(await series(page, 'latency', 3)), 'first token p50').toBe(true);
+    expect(positive(await series(page, 'batching', 1)), 'tokens per step').toBe(true);
+    expect(positive(await series(page, 'batching', 2)), 'sequences per step').toBe(true);
+    expect(positive(await series(page, 'batching', 3)), 'step time').toBe(true);
     expect(await text(page, '#v-latency-p50')).toMatch(/^\d+(\.\d+)? (ms|s)$/);
     expect(Number((await text(page, '#v-tokens'))!.replace(/,/g, ''))).toBeGreaterThan(0);
     const stop = page.locator('#outcomes tr', { hasText: 'finished: stop' }).locator('td');

@@ -66,6 +66,8 @@ describe('the dashboard', () => {
       'KV cache use',
       'GPU memory per device',
       'GPU utilisation per device',
+      'Decode batch per engine (tokens and sequences per step)',
+      'Decode step time per engine (p50, p99)',
     ]) {
       expect(titles).toContain(wanted);
     }

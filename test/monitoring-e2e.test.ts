@@ -321,6 +321,11 @@ describe.skipIf(!hasPrometheus)('one qwen-serve, Prometheus with the repository 
     expect(num(panel('panel "Tokens per second" A')[0]!)).toBeGreaterThan(0);
     expect(num(panel('panel "Tokens per second" B')[0]!)).toBeGreaterThan(0);
     expect(num(panel('panel "Tokens per request (mean)" B')[0]!)).toBeGreaterThan(0);
+    // Every step decodes at least one token of at least one sequence, and takes some time.
+    const batch = 'panel "Decode batch per engine (tokens and sequences per step)"';
+    expect(num(panel(`${batch} A`)[0]!)).toBeGreaterThanOrEqual(num(panel(`${batch} B`)[0]!));
+    expect(num(panel(`${batch} B`)[0]!)).toBeGreaterThanOrEqual(1);
+    for (const ref of ['A', 'B']) expect(num(panel(`panel "Decode step time per engine (p50, p99)" ${ref}`)[0]!)).toBeGreaterThan(0);
     expect(num(panel('panel "Queue and running" A')[0]!)).toBe(0);
     expect(num(panel('panel "Queue and running" B')[0]!)).toBe(0);
     expect(num(panel('panel "Queue and running" C')[0]!)).toBe(8); // 2 workers x 4 sequences

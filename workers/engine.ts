@@ -1,35 +1,42 @@
 /**
  * One worker's model resources: the llama backend, the model (weights are mmap'd and shared with the
- * other workers through the page cache), one context with S sequences and the chat template.
- * node-llama-cpp batches the sequences of one context together, so concurrent tasks share decode steps.
+ * other workers through the page cache), one context with S sequences, the chat template, and the
+ * batch loop that decodes all of the context's sequences together (batch-loop.ts).
  */
-import {
-  getLlama,
-  LlamaLogLevel,
-  resolveChatWrapper,
-  type ChatWrapper,
-  type LlamaContext,
-  type LlamaContextSequence,
-  type LlamaModel,
-} from 'node-llama-cpp';
+import { getLlama, LlamaLogLevel, resolveChatWrapper, type ChatWrapper, type LlamaContext, type LlamaModel } from 'node-llama-cpp';
 import type { WorkerInit } from '../src/shared/protocol.js';
-import { DecodePause } from './decode-pause.js';
+import { BatchLoop, type StepStats } from './batch-loop.js';
+import { nativeContext, samplerFactory, type NativeSampler } from './native.js';
+import type { SequenceState } from './prefix-share.js';
 
 export interface Engine {
   model: LlamaModel;
   context: LlamaContext;
   chatWrapper: ChatWrapper;
   sequences: SequencePool;
+  loop: BatchLoop;
+  /** A new native sampler (one per request: it holds the request's RNG state). */
+  createSampler(): NativeSampler;
   contextSize: number;
-  /** Pauses generation loops while a sequence's KV cache is edited (see DecodePause). */
-  pause: DecodePause;
   /** The llama.cpp release the backend was built from, for qwen_build_info. */
   llamaCppRelease: string;
   /** Share of the context's KV cells holding tokens (0-1); cached prefixes count as used. */
   kvUsage(): number;
 }
 
-export async function loadEngine(init: WorkerInit): Promise<Engine> {
+/**
+ * A prompt prefix held by another sequence is copied when it is at least this many tokens longer than
+ * the request's own cached prefix: the copy costs a few milliseconds, evaluating 16 tokens costs
+ * ~180 ms on one CPU thread (docs/performance.md).
+ */
+const MIN_SHARED_PREFIX = 16;
+
+export interface EngineHooks {
+  /** Called after every decode step (metrics). */
+  onStep?: (stats: StepStats) => void;
+}
+
+export async function loadEngine(init: WorkerInit, hooks: EngineHooks = {}): Promise<Engine> {
   // maxThreads and threads are always explicit: node-llama-cpp's own default (max(4, cores)) runs
   // ~100x slower on a 2-core machine.
   const llama = await getLlama({
@@ -46,41 +53,60 @@ export async function loadEngine(init: WorkerInit): Promise<Engine> {
     threads: init.threads,
     batchSize: init.batchSize,
   });
+  const native = nativeContext(context);
+  const createSampler = samplerFactory(model);
   // The model's own Jinja template, used as is. (Auto-detection renders the template against every
   // built-in wrapper to find an equivalent one: 2.1 s of start-up per worker on the tiny model.)
   const chatWrapper = resolveChatWrapper(model, { type: 'jinjaTemplate' });
-  const seqs: LlamaContextSequence[] = [];
-  for (let i = 0; i < init.sequences; i++) seqs.push(context.getSequence());
+  // The batch loop drives sequence ids 0..S-1 of the context directly; node-llama-cpp's
+  // LlamaContextSequence objects are not used (their own decode loop would compete with ours).
+  const seqs: SequenceState[] = Array.from({ length: init.sequences }, (_, id) => ({ id, tokens: [] }));
   return {
     model,
     context,
     chatWrapper,
     sequences: new SequencePool(seqs),
+    loop: new BatchLoop(native, {
+      batchSize: init.batchSize,
+      contextSize: init.contextSize,
+      sequences: seqs,
+      minSharedPrefix: MIN_SHARED_PREFIX,
+      onStep: hooks.onStep,
+    }),
+    createSampler,
     contextSize: init.contextSize,
-    pause: new DecodePause(),
     llamaCppRelease: llama.llamaCppRelease.release,
-    kvUsage: () => seqs.reduce((used, s) => used + s.nextTokenIndex, 0) / (init.contextSize * seqs.length),
+    kvUsage: () => seqs.reduce((used, s) => used + s.tokens.length, 0) / (init.contextSize * seqs.length),
   };
 }
-
-/** Hands each task a free sequence; waits (FIFO) when all are busy. */
+/**
+ * Hands each task a free sequence, the lowest id first; waits (FIFO) when all are busy.
+ *
+ * Lowest first matters for speed: llama.cpp decodes the sequences of a batch in one pass only when their
+ * ids form one run of consecutive ids (with one KV stream per sequence it splits a batch at every gap,
+ * and each part costs a full pass over the weights). Packing busy sequences at the low ids keeps the run
+ * unbroken, and at low concurrency it also returns the sequence whose cached prefix was used last.
+ */
 export class SequencePool {
-  private readonly free: LlamaContextSequence[];
-  private readonly waiting: ((s: LlamaContextSequence) => void)[] = [];
+  private readonly free: SequenceState[];
+  private readonly waiting: ((s: SequenceState) => void)[] = [];
   readonly capacity: number;
 
-  constructor(sequences: LlamaContextSequence[]) {
+  constructor(sequences: SequenceState[]) {
     this.free = [...sequences];
     this.capacity = sequences.length;
   }
 
-  acquire(): Promise<LlamaContextSequence> {
-    const s = this.free.pop();
-    if (s) return Promise.resolve(s);
+  acquire(): Promise<SequenceState> {
+    if (this.free.length > 0) {
+      const lowest = this.free.reduce((a, b) => (b.id < a.id ? b : a));
+      this.free.splice(this.free.indexOf(lowest), 1);
+      return Promise.resolve(lowest);
+    }
     return new Promise((resolve) => this.waiting.push(resolve));
   }
 
-  release(s: LlamaContextSequence): void {
+  release(s: SequenceState): void {
     const next = this.waiting.shift();
     if (next) next(s);
     else this.free.push(s);

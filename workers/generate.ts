@@ -3,11 +3,16 @@
  * stop on EOS / stop strings / max tokens / cancel. Reports through the `emit` callback only, so it
  * knows nothing about ports or metrics.
  */
-import type { ChatHistoryItem, LlamaContextSequence, Token } from 'node-llama-cpp';
+import type { ChatHistoryItem, Token } from 'node-llama-cpp';
 import type { ErrorPayload, FinishReason, GenerateInput, SamplingParams, WorkerMessage } from '../src/shared/protocol.js';
+import type { SequenceState } from './batch-loop.js';
 import type { Engine } from './engine.js';
+import type { SamplerConfig } from './native.js';
 import { StopMatcher } from './stop-matcher.js';
 import { TokenTextDecoder } from './token-text.js';
+
+/** Repeat penalties look back this many tokens at least (node-llama-cpp's default window). */
+const DEFAULT_PUNISH_WINDOW = 64;
 
 export class GenerationError extends Error {
   constructor(readonly payload: ErrorPayload) {
@@ -19,7 +24,7 @@ export interface GenerateOptions {
   input: GenerateInput;
   sampling: SamplingParams;
   emit: (msg: WorkerMessage) => void;
-  /** True once the task was cancelled; checked after every decode step. */
+  /** True once the task was cancelled; checked before every decode step and with every token. */
   cancelled: () => boolean;
   /** Plain events for whoever measures (metrics) or tests (fault injection); no metrics code here. */
   onStarted?: (promptTokens: number) => void;
@@ -74,18 +79,27 @@ export function budget(promptTokens: number, contextSize: number, sampling: Samp
   return sampling.maxTokens;
 }
 
-/** Reuses the longest common prefix already in the sequence's KV cache and erases the rest. */
-async function prepareSequence(engine: Engine, seq: LlamaContextSequence, prompt: Token[]): Promise<Token[]> {
-  const cached = seq.contextTokens;
-  let common = 0;
-  const limit = Math.min(cached.length, prompt.length - 1); // at least one token must be evaluated
-  while (common < limit && cached[common] === prompt[common]) common++;
-  const end = seq.nextTokenIndex;
-  if (common < end) await engine.pause.during(() => seq.eraseContextTokenRanges([{ start: common, end }]));
-  return prompt.slice(common);
+/** The native sampler settings for one request (as node-llama-cpp's own evaluate() would resolve them). */
+function samplerConfig(sampling: SamplingParams, generated: readonly Token[]): SamplerConfig {
+  const penalize = sampling.presencePenalty !== 0 || sampling.frequencyPenalty !== 0;
+  return {
+    temperature: sampling.temperature,
+    minP: 0,
+    topK: sampling.topK,
+    topP: sampling.topP,
+    // Without a seed every request draws a new one, as OpenAI does.
+    seed: sampling.seed ?? Math.floor(Date.now() / 1000),
+    ...(penalize && {
+      repeatPenalty: 1,
+      repeatPenaltyMaxTokens: Math.max(DEFAULT_PUNISH_WINDOW, generated.length),
+      repeatPenaltyTokens: Uint32Array.from(generated),
+      repeatPenaltyPresencePenalty: sampling.presencePenalty,
+      repeatPenaltyFrequencyPenalty: sampling.frequencyPenalty,
+    }),
+  };
 }
 
-export async function generate(engine: Engine, seq: LlamaContextSequence, prompt: Token[], opts: GenerateOptions): Promise<GenerateResult> {
+export async function generate(engine: Engine, seq: SequenceState, prompt: Token[], opts: GenerateOptions): Promise<GenerateResult> {
   const { model } = engine;
   const { sampling, emit } = opts;
   const maxTokens = budget(prompt.length, engine.contextSize, sampling, opts.input.kind === 'chat' ? 'messages' : 'prompt');
@@ -95,9 +109,9 @@ export async function generate(engine: Engine, seq: LlamaContextSequence, prompt
   const decoder = new TokenTextDecoder(model);
   const stops = new StopMatcher(sampling.stop);
   const generated: Token[] = [];
-  let completionTokens = 0;
   let finishReason: FinishReason = 'length';
   let pendingTokens = 0;
+  let stopped = false;
 
   const send = (text: string) => {
     if (text.length === 0) return;
@@ -105,49 +119,50 @@ export async function generate(engine: Engine, seq: LlamaContextSequence, prompt
     pendingTokens = 0;
   };
 
-  const toEvaluate = await prepareSequence(engine, seq, prompt);
-  const penalize = sampling.presencePenalty !== 0 || sampling.frequencyPenalty !== 0;
-  const iterator = seq.evaluate(toEvaluate, {
-    temperature: sampling.temperature,
-    topK: sampling.topK,
-    topP: sampling.topP,
-    seed: sampling.seed,
-    yieldEogToken: true,
-    repeatPenalty: penalize
-      ? {
-          punishTokens: () => generated,
-          penalty: 1,
-          presencePenalty: sampling.presencePenalty,
-          frequencyPenalty: sampling.frequencyPenalty,
-        }
-      : undefined,
-  });
-
-  let stopped = false;
-  for await (const token of iterator) {
-    // Hold the next decode step while another sequence's KV cache is being edited.
-    if (engine.pause.wait) await engine.pause.wait;
+  let ended = false;
+  /** One sampled token, between two decode steps; returns whether to go on. */
+  const onToken = (token: Token): boolean => {
+    const more = accept(token);
+    ended = !more;
+    return more;
+  };
+  const accept = (token: Token): boolean => {
     if (opts.cancelled()) {
       finishReason = 'abort';
       stopped = true;
-      break;
+      return false;
     }
     if (model.isEogToken(token) && !sampling.ignoreEos) {
       finishReason = 'stop';
-      break;
+      return false;
     }
     generated.push(token);
-    completionTokens++;
     pendingTokens++;
-    opts.onToken?.(completionTokens);
+    opts.onToken?.(generated.length);
     const piece = stops.push(decoder.push(token));
     send(piece.emit);
     if (piece.stopped) {
       finishReason = 'stop';
       stopped = true;
-      break;
+      return false;
     }
-    if (completionTokens >= maxTokens) break;
+    if (generated.length >= maxTokens) return false;
+    if (penalize) sampler.applyConfig(samplerConfig(sampling, generated));
+    return true;
+  };
+
+  const penalize = sampling.presencePenalty !== 0 || sampling.frequencyPenalty !== 0;
+  const sampler = engine.createSampler();
+  try {
+    sampler.applyConfig(samplerConfig(sampling, generated));
+    await engine.loop.run({ sequence: seq, prompt, sampler, onToken, cancelled: opts.cancelled });
+  } finally {
+    sampler.dispose();
+  }
+  // The loop ends a request without asking onToken only when it was cancelled.
+  if (!ended) {
+    finishReason = 'abort';
+    stopped = true;
   }
   if (!stopped) {
     const tail = stops.push(decoder.flush());
@@ -155,5 +170,5 @@ export async function generate(engine: Engine, seq: LlamaContextSequence, prompt
     if (tail.stopped) finishReason = 'stop';
     else send(stops.flush());
   }
-  return { finishReason, promptTokens: prompt.length, completionTokens };
+  return { finishReason, promptTokens: prompt.length, completionTokens: generated.length };
 }

@@ -40,7 +40,7 @@ requests.onmessage = (event) => {
 
 const started = process.hrtime.bigint();
 try {
-  engine = await loadEngine(init);
+  engine = await loadEngine(init, { onStep: (stats) => metrics.step(stats) });
   const loadSeconds = Number(process.hrtime.bigint() - started) / 1e9;
   metrics.setLoadSeconds(loadSeconds);
   announce({ type: 'ready', workerId: threadId, loadSeconds, llamaCpp: engine.llamaCppRelease });

@@ -30,6 +30,10 @@ export interface Point {
   ttftP99: number | null;
   itlP50: number | null;
   itlP95: number | null;
+  /** Means over the interval's decode steps (null when no step ran). */
+  tokensPerStep: number | null;
+  sequencesPerStep: number | null;
+  stepSeconds: number | null;
   running: number;
   waiting: number;
   capacity: number;
@@ -54,6 +58,8 @@ export function derive(reading: Reading, previous: Reading | undefined, windowSt
   const latency = recent((r) => r.latency);
   const ttft = recent((r) => r.ttft);
   const itl = recent((r) => r.itl);
+  const steps = previous ? reading.steps.steps - previous.steps.steps : 0;
+  const perStep = (f: (r: Reading) => number) => (previous && steps > 0 ? (f(reading) - f(previous)) / steps : null);
   return {
     t: reading.t,
     requestsPerSecond: rate((r) => r.requests),
@@ -68,6 +74,9 @@ export function derive(reading: Reading, previous: Reading | undefined, windowSt
     ttftP99: quantile(0.99, ttft),
     itlP50: quantile(0.5, itl),
     itlP95: quantile(0.95, itl),
+    tokensPerStep: perStep((r) => r.steps.tokens),
+    sequencesPerStep: perStep((r) => r.steps.sequences),
+    stepSeconds: perStep((r) => r.steps.seconds),
     running: reading.running,
     waiting: reading.waiting,
     capacity: reading.capacity,

@@ -30,6 +30,14 @@ export interface WorkerReading {
   generationTokens: number;
 }
 
+/** Cumulative totals of the workers' decode-step histograms (batching). */
+export interface StepReading {
+  steps: number;
+  tokens: number;
+  sequences: number;
+  seconds: number;
+}
+
 export interface Reading {
   /** Epoch milliseconds. */
   t: number;
@@ -44,6 +52,7 @@ export interface Reading {
   latency: Buckets;
   ttft: Buckets;
   itl: Buckets;
+  steps: StepReading;
   running: number;
   waiting: number;
   capacity: number;
@@ -73,6 +82,11 @@ export function total(metrics: MetricJson[], name: string, match: Match = any): 
 function mean(metrics: MetricJson[], name: string): number | null {
   const v = samples(metrics, name);
   return v.length === 0 ? null : v.reduce((s, x) => s + x.value, 0) / v.length;
+}
+
+/** The `_sum` (or `_count`) of histogram `name`, over every series. */
+function histogramTotal(metrics: MetricJson[], name: string, part: 'sum' | 'count'): number {
+  return samples(metrics, name, `${name}_${part}`).reduce((s, v) => s + v.value, 0);
 }
 
 /** The buckets of histogram `name`, summed over the series that match. */
@@ -124,6 +138,12 @@ export function readRegistry(
     latency: buckets(metrics, MAIN.duration.name, (l) => l.method === 'POST' && GENERATION.has(String(l.endpoint))),
     ttft: buckets(metrics, WORKER.ttft.name),
     itl: buckets(metrics, WORKER.itl.name),
+    steps: {
+      steps: histogramTotal(metrics, WORKER.stepTokens.name, 'count'),
+      tokens: histogramTotal(metrics, WORKER.stepTokens.name, 'sum'),
+      sequences: histogramTotal(metrics, WORKER.stepSequences.name, 'sum'),
+      seconds: histogramTotal(metrics, WORKER.stepTime.name, 'sum'),
+    },
     running: total(metrics, MAIN.running.name),
     waiting: total(metrics, MAIN.waiting.name),
     capacity: total(metrics, MAIN.capacity.name),

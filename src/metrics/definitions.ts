@@ -6,7 +6,7 @@
 import type { Aggregator } from 'prom-client';
 
 export type MetricKind = 'counter' | 'gauge' | 'histogram';
-export type BucketKind = 'time' | 'tokens';
+export type BucketKind = 'time' | 'tokens' | 'step';
 
 export interface MetricDef {
   name: string;
@@ -122,6 +122,18 @@ export const WORKER = {
   generationTokensPerRequest: def('qwen_request_generation_tokens', 'histogram', ['model'], 'Generated tokens per request', {
     buckets: 'tokens',
   }),
+  // Batching: one observation per llama_decode call of a worker's batch loop.
+  stepTokens: def(
+    'qwen_decode_step_tokens',
+    'histogram',
+    ['model'],
+    'Tokens per decode step (one sampled token per generating sequence plus prompt chunks)',
+    { buckets: 'step' },
+  ),
+  stepSequences: def('qwen_decode_step_sequences', 'histogram', ['model'], 'Sequences per decode step', { buckets: 'step' }),
+  stepTime: def('qwen_decode_step_seconds', 'histogram', ['model'], 'Time of one decode step: batch assembly, llama_decode and sampling', {
+    buckets: 'time',
+  }),
   kvUsage: def('qwen_kv_cache_usage_ratio', 'gauge', ['model'], 'Share of the KV cache holding tokens (0-1), averaged over workers', {
     aggregator: 'average',
   }),
@@ -135,6 +147,8 @@ export type RejectReason = (typeof REJECT_REASONS)[number];
 
 /** Latency buckets start at 1 ms: a 0.5B model produces tokens in a few ms on a GPU. */
 export const DEFAULT_TIME_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+/** Tokens or sequences in one decode step: powers of two up to a large prompt batch. */
+export const STEP_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048];
 export const TOKEN_BUCKETS = [1, 4, 16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768];
 
 export const ALL_METRICS: readonly MetricDef[] = [...Object.values(MAIN), ...Object.values(ENGINE), ...Object.values(WORKER)];

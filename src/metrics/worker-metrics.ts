@@ -5,7 +5,7 @@
  */
 import { Registry } from 'prom-client';
 import { nowMs } from '../shared/protocol.js';
-import { TOKEN_BUCKETS, WORKER } from './definitions.js';
+import { STEP_BUCKETS, TOKEN_BUCKETS, WORKER } from './definitions.js';
 import { counter, gauge, histogram } from './factory.js';
 
 export interface RequestObserver {
@@ -34,6 +34,9 @@ export class WorkerMetrics {
   private readonly promptPerRequest;
   private readonly generationPerRequest;
   private readonly loadSeconds;
+  private readonly stepTokens;
+  private readonly stepSequences;
+  private readonly stepTime;
 
   constructor(opts: WorkerMetricsOptions) {
     const r = this.registry;
@@ -45,6 +48,9 @@ export class WorkerMetrics {
     this.promptPerRequest = histogram(WORKER.promptTokensPerRequest, r, TOKEN_BUCKETS);
     this.generationPerRequest = histogram(WORKER.generationTokensPerRequest, r, TOKEN_BUCKETS);
     this.loadSeconds = gauge(WORKER.loadSeconds, r);
+    this.stepTokens = histogram(WORKER.stepTokens, r, STEP_BUCKETS);
+    this.stepSequences = histogram(WORKER.stepSequences, r, STEP_BUCKETS);
+    this.stepTime = histogram(WORKER.stepTime, r, opts.timeBuckets);
     const labels = this.labels;
     gauge(WORKER.kvUsage, r, function () {
       this.set(labels, opts.kvUsage());
@@ -52,11 +58,27 @@ export class WorkerMetrics {
     // Series exist from the start, so rate() and histogram_quantile() see the first requests.
     this.promptTokens.inc(labels, 0);
     this.generationTokens.inc(labels, 0);
-    for (const h of [this.ttft, this.itl, this.promptPerRequest, this.generationPerRequest]) h.zero(labels);
+    for (const h of [
+      this.ttft,
+      this.itl,
+      this.promptPerRequest,
+      this.generationPerRequest,
+      this.stepTokens,
+      this.stepSequences,
+      this.stepTime,
+    ])
+      h.zero(labels);
   }
 
   setLoadSeconds(seconds: number): void {
     this.loadSeconds.set(this.labels, seconds);
+  }
+
+  /** One decode step of the worker's batch loop. */
+  step(stats: { tokens: number; sequences: number; seconds: number }): void {
+    this.stepTokens.observe(this.labels, stats.tokens);
+    this.stepSequences.observe(this.labels, stats.sequences);
+    this.stepTime.observe(this.labels, stats.seconds);
   }
 
   /** An observer for one request admitted at `admittedAtMs` (epoch ms, see nowMs). */

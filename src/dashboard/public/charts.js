@@ -63,6 +63,15 @@ export function createCharts() {
       ),
       columns: [(p) => p.latencyP50, (p) => p.latencyP95, (p) => p.ttftP50, (p) => p.ttftP95],
     },
+    batching: {
+      u: chart(
+        document.getElementById('chart-batching'),
+        [line('tokens/step', c1, 'n'), line('sequences/step', c2, 'n', [6, 4]), line('step time', c3, 's', [2, 3])],
+        { n: { range: fromZero(1) }, s: { range: fromZero(0.1) } },
+        [axis({ scale: 'n', label: 'per decode step' }), { ...secondsAxis('s'), side: 1, grid: { show: false } }],
+      ),
+      columns: [(p) => p.tokensPerStep, (p) => p.sequencesPerStep, (p) => p.stepSeconds],
+    },
     load: {
       u: chart(
         document.getElementById('chart-load'),

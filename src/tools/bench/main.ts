@@ -13,6 +13,7 @@ import { DirectBaseline } from './direct.js';
 import { resolveEndpoint, streamCompletion, type Endpoint } from './http-client.js';
 import { chartSvg, markdown, scrapeSummary, type BenchReport, type LevelReport } from './report.js';
 import { Scraper } from './scrape.js';
+import { addDelta, figures, readStepTotals, type StepTotals } from './steps.js';
 import { percentile, summarize, type LevelResult, type RequestSample } from './stats.js';
 import { runClients, type Workload } from './workload.js';
 
@@ -158,15 +159,24 @@ async function main(): Promise<void> {
     // Rounds rotate the order of the endpoints, so neither always runs first (or right after a warm-up).
     const samples = new Map<string, RequestSample[]>(runners.map((r) => [r.name, []]));
     const roundRates = new Map<string, number[]>(runners.map((r) => [r.name, []]));
+    const steps: StepTotals = { steps: 0, tokens: 0, sequences: 0, seconds: 0 };
+    let hasSteps = false;
     for (let round = 0; round < o.rounds; round++) {
       for (let i = 0; i < runners.length; i++) {
         const r = runners[(i + round) % runners.length]!;
+        const before = r.name === ours.name ? await readStepTotals(ours.url, ours.apiKey) : undefined;
         const got = await runLevel(r, workload, concurrency);
+        const after = before && (await readStepTotals(ours.url, ours.apiKey));
+        if (before && after) {
+          addDelta(steps, before, after);
+          hasSteps = true;
+        }
         samples.get(r.name)!.push(...got);
         roundRates.get(r.name)!.push(summarize(r.name, concurrency, got).tokensPerSecond);
       }
     }
     for (const r of runners) level.results.push(combineRounds(r.name, concurrency, samples.get(r.name)!, roundRates.get(r.name)!));
+    if (hasSteps) level.steps = figures(steps);
     if (o.metricsScrape) {
       const scraper = new Scraper(o.url, o.metricsScrape, o.apiKey);
       scraper.start();

@@ -2,12 +2,15 @@
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { percentiles, ratio, type LevelResult, type Percentiles } from './stats.js';
+import type { StepFigures } from './steps.js';
 
 export interface LevelReport {
   concurrency: number;
   results: LevelResult[];
   /** With --metrics-scrape: ours again while scraping, and the scrape times. */
   scraped?: { result: LevelResult; scrapeMs: Percentiles; scrapes: number; scrapeErrors: number };
+  /** The server's own decode-step figures over this level's runs of --url (absent for other servers). */
+  steps?: StepFigures;
 }
 
 export interface BenchReport {
@@ -60,6 +63,19 @@ export function markdown(report: BenchReport, ours: string): string {
         );
       }
       lines.push(`| ${cells.join(' | ')} |`);
+    }
+  }
+  if (report.levels.some((l) => l.steps)) {
+    lines.push(
+      '',
+      `| concurrency | ${ours} decode steps | tokens per step | sequences per step | ms per step | ms per token |`,
+      '|---:|---:|---:|---:|---:|---:|',
+    );
+    for (const { concurrency, steps: s } of report.levels) {
+      if (!s) continue;
+      lines.push(
+        `| ${concurrency} | ${s.steps} | ${f(s.tokensPerStep, 2)} | ${f(s.sequencesPerStep, 2)} | ${f(s.msPerStep)} | ${f(s.msPerStep / s.tokensPerStep, 2)} |`,
+      );
     }
   }
   return lines.join('\n') + '\n';

@@ -1,0 +1,49 @@
+/**
+ * How well the server batched during a level, read from its own decode-step histograms
+ * (qwen_decode_step_*): steps, tokens and sequences per step, time per step. Other endpoints
+ * (llama-server) do not export them and get no figures.
+ */
+import { parseExposition, value } from '../../metrics/exposition-parser.js';
+import { WORKER } from '../../metrics/definitions.js';
+
+export interface StepTotals {
+  steps: number;
+  tokens: number;
+  sequences: number;
+  seconds: number;
+}
+
+export interface StepFigures {
+  steps: number;
+  tokensPerStep: number;
+  sequencesPerStep: number;
+  msPerStep: number;
+}
+
+/** The cumulative totals now, or undefined when the endpoint has no such metrics. */
+export async function readStepTotals(url: string, apiKey?: string): Promise<StepTotals | undefined> {
+  const res = await fetch(`${url}/metrics`, { headers: apiKey ? { authorization: `Bearer ${apiKey}` } : {} });
+  if (!res.ok) return undefined;
+  const samples = parseExposition(await res.text());
+  const steps = value(samples, `${WORKER.stepTokens.name}_count`);
+  if (!samples.some((s) => s.name === `${WORKER.stepTokens.name}_count`)) return undefined;
+  return {
+    steps,
+    tokens: value(samples, `${WORKER.stepTokens.name}_sum`),
+    sequences: value(samples, `${WORKER.stepSequences.name}_sum`),
+    seconds: value(samples, `${WORKER.stepTime.name}_sum`),
+  };
+}
+
+/** Adds the difference `after - before` to `into` (rounds of one level add up). */
+export function addDelta(into: StepTotals, before: StepTotals, after: StepTotals): void {
+  into.steps += after.steps - before.steps;
+  into.tokens += after.tokens - before.tokens;
+  into.sequences += after.sequences - before.sequences;
+  into.seconds += after.seconds - before.seconds;
+}
+
+export function figures(t: StepTotals): StepFigures {
+  const per = (n: number) => (t.steps > 0 ? n / t.steps : NaN);
+  return { steps: t.steps, tokensPerStep: per(t.tokens), sequencesPerStep: per(t.sequences), msPerStep: per(t.seconds * 1000) };
+}

@@ -1,0 +1,185 @@
+/**
+ * The worker's batch loop on the real engine (the tiny scripted model, in this process): N concurrent
+ * requests share every decode step, a late request's prompt joins the others' step, prefix reuse,
+ * cancellation and a failing request that costs only itself.
+ */
+import type { Token } from 'node-llama-cpp';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { TINY_SCRIPT_TOKEN_IDS } from '../src/model/demo-model.js';
+import type { StepStats } from '../workers/batch-loop.js';
+import { loadEngine, type Engine } from '../workers/engine.js';
+import { NativeApiError, nativeContext } from '../workers/native.js';
+
+const SEQUENCES = 4;
+let engine: Engine;
+const steps: StepStats[] = [];
+
+beforeAll(async () => {
+  engine = await loadEngine(
+    {
+      modelPath: inject('tinyModel'),
+      modelId: 'tiny',
+      timeBuckets: [],
+      faults: false,
+      threads: 1,
+      sequences: SEQUENCES,
+      contextSize: 256,
+      batchSize: 64,
+      gpu: 'off',
+      gpuLayers: 0,
+    },
+    { onStep: (s) => steps.push(s) },
+  );
+});
+
+afterAll(async () => {
+  await engine?.context.dispose();
+  await engine?.model.dispose();
+});
+
+interface Run {
+  tokens: Token[];
+  done: Promise<{ reusedTokens: number }>;
+}
+
+/** Starts a greedy generation of `count` tokens on sequence `seqIndex`. */
+function start(
+  seqIndex: number,
+  prompt: Token[],
+  count: number,
+  opts: { cancelled?: () => boolean; onToken?: (n: number) => void } = {},
+): Run {
+  const sampler = engine.createSampler();
+  sampler.applyConfig({ temperature: 0, minP: 0, topK: 0, topP: 1, seed: 1 });
+  const tokens: Token[] = [];
+  const done = engine.loop
+    .run({
+      sequence: seqs[seqIndex]!,
+      prompt,
+      sampler,
+      cancelled: opts.cancelled ?? (() => false),
+      onToken: (t) => {
+        tokens.push(t);
+        opts.onToken?.(tokens.length);
+        return tokens.length < count;
+      },
+    })
+    .finally(() => sampler.dispose());
+  return { tokens, done };
+}
+
+let seqs: Awaited<ReturnType<Engine['sequences']['acquire']>>[] = [];
+beforeAll(async () => {
+  seqs = await Promise.all(Array.from({ length: SEQUENCES }, () => engine.sequences.acquire()));
+});
+
+const prompt = (n: number, salt = 0): Token[] => Array.from({ length: n }, (_, i) => (100 + ((i * 7 + salt) % 50)) as Token);
+
+describe('batch loop', () => {
+  it('decodes N concurrent requests in one step per token: prompts together, then one token of each per step', async () => {
+    const before = engine.loop.stepCount;
+    steps.length = 0;
+    const runs = [0, 1, 2, 3].map((i) => start(i, prompt(6, i), 10));
+    await Promise.all(runs.map((r) => r.done));
+    // 1 step for the four prompts (each yields its first token), 9 steps for tokens 2..10.
+    expect(engine.loop.stepCount - before).toBe(10);
+    expect(steps.map((s) => s.sequences)).toEqual(Array(10).fill(4));
+    expect(steps.map((s) => s.tokens)).toEqual([24, ...Array(9).fill(4)]);
+    for (const r of runs) expect(r.tokens).toHaveLength(10);
+    // Greedy on the scripted model: the same prompt gives the same tokens whatever its neighbours.
+    const alone = start(0, prompt(6, 0), 10);
+    await alone.done;
+    expect(alone.tokens).toEqual(runs[0]!.tokens);
+  });
+
+  it('a request that arrives mid-way joins the next step with its prompt beside the others’ tokens', async () => {
+    steps.length = 0;
+    let late: Run | undefined;
+    const first = start(0, prompt(5, 9), 8, {
+      onToken: (n) => {
+        if (n === 3) late = start(1, prompt(7, 3), 3);
+      },
+    });
+    await first.done;
+    await late!.done;
+    // Step 1: prompt 5. Steps 2-3: one token. Step 4: first's token + late's prompt of 7.
+    expect(steps.slice(0, 4).map((s) => [s.sequences, s.tokens])).toEqual([
+      [1, 5],
+      [1, 1],
+      [1, 1],
+      [2, 8],
+    ]);
+    expect(steps[4]).toMatchObject({ sequences: 2, tokens: 2 });
+    expect(steps.length).toBe(8);
+  });
+
+  it('reuses the cached prefix of a sequence and evaluates only the rest', async () => {
+    const p = prompt(20, 4);
+    const a = start(2, p, 2);
+    expect(await a.done).toEqual({ reusedTokens: 0 });
+    // The cache now holds p and the first sampled token; a longer prompt sharing p reuses all of p.
+    const b = start(2, [...p, ...([5, 6, 7] as Token[])], 2);
+    expect(await b.done).toEqual({ reusedTokens: 20 });
+    // An identical prompt still evaluates its last token, to get logits.
+    const c = start(2, p, 1);
+    expect(await c.done).toEqual({ reusedTokens: 19 });
+    expect(seqs[2]!.tokens.slice(0, 20)).toEqual(p);
+  });
+
+  it('copies a longer cached prefix from another sequence instead of evaluating it again', async () => {
+    const shared = prompt(40, 11);
+    const a = start(0, shared, 3);
+    await a.done;
+    // Sequence 1 holds something else; it gets sequence 0's 40 cached prompt tokens and evaluates only its 2 new ones.
+    steps.length = 0;
+    const b = start(1, [...shared, ...([7, 8] as Token[])], 4);
+    expect(await b.done).toEqual({ reusedTokens: 40 });
+    expect(steps[0]).toMatchObject({ sequences: 1, tokens: 2 });
+    expect(b.tokens).toHaveLength(4);
+    expect(seqs[1]!.tokens.slice(0, 42)).toEqual([...shared, 7, 8]);
+    // llama.cpp holds the copied cells at the same positions (a gap would have failed the decode above).
+    const ctx = (engine.context as unknown as { _ctx: { getSequenceKvCacheMaxPosition(id: number): number } })._ctx;
+    expect(ctx.getSequenceKvCacheMaxPosition(seqs[1]!.id)).toBe(seqs[1]!.tokens.length - 1);
+    // A difference below the threshold is evaluated, not copied.
+    const c = start(2, [...shared.slice(0, 10), ...([9] as Token[])], 1);
+    expect((await c.done).reusedTokens).toBeLessThan(10);
+  });
+
+  it('a cancelled request leaves before the next decode; the others go on', async () => {
+    let cancel = false;
+    const stopped = start(0, prompt(4, 1), 1000, { cancelled: () => cancel, onToken: (n) => (cancel = n >= 3) });
+    const other = start(1, prompt(4, 2), 12);
+    await stopped.done;
+    expect(stopped.tokens).toHaveLength(3);
+    await other.done;
+    expect(other.tokens).toHaveLength(12);
+  });
+
+  it('a request whose consumer throws fails alone', async () => {
+    const failing = start(0, prompt(4, 5), 100, {
+      onToken: (n) => {
+        if (n === 2) throw new Error('consumer failed');
+      },
+    });
+    const other = start(1, prompt(4, 6), 6);
+    await expect(failing.done).rejects.toThrow('consumer failed');
+    await other.done;
+    expect(other.tokens).toHaveLength(6);
+    expect(engine.loop.size).toBe(0);
+  });
+
+  it('follows the scripted model: greedy from its chat prompt yields the script', async () => {
+    const tokens = engine.model.tokenize('<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n', true);
+    const r = start(3, tokens, TINY_SCRIPT_TOKEN_IDS.length);
+    await r.done;
+    expect(r.tokens).toEqual(TINY_SCRIPT_TOKEN_IDS);
+  });
+});
+
+describe('native internals', () => {
+  it('node-llama-cpp still has the internals the loop drives (a check that fails on an incompatible upgrade)', () => {
+    expect(() => nativeContext(engine.context)).not.toThrow();
+    expect(() => nativeContext({} as never)).toThrow(NativeApiError);
+    expect(() => nativeContext({} as never)).toThrow(/LlamaContext\._ctx\.initBatch is missing/);
+  });
+});

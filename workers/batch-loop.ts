@@ -1,0 +1,218 @@
+/**
+ * The worker's decode loop: one llama_decode per step carrying every active sequence.
+ *
+ * node-llama-cpp's own loop (LlamaContextSequence.evaluate) starts the next decode as soon as any
+ * sequence has queued a token, and each sequence reaches that queue through several asynchronous hops
+ * after its sampling, so under load most steps carried only some of the sequences — and on a CPU a
+ * partial step costs nearly as much as a full one (measured in docs/performance.md). This loop owns the
+ * context instead: each step adds every generating sequence's sampled token and fills the rest of the
+ * batch with prompt chunks (step-plan.ts), decodes once, samples every sequence that needs a token, and
+ * hands each token to its request synchronously, so all of them are back in the very next step.
+ *
+ * It is also the only code that touches the KV cache, so editing a sequence's cache (prefix reuse)
+ * happens between two steps, with no decode in flight and no lock.
+ */
+import type { Token } from 'node-llama-cpp';
+import type { NativeContext, NativeSampler } from './native.js';
+import { commonPrefix, PrefixSharer, type SequenceState } from './prefix-share.js';
+import { planStep } from './step-plan.js';
+
+export type { SequenceState } from './prefix-share.js';
+
+export interface LoopRequest {
+  sequence: SequenceState;
+  /** The whole prompt: the loop reuses the longest prefix already cached (at least one token is evaluated). */
+  prompt: readonly Token[];
+  /** Configured by the caller; the loop only samples with it. */
+  sampler: NativeSampler;
+  /** Receives each sampled token between two steps; returns whether the request wants another. */
+  onToken(token: Token): boolean;
+  /** Polled before every step; a cancelled request leaves the loop before the next decode. */
+  cancelled(): boolean;
+}
+
+export interface LoopResult {
+  /** Prompt tokens found in the sequence's cache, or copied from another's, and not evaluated again. */
+  reusedTokens: number;
+}
+
+export interface LoopOptions {
+  /** Most tokens in one decode step (the context's batch size). */
+  batchSize: number;
+  /** Tokens per sequence (the most a copied state can hold). */
+  contextSize: number;
+  /** Every sequence of the context: a new request may copy a cached prefix from any of them. */
+  sequences: readonly SequenceState[];
+  /** Tokens another sequence must hold beyond the request's own cached prefix to be copied. */
+  minSharedPrefix: number;
+  /** Called after every decode step (metrics). */
+  onStep?: (stats: StepStats) => void;
+}
+
+/** What one step did, for metrics. */
+export interface StepStats {
+  /** Tokens decoded (sampled tokens fed back plus prompt tokens). */
+  tokens: number;
+  /** Sequences in the step. */
+  sequences: number;
+  /** Wall time of the step: batch assembly, llama_decode and sampling. */
+  seconds: number;
+}
+
+interface Active {
+  req: LoopRequest;
+  /** Tokens not yet decoded: the rest of the prompt, or the one token just sampled. */
+  pending: readonly Token[];
+  reused: number;
+  resolve(result: LoopResult): void;
+  reject(err: unknown): void;
+}
+
+const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
+const NO_LOGITS = new Uint32Array(0);
+const LAST_ROW = (count: number) => Uint32Array.of(count - 1);
+
+export class BatchLoop {
+  private readonly incoming: Active[] = [];
+  private readonly active: Active[] = [];
+  private running = false;
+  private steps = 0;
+  private readonly sharer: PrefixSharer;
+
+  constructor(
+    private readonly native: NativeContext,
+    private readonly opts: LoopOptions,
+  ) {
+    this.sharer = new PrefixSharer(native, opts.contextSize);
+  }
+
+  /** Generates for one request; resolves when it stops asking for tokens or is cancelled. */
+  run(req: LoopRequest): Promise<LoopResult> {
+    return new Promise((resolve, reject) => {
+      this.incoming.push({ req, pending: [], reused: 0, resolve, reject });
+      if (this.running) return;
+      this.running = true;
+      // Start on the next turn, so requests that arrive together share their first step.
+      setImmediate(() => void this.loop());
+    });
+  }
+
+  /** Decode steps since the loop was created (tests assert batch assembly with it). */
+  get stepCount(): number {
+    return this.steps;
+  }
+
+  /** Sequences in the loop now, admitted or about to be. */
+  get size(): number {
+    return this.active.length + this.incoming.length;
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      for (;;) {
+        await this.admit();
+        for (const a of [...this.active]) if (a.req.cancelled()) this.finish(a);
+        if (this.active.length === 0) break;
+        await this.step();
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /**
+   * Moves new requests in (no decode is in flight): keeps the longest cached prefix of the prompt, copied
+   * from another sequence when that one holds clearly more of it, and erases the rest.
+   */
+  private async admit(): Promise<void> {
+    for (const a of this.incoming.splice(0)) {
+      const { sequence, prompt } = a.req;
+      const limit = prompt.length - 1; // at least one token is evaluated, for its logits
+      let common = commonPrefix(sequence.tokens, prompt, limit);
+      const donor = this.bestDonor(prompt, limit, sequence);
+      if (donor && donor.common - common >= this.opts.minSharedPrefix) {
+        try {
+          await this.sharer.copy(donor.sequence, sequence, donor.common);
+          common = donor.common;
+        } catch {
+          common = 0; // the copy left the sequence empty; the prompt is evaluated in full
+        }
+      }
+      if (common < sequence.tokens.length) {
+        this.native.removeTokenCellsFromSequence(sequence.id, common, -1);
+        sequence.tokens.length = common;
+      }
+      a.reused = common;
+      a.pending = prompt.slice(common);
+      this.active.push(a);
+    }
+  }
+
+  /** The other sequence holding the longest prefix of `prompt`, if any. */
+  private bestDonor(prompt: readonly Token[], limit: number, self: SequenceState): { sequence: SequenceState; common: number } | undefined {
+    let best: { sequence: SequenceState; common: number } | undefined;
+    for (const s of this.opts.sequences) {
+      if (s === self) continue;
+      const common = commonPrefix(s.tokens, prompt, limit);
+      if (common > (best?.common ?? 0)) best = { sequence: s, common };
+    }
+    return best;
+  }
+
+  private async step(): Promise<void> {
+    const started = performance.now();
+    const plan = planStep(
+      this.active.map((a) => ({ pending: a.pending.length })),
+      this.opts.batchSize,
+    );
+    // In ascending sequence order: llama.cpp splits a batch wherever the next sequence id is not the
+    // previous one plus 1 (one KV stream per sequence), and every part is a full pass over the weights.
+    const batch = plan.map((item) => ({ ...item, a: this.active[item.index]! })).sort((x, y) => x.a.req.sequence.id - y.a.req.sequence.id);
+    const tokens = batch.reduce((n, item) => n + item.count, 0);
+    this.native.initBatch(tokens);
+    const rows: { a: Active; row: number }[] = [];
+    for (const { a, count, logits } of batch) {
+      const seq = a.req.sequence;
+      const part = a.pending.slice(0, count);
+      const added = this.native.addToBatch(seq.id, seq.tokens.length, Uint32Array.from(part), logits ? LAST_ROW(count) : NO_LOGITS);
+      if (logits) rows.push({ a, row: added[0]! });
+      seq.tokens.push(...part);
+      a.pending = a.pending.slice(count);
+    }
+    this.steps++;
+    try {
+      await this.native.decodeBatch();
+    } catch (err) {
+      // The cache of these sequences is unknown now: drop it, fail their requests, keep serving the rest.
+      for (const { a } of batch) {
+        this.native.removeTokenCellsFromSequence(a.req.sequence.id, 0, -1);
+        a.req.sequence.tokens.length = 0;
+        this.finish(a, asError(err));
+      }
+      return;
+    }
+    const sampled = await Promise.all(rows.map(({ a, row }) => this.native.sampleToken(row, a.req.sampler).catch((err: unknown) => err)));
+    this.opts.onStep?.({ tokens, sequences: batch.length, seconds: (performance.now() - started) / 1000 });
+    rows.forEach(({ a }, i) => this.deliver(a, sampled[i]));
+  }
+
+  private deliver(a: Active, token: unknown): void {
+    if (typeof token !== 'number') return this.finish(a, asError(token));
+    if (token === -1) return this.finish(a, new Error('Failed to sample the next token'));
+    let more: boolean;
+    try {
+      more = a.req.onToken(token as Token);
+    } catch (err) {
+      return this.finish(a, asError(err));
+    }
+    if (more) a.pending = [token as Token];
+    else this.finish(a);
+  }
+
+  private finish(a: Active, err?: Error): void {
+    const i = this.active.indexOf(a);
+    if (i >= 0) this.active.splice(i, 1);
+    if (err === undefined) a.resolve({ reusedTokens: a.reused });
+    else a.reject(err);
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * The level of node-llama-cpp below LlamaContextSequence that the batch loop drives: the context's
+ * native handle (one llama_batch, llama_decode, sampling from a batch row) and native samplers.
+ *
+ * They are internals of the pinned node-llama-cpp 3.21.1 (`LlamaContext._ctx`, `Llama._bindings`),
+ * typed here after its own `bindings/AddonTypes.d.ts`, which the package does not export. Every method
+ * is checked when a worker loads, so a version that changed them fails at start-up with a message that
+ * says so, never in the middle of a request (test/native.test.ts checks the same on the installed one).
+ */
+import type { LlamaContext, LlamaModel, Token } from 'node-llama-cpp';
+
+/** One context's batch and sampling calls (node-llama-cpp's AddonContext). */
+export interface NativeContext {
+  /** Allocates a fresh llama_batch for up to `size` tokens (at most the context's batch size). */
+  initBatch(size: number): void;
+  /**
+   * Appends `tokens` of one sequence at positions `firstPos…`; `logitIndexes` (into `tokens`) are the
+   * rows that get logits. Returns their row numbers in the batch, for sampleToken.
+   */
+  addToBatch(sequenceId: number, firstPos: number, tokens: Uint32Array, logitIndexes: Uint32Array): Uint32Array;
+  /** llama_decode of the current batch, on a libuv thread. */
+  decodeBatch(): Promise<void>;
+  /** Samples a token from one row of the last decode's logits, on a libuv thread; -1 when none. */
+  sampleToken(batchRow: number, sampler: NativeSampler): Promise<Token | -1>;
+  /** llama_memory_seq_rm: drops the sequence's cells in [start, end) (-1 = to the end). */
+  removeTokenCellsFromSequence(sequenceId: number, start: number, end: number): boolean;
+  /** llama_state_seq_save_file: the sequence's KV cells (and `tokens`) to a file, on a libuv thread. */
+  saveSequenceStateToFile(filePath: string, sequenceId: number, tokens: Uint32Array): Promise<number>;
+  /** llama_state_seq_load_file: replaces the sequence's cells with a saved state; returns its tokens. */
+  loadSequenceStateFromFile(filePath: string, sequenceId: number, maxContextSize: number): Promise<Uint32Array>;
+}
+
+/** What a native sampler accepts (a subset of AddonSampler.applyConfig). */
+export interface SamplerConfig {
+  temperature: number;
+  minP: number;
+  topK: number;
+  topP: number;
+  seed: number;
+  repeatPenalty?: number;
+  repeatPenaltyMaxTokens?: number;
+  repeatPenaltyTokens?: Uint32Array;
+  repeatPenaltyPresencePenalty?: number;
+  repeatPenaltyFrequencyPenalty?: number;
+}
+
+/** A native sampler chain (node-llama-cpp's AddonSampler); holds RNG state, so one per request. */
+export interface NativeSampler {
+  applyConfig(config: SamplerConfig): void;
+  dispose(): void;
+}
+
+const CONTEXT_METHODS = [
+  'initBatch',
+  'addToBatch',
+  'decodeBatch',
+  'sampleToken',
+  'removeTokenCellsFromSequence',
+  'saveSequenceStateToFile',
+  'loadSequenceStateFromFile',
+] as const;
+const SAMPLER_METHODS = ['applyConfig', 'dispose'] as const;
+
+export class NativeApiError extends Error {
+  constructor(what: string) {
+    super(`node-llama-cpp's internal API changed (${what}); qwen-serve drives it directly and needs node-llama-cpp 3.21.1`);
+  }
+}
+
+function checkMethods(obj: unknown, methods: readonly string[], owner: string): void {
+  for (const m of methods) {
+    if (typeof (obj as Record<string, unknown> | undefined)?.[m] !== 'function') throw new NativeApiError(`${owner}.${m} is missing`);
+  }
+}
+
+/** The native handle of a context, checked. */
+export function nativeContext(context: LlamaContext): NativeContext {
+  const ctx = (context as unknown as { _ctx?: unknown })._ctx;
+  checkMethods(ctx, CONTEXT_METHODS, 'LlamaContext._ctx');
+  return ctx as NativeContext;
+}
+
+type SamplerClass = new (model: unknown) => NativeSampler;
+
+/** Returns a factory of native samplers for `model`, checked once. */
+export function samplerFactory(model: LlamaModel): () => NativeSampler {
+  const internals = model as unknown as { _model?: unknown; _llama?: { _bindings?: { AddonSampler?: unknown } } };
+  const Sampler = internals._llama?._bindings?.AddonSampler;
+  if (typeof Sampler !== 'function' || internals._model == null) throw new NativeApiError('Llama._bindings.AddonSampler is missing');
+  const create = () => new (Sampler as SamplerClass)(internals._model);
+  const probe = create();
+  try {
+    checkMethods(probe, SAMPLER_METHODS, 'AddonSampler');
+  } finally {
+    probe.dispose?.();
+  }
+  return create;
+}
