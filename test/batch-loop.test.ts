@@ -113,6 +113,26 @@ describe('batch loop', () => {
     expect(steps.length).toBe(8);
   });
 
+  it('evaluates a prompt longer than the batch in chunks, beside the generating sequences', async () => {
+    steps.length = 0;
+    let long: Run | undefined;
+    const gen = start(0, prompt(3, 21), 6, {
+      onToken: (n) => {
+        if (n === 1) long = start(1, prompt(150, 22), 2);
+      },
+    });
+    await gen.done;
+    await long!.done;
+    // Batch 64: the first sequence's token plus 63, 63 and 24 prompt tokens; then both generate together.
+    expect(steps.slice(0, 5).map((s) => [s.sequences, s.tokens])).toEqual([
+      [1, 3],
+      [2, 64],
+      [2, 64],
+      [2, 25],
+      [2, 2],
+    ]);
+  });
+
   it('reuses the cached prefix of a sequence and evaluates only the rest', async () => {
     const p = prompt(20, 4);
     const a = start(2, p, 2);

@@ -40,7 +40,7 @@ describe('flags', () => {
     expect(c.host).toBe('127.0.0.1');
     expect(c.port).toBe(8080);
     expect(c.workers).toBe(1);
-    expect(c.sequences).toBe(4);
+    expect(c.sequences).toBe(8);
     expect(c.contextSize).toBe(2048);
     expect(threadsPerWorker(c, 1)).toBe(Math.max(1, os.availableParallelism()));
     expect(c.gpus).toBeUndefined();

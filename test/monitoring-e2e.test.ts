@@ -328,7 +328,7 @@ describe.skipIf(!hasPrometheus)('one qwen-serve, Prometheus with the repository 
     for (const ref of ['A', 'B']) expect(num(panel(`panel "Decode step time per engine (p50, p99)" ${ref}`)[0]!)).toBeGreaterThan(0);
     expect(num(panel('panel "Queue and running" A')[0]!)).toBe(0);
     expect(num(panel('panel "Queue and running" B')[0]!)).toBe(0);
-    expect(num(panel('panel "Queue and running" C')[0]!)).toBe(8); // 2 workers x 4 sequences
+    expect(num(panel('panel "Queue and running" C')[0]!)).toBe(16); // 2 workers x 8 sequences (the default)
     expect(num(panel('panel "Sequence occupancy" A')[0]!)).toBe(0);
     const kv = num(panel('panel "KV cache use" A')[0]!);
     expect(kv >= 0 && kv <= 1).toBe(true);
@@ -457,7 +457,7 @@ describe.skipIf(!hasPrometheus)('three replicas scraped by one Prometheus', () =
       const r = await prom.query('job_endpoint:qwen_inference_requests:rate1m{endpoint="/v1/completions"}');
       return r.length === 1 && num(r[0]!) > 0 ? true : undefined;
     });
-    expect(num((await prom.query('sum(qwen_sequences_capacity)'))[0]!)).toBe(12); // 3 x 1 worker x 4 sequences
+    expect(num((await prom.query('sum(qwen_sequences_capacity)'))[0]!)).toBe(24); // 3 x 1 worker x 8 sequences (the default)
     expect((await prom.query('job_model:qwen_sequence_occupancy:ratio')).length).toBe(1);
     expect((await prom.query('instance_model:qwen_sequence_occupancy:ratio')).length).toBe(3);
     // The dashboard's instance variable (label_values(qwen_sequences_capacity{model=~"$model"}, instance)) lists all three.

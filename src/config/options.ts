@@ -129,7 +129,7 @@ export const FLAGS = [
     defaultText: 'one per --gpus entry',
     schema: int(1, 64),
   },
-  { name: 'sequences', arg: 'n', description: 'concurrent requests batched in one context per worker', default: '4', schema: int(1, 256) },
+  { name: 'sequences', arg: 'n', description: 'concurrent requests batched in one context per worker', default: '8', schema: int(1, 256) },
   {
     name: 'context-size',
     arg: 'tokens',
