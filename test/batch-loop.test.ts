@@ -165,6 +165,23 @@ describe('batch loop', () => {
     expect((await c.done).reusedTokens).toBeLessThan(10);
   });
 
+  it('evaluates the prompt itself when the copy cannot be made (no writable temporary folder)', async () => {
+    const shared = prompt(30, 17);
+    await start(0, shared, 2).done;
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = '/nonexistent/qwen-serve-test';
+    try {
+      steps.length = 0;
+      const b = start(3, [...shared, 5 as Token], 3);
+      expect(await b.done).toEqual({ reusedTokens: 0 });
+      expect(steps[0]).toMatchObject({ sequences: 1, tokens: 31 });
+      expect(b.tokens).toHaveLength(3);
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+    }
+  });
+
   it('a cancelled request leaves before the next decode; the others go on', async () => {
     let cancel = false;
     const stopped = start(0, prompt(4, 1), 1000, { cancelled: () => cancel, onToken: (n) => (cancel = n >= 3) });

@@ -135,7 +135,8 @@ export class BatchLoop {
           await this.sharer.copy(donor.sequence, sequence, donor.common);
           common = donor.common;
         } catch {
-          common = 0; // the copy left the sequence empty; the prompt is evaluated in full
+          // Evaluate instead: with what the sequence still holds (nothing, if the copy had begun).
+          common = commonPrefix(sequence.tokens, prompt, limit);
         }
       }
       if (common < sequence.tokens.length) {

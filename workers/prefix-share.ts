@@ -36,9 +36,11 @@ export class PrefixSharer {
 
   /**
    * Replaces `to`'s cache with `from`'s and keeps its first `keep` tokens. Must run between decode steps.
-   * On failure `to` is left empty (its cache state is unknown) and the error is thrown.
+   * On failure the error is thrown and `to` is left as it was (no temporary folder) or empty (its cache state
+   * is unknown once loading began).
    */
   async copy(from: SequenceState, to: SequenceState, keep: number): Promise<void> {
+    // No writable temporary folder: nothing was touched yet, and the caller evaluates the prompt instead.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qwen-serve-kv-'));
     const file = path.join(dir, `${from.id}-to-${to.id}.state`);
     try {
