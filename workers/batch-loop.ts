@@ -1,16 +1,17 @@
 /**
- * The worker's decode loop: one llama_decode per step carrying every active sequence.
+ * The worker's decode loop: one llama_decode per step carrying every active sequence, in sequence-id order.
  *
- * node-llama-cpp's own loop (LlamaContextSequence.evaluate) starts the next decode as soon as any
- * sequence has queued a token, and each sequence reaches that queue through several asynchronous hops
- * after its sampling, so under load most steps carried only some of the sequences — and on a CPU a
- * partial step costs nearly as much as a full one (measured in docs/performance.md). This loop owns the
- * context instead: each step adds every generating sequence's sampled token and fills the rest of the
- * batch with prompt chunks (step-plan.ts), decodes once, samples every sequence that needs a token, and
- * hands each token to its request synchronously, so all of them are back in the very next step.
+ * node-llama-cpp's own loop (LlamaContextSequence.evaluate) put sequences into a batch in the order they
+ * queued a token, and started the next decode as soon as any sequence had queued one. llama.cpp (one KV
+ * stream per sequence) splits a batch wherever the next sequence id is not the previous one plus 1, and each
+ * part is a full pass over the weights: its batches decoded like single sequences (docs/performance.md).
+ * This loop owns the context instead: each step adds every generating sequence's sampled token and fills the
+ * rest of the batch with prompt chunks (step-plan.ts), in ascending sequence id, decodes once, samples every
+ * sequence that needs a token, and hands each token to its request synchronously, so all of them are back in
+ * the very next step.
  *
- * It is also the only code that touches the KV cache, so editing a sequence's cache (prefix reuse)
- * happens between two steps, with no decode in flight and no lock.
+ * It is also the only code that touches the KV cache, so editing a sequence's cache (prefix reuse, copies
+ * from another sequence) happens between two steps, with no decode in flight and no lock.
  */
 import type { Token } from 'node-llama-cpp';
 import type { NativeContext, NativeSampler } from './native.js';

@@ -4,7 +4,16 @@
  * percentiles come later, from the difference of two readings (history.ts).
  */
 import type { MetricJson } from '../metrics/json.js';
-import { ENGINE, FINISH_REASONS, MAIN, REJECT_REASONS, WORKER, type FinishOutcome, type RejectReason } from '../metrics/definitions.js';
+import {
+  ENGINE,
+  FINISH_REASONS,
+  MAIN,
+  REJECT_REASONS,
+  WORKER,
+  type FinishOutcome,
+  type RejectReason,
+  type StepTotals,
+} from '../metrics/definitions.js';
 
 type Labels = Record<string, string | number>;
 type Match = (labels: Labels) => boolean;
@@ -30,14 +39,6 @@ export interface WorkerReading {
   generationTokens: number;
 }
 
-/** Cumulative totals of the workers' decode-step histograms (batching). */
-export interface StepReading {
-  steps: number;
-  tokens: number;
-  sequences: number;
-  seconds: number;
-}
-
 export interface Reading {
   /** Epoch milliseconds. */
   t: number;
@@ -52,7 +53,8 @@ export interface Reading {
   latency: Buckets;
   ttft: Buckets;
   itl: Buckets;
-  steps: StepReading;
+  /** The workers' decode-step totals (batching). */
+  steps: StepTotals;
   running: number;
   waiting: number;
   capacity: number;

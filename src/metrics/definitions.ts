@@ -147,6 +147,15 @@ export type RejectReason = (typeof REJECT_REASONS)[number];
 
 /** Latency buckets start at 1 ms: a 0.5B model produces tokens in a few ms on a GPU. */
 export const DEFAULT_TIME_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+/** Cumulative totals of the decode-step histograms (WORKER.step*): what the dashboard and the benchmark read. */
+export interface StepTotals {
+  /** Decode steps (the histograms' _count). */
+  steps: number;
+  tokens: number;
+  sequences: number;
+  seconds: number;
+}
+
 /** Tokens or sequences in one decode step: powers of two up to a large prompt batch. */
 export const STEP_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048];
 export const TOKEN_BUCKETS = [1, 4, 16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768];

@@ -4,14 +4,9 @@
  * (llama-server) do not export them and get no figures.
  */
 import { parseExposition, value } from '../../metrics/exposition-parser.js';
-import { WORKER } from '../../metrics/definitions.js';
+import { WORKER, type StepTotals } from '../../metrics/definitions.js';
 
-export interface StepTotals {
-  steps: number;
-  tokens: number;
-  sequences: number;
-  seconds: number;
-}
+export type { StepTotals } from '../../metrics/definitions.js';
 
 export interface StepFigures {
   steps: number;
@@ -25,10 +20,10 @@ export async function readStepTotals(url: string, apiKey?: string): Promise<Step
   const res = await fetch(`${url}/metrics`, { headers: apiKey ? { authorization: `Bearer ${apiKey}` } : {} });
   if (!res.ok) return undefined;
   const samples = parseExposition(await res.text());
-  const steps = value(samples, `${WORKER.stepTokens.name}_count`);
-  if (!samples.some((s) => s.name === `${WORKER.stepTokens.name}_count`)) return undefined;
+  const count = `${WORKER.stepTokens.name}_count`;
+  if (!samples.some((s) => s.name === count)) return undefined;
   return {
-    steps,
+    steps: value(samples, count),
     tokens: value(samples, `${WORKER.stepTokens.name}_sum`),
     sequences: value(samples, `${WORKER.stepSequences.name}_sum`),
     seconds: value(samples, `${WORKER.stepTime.name}_sum`),
