@@ -7,15 +7,15 @@ import type { Token } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { TINY_SCRIPT_TOKEN_IDS } from '../src/model/demo-model.js';
 import type { StepStats } from '../workers/batch-loop.js';
-import { loadEngine, type Engine } from '../workers/engine.js';
+import { loadModel, type LoadedModel } from '../workers/model.js';
 import { NativeApiError, nativeContext } from '../workers/native.js';
 
 const SEQUENCES = 4;
-let engine: Engine;
+let loaded: LoadedModel;
 const steps: StepStats[] = [];
 
 beforeAll(async () => {
-  engine = await loadEngine(
+  loaded = await loadModel(
     {
       modelPath: inject('tinyModel'),
       modelId: 'tiny',
@@ -33,8 +33,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await engine?.context.dispose();
-  await engine?.model.dispose();
+  await loaded?.context.dispose();
+  await loaded?.model.dispose();
 });
 
 interface Run {
@@ -49,10 +49,10 @@ function start(
   count: number,
   opts: { cancelled?: () => boolean; onToken?: (n: number) => void } = {},
 ): Run {
-  const sampler = engine.createSampler();
+  const sampler = loaded.createSampler();
   sampler.applyConfig({ temperature: 0, minP: 0, topK: 0, topP: 1, seed: 1 });
   const tokens: Token[] = [];
-  const done = engine.loop
+  const done = loaded.loop
     .run({
       sequence: seqs[seqIndex]!,
       prompt,
@@ -68,21 +68,21 @@ function start(
   return { tokens, done };
 }
 
-let seqs: Awaited<ReturnType<Engine['sequences']['acquire']>>[] = [];
+let seqs: Awaited<ReturnType<LoadedModel['sequences']['acquire']>>[] = [];
 beforeAll(async () => {
-  seqs = await Promise.all(Array.from({ length: SEQUENCES }, () => engine.sequences.acquire()));
+  seqs = await Promise.all(Array.from({ length: SEQUENCES }, () => loaded.sequences.acquire()));
 });
 
 const prompt = (n: number, salt = 0): Token[] => Array.from({ length: n }, (_, i) => (100 + ((i * 7 + salt) % 50)) as Token);
 
 describe('batch loop', () => {
   it('decodes N concurrent requests in one step per token: prompts together, then one token of each per step', async () => {
-    const before = engine.loop.stepCount;
+    const before = loaded.loop.stepCount;
     steps.length = 0;
     const runs = [0, 1, 2, 3].map((i) => start(i, prompt(6, i), 10));
     await Promise.all(runs.map((r) => r.done));
     // 1 step for the four prompts (each yields its first token), 9 steps for tokens 2..10.
-    expect(engine.loop.stepCount - before).toBe(10);
+    expect(loaded.loop.stepCount - before).toBe(10);
     expect(steps.map((s) => s.sequences)).toEqual(Array(10).fill(4));
     expect(steps.map((s) => s.tokens)).toEqual([24, ...Array(9).fill(4)]);
     for (const r of runs) expect(r.tokens).toHaveLength(10);
@@ -158,7 +158,7 @@ describe('batch loop', () => {
     expect(b.tokens).toHaveLength(4);
     expect(seqs[1]!.tokens.slice(0, 42)).toEqual([...shared, 7, 8]);
     // llama.cpp holds the copied cells at the same positions (a gap would have failed the decode above).
-    const ctx = (engine.context as unknown as { _ctx: { getSequenceKvCacheMaxPosition(id: number): number } })._ctx;
+    const ctx = (loaded.context as unknown as { _ctx: { getSequenceKvCacheMaxPosition(id: number): number } })._ctx;
     expect(ctx.getSequenceKvCacheMaxPosition(seqs[1]!.id)).toBe(seqs[1]!.tokens.length - 1);
     // A difference below the threshold is evaluated, not copied.
     const c = start(2, [...shared.slice(0, 10), ...([9] as Token[])], 1);
@@ -202,11 +202,11 @@ describe('batch loop', () => {
     await expect(failing.done).rejects.toThrow('consumer failed');
     await other.done;
     expect(other.tokens).toHaveLength(6);
-    expect(engine.loop.size).toBe(0);
+    expect(loaded.loop.size).toBe(0);
   });
 
   it('follows the scripted model: greedy from its chat prompt yields the script', async () => {
-    const tokens = engine.model.tokenize('<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n', true);
+    const tokens = loaded.model.tokenize('<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n', true);
     const r = start(3, tokens, TINY_SCRIPT_TOKEN_IDS.length);
     await r.done;
     expect(r.tokens).toEqual(TINY_SCRIPT_TOKEN_IDS);
@@ -215,7 +215,7 @@ describe('batch loop', () => {
 
 describe('native internals', () => {
   it('node-llama-cpp still has the internals the loop drives (a check that fails on an incompatible upgrade)', () => {
-    expect(() => nativeContext(engine.context)).not.toThrow();
+    expect(() => nativeContext(loaded.context)).not.toThrow();
     expect(() => nativeContext({} as never)).toThrow(NativeApiError);
     expect(() => nativeContext({} as never)).toThrow(/LlamaContext\._ctx\.initBatch is missing/);
   });

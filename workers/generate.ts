@@ -6,7 +6,7 @@
 import type { ChatHistoryItem, Token } from 'node-llama-cpp';
 import type { ErrorPayload, FinishReason, GenerateInput, SamplingParams, WorkerMessage } from '../src/shared/protocol.js';
 import type { SequenceState } from './batch-loop.js';
-import type { Engine } from './engine.js';
+import type { LoadedModel } from './model.js';
 import type { SamplerConfig } from './native.js';
 import { StopMatcher } from './stop-matcher.js';
 import { TokenTextDecoder } from './token-text.js';
@@ -37,8 +37,8 @@ export interface GenerateResult {
   completionTokens: number;
 }
 
-export function tokenizeInput(engine: Engine, input: GenerateInput): Token[] {
-  const { model } = engine;
+export function tokenizeInput(loaded: LoadedModel, input: GenerateInput): Token[] {
+  const { model } = loaded;
   if (input.kind === 'text') {
     const tokens = model.tokenize(input.prompt, false);
     // An empty prompt starts from BOS, as the OpenAI API allows an empty prompt.
@@ -51,7 +51,7 @@ export function tokenizeInput(engine: Engine, input: GenerateInput): Token[] {
     return { type: 'model', response: [m.content] };
   });
   history.push({ type: 'model', response: [] });
-  const { contextText } = engine.chatWrapper.generateContextState({ chatHistory: history });
+  const { contextText } = loaded.chatWrapper.generateContextState({ chatHistory: history });
   return contextText.tokenize(model.tokenizer);
 }
 
@@ -99,10 +99,10 @@ function samplerConfig(sampling: SamplingParams, generated: readonly Token[]): S
   };
 }
 
-export async function generate(engine: Engine, seq: SequenceState, prompt: Token[], opts: GenerateOptions): Promise<GenerateResult> {
-  const { model } = engine;
+export async function generate(loaded: LoadedModel, seq: SequenceState, prompt: Token[], opts: GenerateOptions): Promise<GenerateResult> {
+  const { model } = loaded;
   const { sampling, emit } = opts;
-  const maxTokens = budget(prompt.length, engine.contextSize, sampling, opts.input.kind === 'chat' ? 'messages' : 'prompt');
+  const maxTokens = budget(prompt.length, loaded.contextSize, sampling, opts.input.kind === 'chat' ? 'messages' : 'prompt');
   opts.onStarted?.(prompt.length);
   emit({ type: 'started', promptTokens: prompt.length });
 
@@ -152,10 +152,10 @@ export async function generate(engine: Engine, seq: SequenceState, prompt: Token
   };
 
   const penalize = sampling.presencePenalty !== 0 || sampling.frequencyPenalty !== 0;
-  const sampler = engine.createSampler();
+  const sampler = loaded.createSampler();
   try {
     sampler.applyConfig(samplerConfig(sampling, generated));
-    await engine.loop.run({ sequence: seq, prompt, sampler, onToken, cancelled: opts.cancelled });
+    await loaded.loop.run({ sequence: seq, prompt, sampler, onToken, cancelled: opts.cancelled });
   } finally {
     sampler.dispose();
   }

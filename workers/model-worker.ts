@@ -17,16 +17,16 @@ import {
   type WorkerMessage,
   type WorkerRequest,
 } from '../src/shared/protocol.js';
-import { loadEngine, type Engine } from './engine.js';
+import { loadModel, type LoadedModel } from './model.js';
 import { faultIn, injectFault } from './faults.js';
 import { generate, GenerationError, tokenizeInput } from './generate.js';
 
 const init = workerData as WorkerInit;
 const announce = (msg: ControlMessage) => parentPort!.postMessage(msg);
 
-let engine: Engine | undefined;
+let loaded: LoadedModel | undefined;
 let loadError: string | undefined;
-const metrics = new WorkerMetrics({ modelId: init.modelId, timeBuckets: init.timeBuckets, kvUsage: () => engine?.kvUsage() ?? 0 });
+const metrics = new WorkerMetrics({ modelId: init.modelId, timeBuckets: init.timeBuckets, kvUsage: () => loaded?.kvUsage() ?? 0 });
 
 // Metrics requests from the main thread; the reply goes back on parentPort.
 const requests = new BroadcastChannel(WORKERS_CHANNEL);
@@ -40,10 +40,10 @@ requests.onmessage = (event) => {
 
 const started = process.hrtime.bigint();
 try {
-  engine = await loadEngine(init, { onStep: (stats) => metrics.step(stats) });
+  loaded = await loadModel(init, { onStep: (stats) => metrics.step(stats) });
   const loadSeconds = Number(process.hrtime.bigint() - started) / 1e9;
   metrics.setLoadSeconds(loadSeconds);
-  announce({ type: 'ready', workerId: threadId, loadSeconds, llamaCpp: engine.llamaCppRelease });
+  announce({ type: 'ready', workerId: threadId, loadSeconds, llamaCpp: loaded.llamaCppRelease });
 } catch (err) {
   // Report instead of throwing: a module that throws makes Piscina respawn it in a loop.
   loadError = err instanceof Error ? err.message : String(err);
@@ -68,12 +68,12 @@ export default async function run(task: GenerateTask): Promise<void> {
   let completionTokens = 0;
   let generating = false;
   try {
-    if (!engine) throw new Error(`model failed to load: ${loadError}`);
-    const prompt = tokenizeInput(engine, task.input);
+    if (!loaded) throw new Error(`model failed to load: ${loadError}`);
+    const prompt = tokenizeInput(loaded, task.input);
     promptTokens = prompt.length;
-    const seq = await engine.sequences.acquire();
+    const seq = await loaded.sequences.acquire();
     try {
-      const result = await generate(engine, seq, prompt, {
+      const result = await generate(loaded, seq, prompt, {
         input: task.input,
         sampling: task.sampling,
         cancelled: () => cancelled,
@@ -90,7 +90,7 @@ export default async function run(task: GenerateTask): Promise<void> {
       });
       emit({ type: 'done', ...result });
     } finally {
-      engine.sequences.release(seq);
+      loaded.sequences.release(seq);
     }
   } catch (err) {
     const payload = err instanceof GenerationError ? err.payload : internalError(err);

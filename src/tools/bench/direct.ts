@@ -1,9 +1,9 @@
 /**
  * The direct baseline: the same workload through node-llama-cpp in this process, with the worker's own
- * engine and generation loop (same model, threads, sequences, sampling) but no HTTP, no Piscina and no
+ * loaded model and generation loop (same model file, threads, sequences, sampling) but no HTTP, no Piscina and no
  * MessagePorts. The difference to qwen-serve is what HTTP and the pool cost.
  */
-import { loadEngine, type Engine } from '../../../workers/engine.js';
+import { loadModel, type LoadedModel } from '../../../workers/model.js';
 import { generate, tokenizeInput } from '../../../workers/generate.js';
 import type { RequestSample } from './stats.js';
 import type { Workload } from './workload.js';
@@ -19,11 +19,11 @@ export interface DirectOptions {
 }
 
 export class DirectBaseline {
-  private constructor(private readonly engine: Engine) {}
+  private constructor(private readonly loaded: LoadedModel) {}
 
   static async load(o: DirectOptions): Promise<DirectBaseline> {
-    const engine = await loadEngine({ ...o, gpuLayers: 'auto', modelId: 'direct', timeBuckets: [], faults: false });
-    return new DirectBaseline(engine);
+    const loaded = await loadModel({ ...o, gpuLayers: 'auto', modelId: 'direct', timeBuckets: [], faults: false });
+    return new DirectBaseline(loaded);
   }
 
   async request(w: Workload): Promise<RequestSample> {
@@ -33,10 +33,10 @@ export class DirectBaseline {
     let last = NaN;
     const itlMs: number[] = [];
     try {
-      const prompt = tokenizeInput(this.engine, input);
-      const seq = await this.engine.sequences.acquire();
+      const prompt = tokenizeInput(this.loaded, input);
+      const seq = await this.loaded.sequences.acquire();
       try {
-        const result = await generate(this.engine, seq, prompt, {
+        const result = await generate(this.loaded, seq, prompt, {
           input,
           sampling: {
             temperature: w.temperature,
@@ -60,7 +60,7 @@ export class DirectBaseline {
         });
         return { startMs, endMs: performance.now(), ttftMs, itlMs, tokens: result.completionTokens };
       } finally {
-        this.engine.sequences.release(seq);
+        this.loaded.sequences.release(seq);
       }
     } catch (err) {
       return { startMs, endMs: performance.now(), ttftMs, itlMs, tokens: 0, error: (err as Error).message };
@@ -68,7 +68,7 @@ export class DirectBaseline {
   }
 
   async dispose(): Promise<void> {
-    await this.engine.context.dispose();
-    await this.engine.model.dispose();
+    await this.loaded.context.dispose();
+    await this.loaded.model.dispose();
   }
 }

@@ -9,7 +9,7 @@ import { BatchLoop, type StepStats } from './batch-loop.js';
 import { nativeContext, samplerFactory, type NativeSampler } from './native.js';
 import type { SequenceState } from './prefix-share.js';
 
-export interface Engine {
+export interface LoadedModel {
   model: LlamaModel;
   context: LlamaContext;
   chatWrapper: ChatWrapper;
@@ -31,12 +31,12 @@ export interface Engine {
  */
 const MIN_SHARED_PREFIX = 16;
 
-export interface EngineHooks {
+export interface ModelHooks {
   /** Called after every decode step (metrics). */
   onStep?: (stats: StepStats) => void;
 }
 
-export async function loadEngine(init: WorkerInit, hooks: EngineHooks = {}): Promise<Engine> {
+export async function loadModel(init: WorkerInit, hooks: ModelHooks = {}): Promise<LoadedModel> {
   // maxThreads and threads are always explicit: node-llama-cpp's own default (max(4, cores)) runs
   // ~100x slower on a 2-core machine.
   const llama = await getLlama({
