@@ -1,6 +1,6 @@
 /**
  * The dashboard's short memory. Every 2 s it takes the same merged registry a /metrics scrape gets
- * (MetricsCollector.registry()), reads it (read.ts) and keeps derived points for the last 15 minutes:
+ * (MetricsCollector.collect()), reads it (read.ts) and keeps derived points for the last 15 minutes:
  * rates from counter deltas between consecutive samples, percentiles from histogram bucket deltas over
  * the last 30 s. /metrics stays the one source of truth; this only remembers what it said.
  */
@@ -113,9 +113,9 @@ export class MetricsHistory {
     if (this.busy) return;
     this.busy = true;
     try {
-      const registry = await this.collector.registry(Registry.PROMETHEUS_CONTENT_TYPE);
+      const { registry, workers } = await this.collector.collect(Registry.PROMETHEUS_CONTENT_TYPE);
       const metrics = (await registry.getMetricsAsJSON()) as never;
-      const reading = readRegistry(Date.now(), metrics, this.collector.workerSnapshots());
+      const reading = readRegistry(Date.now(), metrics, workers);
       const previous = this.samples.at(-1)?.reading;
       const point = derive(reading, previous, this.windowStart(reading.t));
       this.samples.push({ reading, point });

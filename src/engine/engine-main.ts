@@ -8,6 +8,7 @@ import { createLogger } from '../log.js';
 import { mergeToJson } from '../metrics/json.js';
 import { WORKER } from '../metrics/definitions.js';
 import type { TaskChannel } from './engine.js';
+import { finalOrGrace } from './final-message.js';
 import { InProcessEngine } from './in-process-engine.js';
 import type { EngineInit, EngineMessage, FrontMessage } from './ipc.js';
 
@@ -35,15 +36,19 @@ function start(init: EngineInit): void {
 
 function run(jobId: number, channel: TaskChannel): void {
   tasks.set(jobId, channel);
-  channel.onMessage((msg) => send({ type: 'job', jobId, msg }));
-  // The task promise can settle before its port's last message: give those one turn to go out first.
-  const settled = (error?: string) =>
-    setImmediate(() => {
-      tasks.delete(jobId);
-      send({ type: 'settled', jobId, error });
-    });
+  let relayedFinal!: () => void;
+  const final = new Promise<void>((resolve) => (relayedFinal = resolve));
+  channel.onMessage((msg) => {
+    send({ type: 'job', jobId, msg });
+    if (msg.type === 'done' || msg.type === 'error') relayedFinal();
+  });
+  const settled = (error?: string) => {
+    tasks.delete(jobId);
+    send({ type: 'settled', jobId, error });
+  };
+  // The task promise can settle before its port's final message: relay that first (see final-message.ts).
   channel.settled.then(
-    () => settled(),
+    () => void finalOrGrace(final).then(() => settled()),
     (err: unknown) => settled(err instanceof Error ? err.message : String(err)),
   );
 }

@@ -17,9 +17,14 @@ export interface CollectorOptions {
   timeoutMs: number;
 }
 
-export class MetricsCollector {
-  private workers: WorkerSnapshot[] = [];
+/** One collection: the merged registry and, from the same collection, each ready worker's snapshot. */
+export interface Collected {
+  registry: Registry;
+  /** Each ready worker's snapshot, with a slot unique across engines (the dashboard's worker table). */
+  workers: WorkerSnapshot[];
+}
 
+export class MetricsCollector {
   constructor(
     private readonly engines: Engine[],
     private readonly main: MainMetrics,
@@ -27,12 +32,11 @@ export class MetricsCollector {
     private readonly log?: Logger,
   ) {}
 
-  /** Each ready worker's latest snapshot (from the last merge), with a slot unique across engines. */
-  workerSnapshots(): WorkerSnapshot[] {
-    return this.workers;
-  }
-
-  async registry(contentType: ContentType): Promise<Registry> {
+  /**
+   * Collects every engine once. The worker snapshots come back with the registry they were merged into,
+   * so two concurrent collections (a scrape and a dashboard sample) cannot swap each other's.
+   */
+  async collect(contentType: ContentType): Promise<Collected> {
     const started = performance.now();
     const collections = await Promise.all(this.engines.map((e) => e.collect(this.opts.timeoutMs)));
     const gathered = performance.now();
@@ -41,7 +45,7 @@ export class MetricsCollector {
     if (late) this.main.collectTimedOut();
     const parts: MetricJson[][] = [(await this.main.registry.getMetricsAsJSON()) as unknown as MetricJson[]];
     collections.forEach((c, i) => parts.push(...c.parts.map((p) => withLabels(p, this.engines[i]!.labels))));
-    this.workers = collections.flatMap((c, i) => {
+    const workers = collections.flatMap((c, i) => {
       const engine = this.engines[i]!;
       // Slots and worker ids are per engine; the dashboard lists workers of all engines in one table.
       return c.workers.map((w) => ({
@@ -55,6 +59,6 @@ export class MetricsCollector {
       { gatherMs: +(gathered - started).toFixed(2), totalMs: +(performance.now() - started).toFixed(2), late },
       'metrics collected',
     );
-    return merged;
+    return { registry: merged, workers };
   }
 }

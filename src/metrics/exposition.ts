@@ -37,7 +37,7 @@ export function metricsRouter(collector: MetricsCollector): Router {
   // OpenMetrics' media type).
   router.get('/metrics', compression({ filter: () => true }), async (req, res) => {
     const contentType = negotiate(req);
-    const registry = await collector.registry(contentType);
+    const { registry } = await collector.collect(contentType);
     const text = await registry.metrics();
     const body = contentType === Registry.OPENMETRICS_CONTENT_TYPE ? fixOpenMetricsCounters(text) : text;
     res.set('Content-Type', contentType).set('Cache-Control', 'no-store').send(body);

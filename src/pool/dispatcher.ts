@@ -8,6 +8,7 @@
  */
 import type { Logger } from 'pino';
 import type { Engine, EngineTask } from '../engine/engine.js';
+import { finalOrGrace } from '../engine/final-message.js';
 import { QueueFullError, ShuttingDownError } from '../errors.js';
 import { nowMs, type CancelReason } from '../shared/protocol.js';
 import { Job, type JobHandlers, type JobOutcome } from './job.js';
@@ -115,11 +116,13 @@ export class Dispatcher {
 
   private release(job: Job, index: number, err: unknown): void {
     this.runningOn[index]!--;
-    // The port's last messages can arrive after the task promise: give them one turn of the loop.
-    setImmediate(() => {
+    // The worker is done with the task: its sequence is free for the next request now.
+    this.pump();
+    // Its final message can still be on the way (see final-message.ts); a failed task sends none.
+    const concluded = err === undefined ? finalOrGrace(job.ended) : Promise.resolve();
+    void concluded.then(() => {
       job.settled(err);
       this.live.delete(job);
-      this.pump();
       this.checkIdle();
     });
   }

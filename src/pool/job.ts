@@ -42,6 +42,9 @@ export class Job {
   private started = false;
   private usage: Usage = { promptTokens: 0, completionTokens: 0 };
   private readonly timer: NodeJS.Timeout;
+  private resolveEnded!: () => void;
+  /** Resolves once the job has made its one final call (onDone or onError). */
+  readonly ended = new Promise<void>((resolve) => (this.resolveEnded = resolve));
 
   /**
    * @param leaveQueue called when a queued job is cancelled, so the dispatcher drops it from the queue
@@ -150,5 +153,6 @@ export class Job {
     this.channel?.close();
     this.reporter.ended(outcome);
     respond();
+    this.resolveEnded();
   }
 }
