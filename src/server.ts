@@ -20,7 +20,7 @@ import { MetricsCollector } from './metrics/collector.js';
 import { metricsRouter } from './metrics/exposition.js';
 import { MainMetrics } from './metrics/main-metrics.js';
 import { resolveModel } from './model/resolve.js';
-import { Dispatcher, type DispatchObserver } from './pool/dispatcher.js';
+import { Dispatcher, type DispatchObserver } from './dispatch/dispatcher.js';
 import { createEngines } from './engine/create.js';
 import type { Engine } from './engine/engine.js';
 import { inEngineProcesses, readyWorkers } from './engine/status.js';

@@ -8,8 +8,8 @@ import { describe, expect, it, vi } from 'vitest';
 import type { Engine, EngineEvents, EngineTask, TaskChannel } from '../src/engine/engine.js';
 import { FINAL_MESSAGE_GRACE_MS, finalOrGrace } from '../src/engine/final-message.js';
 import { createLogger } from '../src/log.js';
-import { Dispatcher } from '../src/pool/dispatcher.js';
-import type { JobHandlers, JobOutcome } from '../src/pool/job.js';
+import { Dispatcher } from '../src/dispatch/dispatcher.js';
+import type { JobHandlers, JobOutcome } from '../src/dispatch/job.js';
 import type { WorkerMessage } from '../src/shared/protocol.js';
 
 /** An engine with one sequence whose tasks settle at once and deliver `messages` after `delayMs`. */

@@ -6,10 +6,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '../errors.js';
-import type { GpusFlag } from '../engine/plan.js';
 import { FLAGS, defaultThreads, envName, type FlagName } from './options.js';
 
 export type GpuMode = 'auto' | 'cuda' | 'vulkan' | 'off';
+
+/** `--gpus`: every GPU NVML reports, engine processes without GPUs, or the listed indices. */
+export type GpusFlag = 'all' | 'none' | number[];
 
 export interface Config {
   model: string;

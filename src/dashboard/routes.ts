@@ -11,7 +11,7 @@ import compression from 'compression';
 import { Router, type Response } from 'express';
 import { VERSION } from '../config/config.js';
 import { totalWorkers } from '../engine/status.js';
-import type { AppContext } from '../http/context.js';
+import type { Engine } from '../engine/engine.js';
 import { HISTORY_SECONDS, INTERVAL_SECONDS, WINDOW_SECONDS, type MetricsHistory } from './history.js';
 
 /**
@@ -69,7 +69,13 @@ function sendStatic(res: Response, file: string | undefined, csp = false): void 
   res.sendFile(file);
 }
 
-export function dashboardRoutes(ctx: AppContext, history: MetricsHistory): Router {
+/** What the dashboard reads from the server (a subset of the HTTP side's context, without importing it). */
+export interface DashboardSource {
+  modelId: string;
+  engines: Engine[];
+}
+
+export function dashboardRoutes(ctx: DashboardSource, history: MetricsHistory): Router {
   const router = Router();
   router.get('/dashboard', (_req, res) => sendStatic(res, PUBLIC && path.join(PUBLIC, 'index.html'), true));
   router.get('/dashboard/assets/:name', (req, res, next) => {
@@ -84,7 +90,7 @@ export function dashboardRoutes(ctx: AppContext, history: MetricsHistory): Route
 }
 
 /** The body of GET /dashboard/data (docs/dashboard.md): the latest sample, totals, workers, GPUs and the points after `since`. */
-export function dashboardData(ctx: AppContext, history: MetricsHistory, since: number) {
+export function dashboardData(ctx: DashboardSource, history: MetricsHistory, since: number) {
   const last = history.latest();
   const reading = last?.reading;
   const rates = history.workerRates();

@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino';
 import { threadsPerWorker, type Config } from '../config/config.js';
-import type { PoolOptions } from '../pool/model-pool.js';
+import type { PoolOptions } from './local/model-pool.js';
 import type { Engine } from './engine.js';
 import { InProcessEngine } from './in-process-engine.js';
 import { planEngines, type EngineSpec } from './plan.js';

@@ -7,8 +7,8 @@ import { EventEmitter } from 'node:events';
 import type { MessagePort } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { EngineMetrics } from '../metrics/engine-metrics.js';
-import { WorkerCollector } from '../metrics/worker-collector.js';
-import { ModelPool, type PoolOptions } from '../pool/model-pool.js';
+import { WorkerCollector } from './local/worker-collector.js';
+import { ModelPool, type PoolOptions } from './local/model-pool.js';
 import type { MainMessage, WorkerMessage } from '../shared/protocol.js';
 import type { Engine, EngineCollection, EngineEvents, EngineStatus, EngineTask, TaskChannel } from './engine.js';
 

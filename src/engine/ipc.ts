@@ -3,7 +3,7 @@
  * (advanced serialization: structured clone, like the worker threads' messages). Plain types only.
  */
 import type { MetricJson } from '../metrics/json.js';
-import type { PoolOptions } from '../pool/model-pool.js';
+import type { PoolOptions } from './local/model-pool.js';
 import type { CancelReason, WorkerMessage } from '../shared/protocol.js';
 import type { EngineTask, WorkerSnapshot } from './engine.js';
 

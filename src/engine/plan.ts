@@ -2,10 +2,8 @@
  * Which engine processes to start: one per --gpus entry (or --engines N of them, spread over the
  * listed GPUs in turn), each with the CUDA_VISIBLE_DEVICES that pins it to its GPU.
  */
+import type { GpusFlag } from '../config/config.js';
 import { ConfigError } from '../errors.js';
-
-/** --gpus: every GPU NVML sees, none, or NVML/CUDA device indices. */
-export type GpusFlag = 'all' | 'none' | number[];
 
 export interface EngineSpec {
   index: number;

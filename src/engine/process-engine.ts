@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { EngineFailedError } from '../errors.js';
-import type { PoolOptions } from '../pool/model-pool.js';
+import type { PoolOptions } from './local/model-pool.js';
 import type { MainMessage, WorkerMessage } from '../shared/protocol.js';
 import { cumulative, type MetricJson } from '../metrics/json.js';
 import type {

@@ -3,7 +3,7 @@ import type { MetricsHistory } from '../dashboard/history.js';
 import type { MetricsCollector } from '../metrics/collector.js';
 import type { MainMetrics } from '../metrics/main-metrics.js';
 import type { InputLimits } from './schemas.js';
-import type { Dispatcher } from '../pool/dispatcher.js';
+import type { Dispatcher } from '../dispatch/dispatcher.js';
 import type { Engine } from '../engine/engine.js';
 
 /** What the routes need from the rest of the server. */

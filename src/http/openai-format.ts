@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { FinishReason } from '../shared/protocol.js';
-import type { Usage } from '../pool/job.js';
+import type { Usage } from '../dispatch/job.js';
 
 export interface UsageBody {
   prompt_tokens: number;

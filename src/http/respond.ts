@@ -4,8 +4,8 @@
  * does not fit is still a plain 400). A client that goes away cancels its request.
  */
 import type { Response } from 'express';
-import type { Dispatcher } from '../pool/dispatcher.js';
-import type { JobHandlers } from '../pool/job.js';
+import type { Dispatcher } from '../dispatch/dispatcher.js';
+import type { JobHandlers } from '../dispatch/job.js';
 import type { GenerateTask } from '../shared/protocol.js';
 import type { Format } from './openai-format.js';
 import { sendError } from './error-handler.js';

@@ -11,9 +11,9 @@ import { BroadcastChannel, MessageChannel, type MessagePort } from 'node:worker_
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { Logger } from 'pino';
-import { WORKERS_CHANNEL, type ControlMessage, type GenerateTask, type WorkerInit, type WorkerRequest } from '../shared/protocol.js';
+import { WORKERS_CHANNEL, type ControlMessage, type GenerateTask, type WorkerInit, type WorkerRequest } from '../../shared/protocol.js';
 
-const WORKER_FILE = fileURLToPath(new URL('../../workers/model-worker.js', import.meta.url));
+const WORKER_FILE = fileURLToPath(new URL('../../../workers/model-worker.js', import.meta.url));
 
 export interface PoolOptions extends WorkerInit {
   workers: number;

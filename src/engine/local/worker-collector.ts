@@ -3,8 +3,8 @@
  * with a timeout (a late worker contributes its last snapshot) and keeps the last counters of every
  * worker that died as a baseline for its slot, so the merged counters never go backwards.
  */
-import type { ModelPool } from '../pool/model-pool.js';
-import { cumulative, withLabels, type MetricJson } from './json.js';
+import type { ModelPool } from './model-pool.js';
+import { cumulative, withLabels, type MetricJson } from '../../metrics/json.js';
 
 export interface WorkerCollection {
   parts: MetricJson[][];
