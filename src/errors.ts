@@ -53,9 +53,14 @@ export class InvalidRequestError extends ApiError {
   }
 }
 
+/** Raised in a worker (it alone knows the prompt's token count) and sent to the main thread as a payload. */
 export class ContextLengthExceededError extends ApiError {
   constructor(message: string, param: string | null) {
     super(400, 'invalid_request_error', 'context_length_exceeded', message, param);
+  }
+
+  toPayload(): ErrorPayload {
+    return { status: this.status, type: 'invalid_request_error', code: this.code, message: this.message, param: this.param };
   }
 }
 

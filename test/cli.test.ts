@@ -3,6 +3,7 @@
  * flag, and the offline default model fails with advice instead of a stack trace.
  */
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import os from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { parseConfig, threadsPerWorker } from '../src/config/config.js';
@@ -32,6 +33,12 @@ describe('flags', () => {
       if ('default' in f) expect(out).toContain(`default: "${f.default}"`);
       else expect(out).toContain(`default: ${f.defaultText}`);
     }
+  });
+
+  it("--version prints package.json's version (the compiled CLI finds it above dist/)", () => {
+    const { code, out } = cli(['--version']);
+    expect(code).toBe(0);
+    expect(out.trim()).toBe(JSON.parse(fs.readFileSync('package.json', 'utf8')).version);
   });
 
   it('defaults match the documented ones', () => {

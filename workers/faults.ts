@@ -12,11 +12,27 @@ export function faultIn(text: string, enabled: boolean): Fault {
   return (MARKER.exec(text)?.[1] as Fault) ?? undefined;
 }
 
+/** Stops the request's generation so that its task can end the worker (see crashWorker). */
+export class InjectedCrash extends Error {
+  constructor() {
+    super('injected fault: worker crash');
+  }
+}
+
 /** Called after each generated token of a request that carries a fault marker. */
 export function injectFault(fault: Fault, generated: number): void {
   if (fault === 'throw' && generated >= 2) throw new Error('injected fault: generation threw');
-  // process.exit in a worker thread ends only this worker; Piscina then replaces it. It runs between two
-  // decode steps of this request; tests use it with one sequence per worker, so no other decode is in flight
-  // (ending a worker mid-decode aborts the whole process).
-  if (fault === 'crash' && generated >= 2) process.exit(70);
+  if (fault === 'crash' && generated >= 2) throw new InjectedCrash();
+}
+
+/**
+ * Ends this worker thread (Piscina replaces it). Not from inside the token callback: a token arrives in
+ * the completion callback of a native sampling call, and a worker that exits there aborts the whole process
+ * (node-addon-api throws from OnAsyncWorkComplete; seen as an intermittent SIGABRT of the test server).
+ * On a later turn, with the generation stopped, no native call is in flight — tests use it with one
+ * sequence per worker, so no other request's decode is either.
+ */
+export async function crashWorker(): Promise<never> {
+  await new Promise((resolve) => setImmediate(resolve));
+  process.exit(70);
 }

@@ -4,6 +4,7 @@
  * knows nothing about ports or metrics.
  */
 import type { ChatHistoryItem, Token } from 'node-llama-cpp';
+import { ContextLengthExceededError } from '../src/errors.js';
 import type { ErrorPayload, FinishReason, GenerateInput, SamplingParams, WorkerMessage } from '../src/shared/protocol.js';
 import type { SequenceState } from './batch-loop.js';
 import type { LoadedModel } from './model.js';
@@ -56,7 +57,7 @@ export function tokenizeInput(loaded: LoadedModel, input: GenerateInput): Token[
 }
 
 function contextError(message: string, param: string | null): GenerationError {
-  return new GenerationError({ status: 400, type: 'invalid_request_error', code: 'context_length_exceeded', message, param });
+  return new GenerationError(new ContextLengthExceededError(message, param).toPayload());
 }
 
 /** Decides how many tokens may be generated; rejects prompts that do not fit (never truncates). */

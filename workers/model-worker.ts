@@ -18,7 +18,7 @@ import {
   type WorkerRequest,
 } from '../src/shared/protocol.js';
 import { loadModel, type LoadedModel } from './model.js';
-import { faultIn, injectFault } from './faults.js';
+import { crashWorker, faultIn, injectFault, InjectedCrash } from './faults.js';
 import { generate, GenerationError, tokenizeInput } from './generate.js';
 
 const init = workerData as WorkerInit;
@@ -93,6 +93,7 @@ export default async function run(task: GenerateTask): Promise<void> {
       loaded.sequences.release(seq);
     }
   } catch (err) {
+    if (err instanceof InjectedCrash) await crashWorker();
     const payload = err instanceof GenerationError ? err.payload : internalError(err);
     emit({ type: 'error', error: payload, promptTokens, completionTokens });
   } finally {

@@ -4,11 +4,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '../errors.js';
+import type { GpuLayers, GpuMode } from '../shared/protocol.js';
 import { FLAGS, defaultThreads, envName, type FlagName } from './options.js';
-
-export type GpuMode = 'auto' | 'cuda' | 'vulkan' | 'off';
 
 /** `--gpus`: every GPU NVML reports, engine processes without GPUs, or the listed indices. */
 export type GpusFlag = 'all' | 'none' | number[];
@@ -35,7 +35,7 @@ export interface Config {
   drainTimeoutSeconds: number;
   bodyLimitBytes: number;
   gpu: GpuMode;
-  gpuLayers: number | 'auto' | 'max';
+  gpuLayers: GpuLayers;
   metricsPort: number;
   metricsHost: string;
   metricsPerWorker: boolean;
@@ -56,7 +56,19 @@ export interface Config {
   testFaults: boolean;
 }
 
-export const VERSION = '0.1.0';
+/** The package's version, from its package.json (found upward from this file, in src/ or dist/src/). */
+export const VERSION: string = packageVersion(path.dirname(fileURLToPath(import.meta.url)));
+
+function packageVersion(from: string): string {
+  for (let dir = from; ; dir = path.dirname(dir)) {
+    const file = path.join(dir, 'package.json');
+    if (fs.existsSync(file)) {
+      const pkg = JSON.parse(fs.readFileSync(file, 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'qwen-serve' && pkg.version) return pkg.version;
+    }
+    if (path.dirname(dir) === dir) throw new Error(`qwen-serve's package.json not found above ${from}`);
+  }
+}
 
 /** CPU threads per worker: --threads, else the cores shared by every worker of every engine (ggml threads spin while they wait). */
 export function threadsPerWorker(config: Pick<Config, 'threads' | 'workers'>, engines: number): number {

@@ -5,6 +5,7 @@
 import os from 'node:os';
 import { z } from 'zod';
 import { DEFAULT_TIME_BUCKETS } from '../metrics/definitions.js';
+import { GPU_MODES } from '../shared/protocol.js';
 
 export const DEFAULT_MODEL = 'hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M';
 
@@ -210,7 +211,7 @@ export const FLAGS = [
     arg: 'auto|cuda|vulkan|off',
     description: 'compute backend',
     default: 'auto',
-    schema: z.enum(['auto', 'cuda', 'vulkan', 'off'], { error: 'must be one of auto, cuda, vulkan, off' }),
+    schema: z.enum(GPU_MODES, { error: `must be one of ${GPU_MODES.join(', ')}` }),
   },
   {
     name: 'gpu-layers',

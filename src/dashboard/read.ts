@@ -7,6 +7,7 @@ import type { MetricJson } from '../metrics/json.js';
 import {
   ENGINE,
   FINISH_REASONS,
+  GENERATION_ENDPOINTS,
   MAIN,
   REJECT_REASONS,
   WORKER,
@@ -65,7 +66,6 @@ export interface Reading {
   workers: WorkerReading[];
 }
 
-const GENERATION = new Set(['/v1/completions', '/v1/chat/completions']);
 const any: Match = () => true;
 
 function samples(metrics: MetricJson[], name: string, sample = name, match: Match = any): { labels: Labels; value: number }[] {
@@ -137,7 +137,7 @@ export function readRegistry(
     rejected: by(MAIN.rejected.name, 'reason', REJECT_REASONS),
     workerRestarts: total(metrics, ENGINE.workerRestarts.name),
     collectTimeouts: total(metrics, MAIN.collectTimeouts.name),
-    latency: buckets(metrics, MAIN.duration.name, (l) => l.method === 'POST' && GENERATION.has(String(l.endpoint))),
+    latency: buckets(metrics, MAIN.duration.name, (l) => l.method === 'POST' && GENERATION_ENDPOINTS.has(String(l.endpoint))),
     ttft: buckets(metrics, WORKER.ttft.name),
     itl: buckets(metrics, WORKER.itl.name),
     steps: {

@@ -5,9 +5,8 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { ApiError, InternalError, InvalidRequestError, PayloadTooLargeError } from '../errors.js';
+import { GENERATION_ENDPOINTS } from '../metrics/definitions.js';
 import type { MainMetrics } from '../metrics/main-metrics.js';
-
-const GENERATION_ENDPOINTS = new Set(['/v1/completions', '/v1/chat/completions']);
 
 export function sendError(res: Response, err: ApiError): void {
   if (res.headersSent) {

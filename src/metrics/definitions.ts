@@ -140,6 +140,11 @@ export const WORKER = {
   loadSeconds: def('qwen_model_load_seconds', 'gauge', ['model'], 'Time the slowest worker took to load the model', { aggregator: 'max' }),
 } as const;
 
+/** The generation endpoints: they count in qwen_requests_* and in the dashboard's request latency. */
+export const GENERATION_ENDPOINTS: ReadonlySet<string> = new Set(['/v1/completions', '/v1/chat/completions']);
+/** Every API route template an `endpoint` label names as itself (any other path is `other`). */
+export const API_ENDPOINTS: ReadonlySet<string> = new Set([...GENERATION_ENDPOINTS, '/v1/models']);
+
 export const FINISH_REASONS = ['stop', 'length', 'abort', 'error'] as const;
 export type FinishOutcome = (typeof FINISH_REASONS)[number];
 export const REJECT_REASONS = ['queue_full', 'timeout', 'invalid', 'unauthorized'] as const;

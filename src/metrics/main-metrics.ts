@@ -3,8 +3,9 @@
  * gauges (read from NVML at scrape time) and build info, plus Node.js process metrics once.
  */
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { EngineLabels } from '../engine/engine.js';
 import type { GpuDeviceStats } from '../gpu/nvml.js';
-import { FINISH_REASONS, MAIN, REJECT_REASONS, type FinishOutcome, type RejectReason } from './definitions.js';
+import { API_ENDPOINTS, FINISH_REASONS, MAIN, REJECT_REASONS, type FinishOutcome, type RejectReason } from './definitions.js';
 import { counter, gauge, histogram } from './factory.js';
 
 export interface PoolState {
@@ -25,10 +26,9 @@ export interface MainMetricsOptions {
    * Engine processes, when there are any: their labels and whether each is up. Then the GPU series
    * cover only the engines' devices, each labelled with the engine(s) using it.
    */
-  engines?: { labels: { engine: string; device: string }[]; up: (index: number) => boolean };
+  engines?: { labels: EngineLabels[]; up: (index: number) => boolean };
 }
 
-const ENDPOINTS = new Set(['/v1/completions', '/v1/chat/completions', '/v1/models']);
 const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS']);
 const KNOWN_ROUTES = [
   { method: 'POST', endpoint: '/v1/completions' },
@@ -46,7 +46,7 @@ const UNCOUNTED_PREFIX = '/dashboard/assets/';
 
 /** The route template of a path; anything else is "other" so random paths cannot add series. */
 export function endpointLabel(path: string): string {
-  if (ENDPOINTS.has(path)) return path;
+  if (API_ENDPOINTS.has(path)) return path;
   if (/^\/v1\/models\/[^/]+$/.test(path)) return '/v1/models/{id}';
   return 'other';
 }
@@ -163,7 +163,7 @@ export class MainMetrics {
     this.queueTime.observe(this.model, seconds);
   }
 
-  engineRestarted(labels: { engine: string; device: string }): void {
+  engineRestarted(labels: EngineLabels): void {
     this.engineRestarts.inc(labels);
   }
 
@@ -188,7 +188,7 @@ export function dropTotalGauges(r: Registry): void {
 }
 
 /** Device label → the engine(s) on it ("0", or "0,2" when --engines puts two engines on one GPU). */
-function engineByDevice(labels: { engine: string; device: string }[]): Map<string, string> {
+function engineByDevice(labels: EngineLabels[]): Map<string, string> {
   const out = new Map<string, string>();
   for (const { engine, device } of labels) out.set(device, out.has(device) ? `${out.get(device)},${engine}` : engine);
   return out;

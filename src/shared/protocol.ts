@@ -12,6 +12,12 @@ import type { MessagePort } from 'node:worker_threads';
 export const WORKERS_CHANNEL = 'qwen-serve:workers';
 
 /** What every worker receives as Piscina workerData. */
+/** `--gpu`: the compute backends node-llama-cpp can use ('off' = CPU only). */
+export const GPU_MODES = ['auto', 'cuda', 'vulkan', 'off'] as const;
+export type GpuMode = (typeof GPU_MODES)[number];
+/** `--gpu-layers`: a count, or node-llama-cpp's own choice. */
+export type GpuLayers = number | 'auto' | 'max';
+
 export interface WorkerInit {
   modelPath: string;
   /** The `model` label of the worker's metrics. */
@@ -24,8 +30,8 @@ export interface WorkerInit {
   sequences: number;
   contextSize: number;
   batchSize: number;
-  gpu: 'auto' | 'cuda' | 'vulkan' | 'off';
-  gpuLayers: number | 'auto' | 'max';
+  gpu: GpuMode;
+  gpuLayers: GpuLayers;
 }
 
 export type ChatRole = 'system' | 'user' | 'assistant';

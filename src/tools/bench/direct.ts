@@ -4,6 +4,7 @@
  * MessagePorts. The difference to qwen-serve is what HTTP and the pool cost.
  */
 import { loadModel, type LoadedModel } from '../../../workers/model.js';
+import type { GpuMode } from '../../shared/protocol.js';
 import { generate, tokenizeInput } from '../../../workers/generate.js';
 import type { RequestSample } from './stats.js';
 import type { Workload } from './workload.js';
@@ -15,7 +16,7 @@ export interface DirectOptions {
   sequences: number;
   contextSize: number;
   batchSize: number;
-  gpu: 'auto' | 'cuda' | 'vulkan' | 'off';
+  gpu: GpuMode;
 }
 
 export class DirectBaseline {
