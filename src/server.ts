@@ -68,11 +68,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     version: VERSION,
     timeBuckets: config.latencyBuckets,
     gpu: nvml ? () => nvml.devices() : undefined,
-    engines: multi ? { labels: engines.map((e) => e.labels!), up: (i) => engines[i]!.capacity > 0 } : undefined,
+    engines: multi ? { labels: engines.map((e) => e.labels!), up: (i) => engines[i]!.readySequences > 0 } : undefined,
     pool: () => ({
       running: dispatcher.runningCount,
       waiting: dispatcher.waitingCount,
-      capacity: engines.reduce((sum, e) => sum + e.readyWorkers * e.sequencesPerWorker, 0),
+      capacity: dispatcher.readySequences,
       workersReady: readyWorkers(engines),
     }),
   });

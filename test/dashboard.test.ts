@@ -15,7 +15,7 @@ import { quantile } from '../src/dashboard/read.js';
 import type { DashboardData } from '../src/dashboard/routes.js';
 import { buildNvmlStub } from './helpers/nvml-stub.js';
 import { scrape, value } from './helpers/prom.js';
-import { startServer, waitIdle, type TestServer } from './helpers/server.js';
+import { startServer, waitAllWorkers, waitIdle, type TestServer } from './helpers/server.js';
 
 // Callbacks passed to page.evaluate() run in Chromium; this TypeScript has no DOM lib, so these are declared here.
 declare const window: any, document: any, sessionStorage: any, PerformanceObserver: any;
@@ -66,6 +66,8 @@ beforeAll(async () => {
         })
       : undefined,
   ]);
+  // The worker table and the workers tile expect both of main's workers.
+  await waitAllWorkers(main.url);
 }, 120_000); // three servers and Chromium start together: slow on two busy cores
 
 afterAll(async () => {

@@ -20,7 +20,7 @@ class LateEngine extends EventEmitter<EngineEvents> {
   readonly workers = 1;
   readonly readyWorkers = 1;
   readonly sequencesPerWorker = 1;
-  readonly capacity = 1;
+  readySequences = 1;
   constructor(
     private readonly messages: WorkerMessage[],
     private readonly delayMs: number,
@@ -50,7 +50,7 @@ class LateEngine extends EventEmitter<EngineEvents> {
   close = () => Promise.resolve();
 }
 
-function submit(engine: LateEngine) {
+function submit(engine: LateEngine, count = 1) {
   const outcomes: JobOutcome[] = [];
   const dispatcher = new Dispatcher([engine as unknown as Engine], { maxQueue: 4, requestTimeoutSeconds: 60 }, createLogger('silent'), {
     queueFull: () => {},
@@ -64,8 +64,10 @@ function submit(engine: LateEngine) {
     onDone: (reason, usage) => calls.push(`done ${reason} ${usage.completionTokens}`),
     onError: (err) => calls.push(`error ${err.code}`),
   };
-  const job = dispatcher.submit({ requestId: 'r1', input: { kind: 'text', prompt: 'x' }, sampling: {} as never }, handlers);
-  return { job, calls, outcomes, dispatcher };
+  const jobs = Array.from({ length: count }, (_, i) =>
+    dispatcher.submit({ requestId: `r${i}`, input: { kind: 'text', prompt: 'x' }, sampling: {} as never }, handlers),
+  );
+  return { job: jobs[0]!, jobs, calls, outcomes, dispatcher };
 }
 
 const DONE: WorkerMessage[] = [
@@ -73,6 +75,20 @@ const DONE: WorkerMessage[] = [
   { type: 'text', text: 'hi', tokens: 1 },
   { type: 'done', finishReason: 'length', promptTokens: 3, completionTokens: 1 },
 ];
+
+describe('dispatcher: admission follows the ready sequences', () => {
+  it('with one of two workers ready, a second request waits in the queue (counted), not inside the pool', async () => {
+    const engine = new LateEngine(DONE, 20);
+    engine.readySequences = 1; // 2 workers × 1 sequence, one of them still loading
+    const { jobs, dispatcher } = submit(engine, 2);
+    expect(dispatcher.runningCount).toBe(1);
+    expect(dispatcher.waitingCount).toBe(1);
+    expect(jobs.map((j) => j.state)).toEqual(['running', 'queued']);
+    await Promise.all(jobs.map((j) => j.ended));
+    await dispatcher.idle();
+    expect(dispatcher.waitingCount).toBe(0);
+  });
+});
 
 describe('dispatcher: the final message after the task settled', () => {
   it('ends the request with a final message that arrives 50 ms after the task settled (not as worker_failed)', async () => {

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cumulativeSamples, scrape, value } from './helpers/prom.js';
-import { health, postJson, startServer, waitIdle, type TestServer } from './helpers/server.js';
+import { health, postJson, startServer, waitAllWorkers, waitIdle, type TestServer } from './helpers/server.js';
 
 async function traffic(url: string, n: number): Promise<number> {
   let tokens = 0;
@@ -20,6 +20,7 @@ describe('per-worker mode', () => {
   let server: TestServer;
   beforeAll(async () => {
     server = await startServer(['--workers', '2', '--sequences', '2', '--metrics-per-worker']);
+    await waitAllWorkers(server.url);
   });
   afterAll(async () => {
     expect(await server.stop()).toBe(0);
@@ -43,6 +44,8 @@ describe('a worker that dies', () => {
   let server: TestServer;
   beforeAll(async () => {
     server = await startServer(['--workers', '2', '--sequences', '1'], { env: { QWEN_TEST_FAULTS: '1' } });
+    // The crash takes one worker down: the other must already be serving, or none would be.
+    await waitAllWorkers(server.url);
   });
   afterAll(async () => {
     expect(await server.stop()).toBe(0);

@@ -8,7 +8,7 @@ import http from 'node:http';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseExposition, scrape, value, type Sample } from './helpers/prom.js';
-import { freePort, health, postJson, startServer, waitIdle, type TestServer } from './helpers/server.js';
+import { freePort, health, postJson, startServer, waitAllWorkers, waitIdle, type TestServer } from './helpers/server.js';
 
 const MODEL = 'metrics-test';
 let server: TestServer;
@@ -17,12 +17,8 @@ let client: OpenAI;
 beforeAll(async () => {
   server = await startServer(['--workers', '2', '--sequences', '2', '--model-id', MODEL, '--metrics-port', String(await freePort())]);
   client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'x', maxRetries: 0 });
-  // /health answers 200 as soon as one worker is ready; these tests count on both (workers_ready, capacity).
-  const deadline = Date.now() + 30_000;
-  while ((await health(server.url)).status !== 'ok') {
-    if (Date.now() > deadline) throw new Error('the second worker did not load within 30 s');
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  // These tests count on both workers (workers_ready, capacity).
+  await waitAllWorkers(server.url);
 });
 
 afterAll(async () => {

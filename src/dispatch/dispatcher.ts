@@ -1,6 +1,6 @@
 /**
- * Admission and dispatch over one or more engines. At most `capacity` (the sum of the engines' free
- * sequences: workers × sequences each, 0 for an engine that is down or loading) tasks run at once;
+ * Admission and dispatch over one or more engines. At most `readySequences` (the sum of the engines'
+ * ready workers × sequences: 0 for an engine that is down or loading) tasks run at once;
  * beyond that requests wait in one bounded FIFO queue, and past `maxQueue` they are refused at once
  * (429). A task goes to the engine with the most free sequences, so a busy or slow engine gets less
  * and a restarting one none; the shared queue means no request waits behind one engine while another
@@ -46,9 +46,9 @@ export class Dispatcher {
     for (const engine of engines) engine.on('change', () => this.pump());
   }
 
-  /** Sequences that may run at once now, over all engines. */
-  get capacity(): number {
-    return this.engines.reduce((sum, e) => sum + e.capacity, 0);
+  /** Sequences that may run at once now: the ready sequences of every engine. */
+  get readySequences(): number {
+    return this.engines.reduce((sum, e) => sum + e.readySequences, 0);
   }
 
   /** Admits a request or throws (QueueFullError, ShuttingDownError) without touching any worker. */
@@ -78,7 +78,7 @@ export class Dispatcher {
     let bestFree = 0;
     for (let k = 0; k < this.engines.length; k++) {
       const i = (this.next + k) % this.engines.length;
-      const free = this.engines[i]!.capacity - this.runningOn[i]!;
+      const free = this.engines[i]!.readySequences - this.runningOn[i]!;
       if (free > bestFree) {
         best = i;
         bestFree = free;
@@ -89,7 +89,7 @@ export class Dispatcher {
 
   /** A rough hint: one queue's worth of sequences turning over, at least one second. */
   private retryAfterSeconds(): number {
-    return Math.max(1, Math.ceil(this.queue.length / Math.max(1, this.capacity)));
+    return Math.max(1, Math.ceil(this.queue.length / Math.max(1, this.readySequences)));
   }
 
   private dequeue(job: Job): void {

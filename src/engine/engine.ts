@@ -79,8 +79,11 @@ export interface Engine extends EventEmitter<EngineEvents> {
   readonly workers: number;
   readonly readyWorkers: number;
   readonly sequencesPerWorker: number;
-  /** Sequences that may run at once right now: 0 while no worker is ready or the process is down. */
-  readonly capacity: number;
+  /**
+   * Sequences of the ready workers (ready workers × sequences): what may run at once right now, and what
+   * qwen_sequences_capacity reports. 0 while no worker is ready or the process is down.
+   */
+  readonly readySequences: number;
   run(task: EngineTask): TaskChannel;
   collect(timeoutMs: number): Promise<EngineCollection>;
   status(): EngineStatus;

@@ -75,9 +75,12 @@ export class InProcessEngine extends EventEmitter<EngineEvents> implements Engin
     return this.pool.sequencesPerWorker;
   }
 
-  /** Piscina queues a task for a worker that is being replaced, so all sequences count while one is up. */
-  get capacity(): number {
-    return this.pool.readyWorkers > 0 ? this.pool.capacity : 0;
+  /**
+   * Only ready workers' sequences: a task admitted beyond them would wait inside Piscina for a worker
+   * that is still loading, where qwen_requests_waiting cannot see it; it waits in the front's queue instead.
+   */
+  get readySequences(): number {
+    return this.pool.readyWorkers * this.pool.sequencesPerWorker;
   }
 
   run(task: EngineTask): TaskChannel {

@@ -244,8 +244,8 @@ export class ProcessEngine extends EventEmitter<EngineEvents> implements Engine 
     return this.opts.pool.sequences;
   }
 
-  get capacity(): number {
-    return this.child && this.ready > 0 ? this.opts.pool.workers * this.opts.pool.sequences : 0;
+  get readySequences(): number {
+    return this.child ? this.ready * this.opts.pool.sequences : 0;
   }
 
   run(task: EngineTask): TaskChannel {

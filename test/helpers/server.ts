@@ -118,6 +118,20 @@ export async function health(url: string): Promise<{ status: string; requests: {
   return (await (await fetch(`${url}/health`)).json()) as never;
 }
 
+/**
+ * Polls until every worker is ready (/health "ok"). startServer returns at the first 200, which is also
+ * "degraded" with one worker of two loading: a test that counts on every worker waits for this.
+ */
+export async function waitAllWorkers(url: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const h = await health(url);
+    if (h.status === 'ok') return;
+    if (Date.now() > deadline) throw new Error(`not every worker was ready within ${timeoutMs} ms: ${JSON.stringify(h)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** Polls until the server reports no running or waiting request. */
 export async function waitIdle(url: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

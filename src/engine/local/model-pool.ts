@@ -39,14 +39,12 @@ export class ModelPool extends EventEmitter<PoolEvents> {
   private readonly live = new Map<number, ReadyWorker>();
   private readonly readyWaiters: (() => void)[] = [];
   private closing = false;
-  readonly capacity: number;
 
   constructor(
     private readonly opts: PoolOptions,
     private readonly log: Logger,
   ) {
     super();
-    this.capacity = opts.workers * opts.sequences;
     this.channel = new BroadcastChannel(WORKERS_CHANNEL);
     this.channel.unref();
     const { workers, ...init } = opts;
