@@ -1,7 +1,8 @@
 /**
- * The dispatcher with a fake engine whose task channel can deliver its messages late: the final message
- * may arrive after the task has settled (two ports, no order between them), and the request must still end
- * with it; a task that settles with no final message at all fails as worker_failed after the grace.
+ * The dispatcher and Job with a fake engine (no worker, no model): admission by ready sequences; a final
+ * message that arrives after the task settled (two ports, no order between them) still ends the request,
+ * and a task that settles with none fails as worker_failed after the grace; exactly one final call for a
+ * request cancelled while queued, timed out before or after it started, or sent extra messages.
  */
 import { EventEmitter } from 'node:events';
 import { describe, expect, it, vi } from 'vitest';
@@ -12,8 +13,12 @@ import { Dispatcher } from '../src/dispatch/dispatcher.js';
 import type { JobHandlers, JobOutcome } from '../src/dispatch/job.js';
 import type { WorkerMessage } from '../src/shared/protocol.js';
 
-/** An engine with one sequence whose tasks settle at once and deliver `messages` after `delayMs`. */
+/**
+ * An engine with one sequence whose tasks deliver `messages` after `delayMs`. They settle at once, or with
+ * `running`, only when cancelled, answering the cancel as a worker does (`done` with finish reason abort).
+ */
 class LateEngine extends EventEmitter<EngineEvents> {
+  running = false;
   readonly index = 0;
   readonly device = 'local';
   readonly labels = undefined;
@@ -30,14 +35,19 @@ class LateEngine extends EventEmitter<EngineEvents> {
   run(_task: EngineTask): TaskChannel {
     let listener: ((m: WorkerMessage) => void) | undefined;
     let closed = false;
+    let settle!: () => void;
+    const settled = this.running ? new Promise<void>((resolve) => (settle = resolve)) : Promise.resolve();
     setTimeout(() => {
       for (const m of this.messages) if (!closed) listener?.(m);
     }, this.delayMs);
     return {
       onMessage: (l) => (listener = l),
-      send: () => {},
+      send: () => {
+        listener?.({ type: 'done', finishReason: 'abort', promptTokens: 2, completionTokens: 0 });
+        settle?.();
+      },
       close: () => (closed = true),
-      settled: Promise.resolve(),
+      settled,
     };
   }
   collect(): never {
@@ -131,5 +141,68 @@ describe('dispatcher: the final message after the task settled', () => {
     } finally {
       vi.useRealTimers();
     }
+  });
+});
+
+describe('job: exactly one final call', () => {
+  it('a queued request cancelled by its client ends at once as abort, leaves the queue and never reaches the engine', async () => {
+    const engine = new LateEngine(DONE, 10);
+    engine.readySequences = 0; // nothing ready: everything queues
+    const run = vi.spyOn(engine, 'run');
+    const { job, calls, outcomes, dispatcher } = submit(engine);
+    expect(dispatcher.waitingCount).toBe(1);
+    job.cancel('client');
+    job.cancel('timeout'); // a second cancel changes nothing
+    await job.ended;
+    expect(calls).toEqual(['done abort 0']);
+    expect(outcomes).toEqual([{ kind: 'finished', reason: 'abort' }]);
+    expect(dispatcher.waitingCount).toBe(0);
+    engine.readySequences = 1;
+    engine.emit('change');
+    expect(run).not.toHaveBeenCalled();
+  });
+
+  it('a timeout while queued is a rejection (504 request_timeout); after generation began it is an abort', async () => {
+    vi.useFakeTimers();
+    try {
+      const queued = new LateEngine(DONE, 10);
+      queued.readySequences = 0;
+      const a = submit(queued);
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(a.calls).toEqual(['error request_timeout']);
+      expect(a.outcomes).toEqual([{ kind: 'rejected', reason: 'timeout' }]);
+
+      // Started, then silent: the timeout cancels it; the worker's own `done(abort)` reports it.
+      const started = new LateEngine([{ type: 'started', promptTokens: 2 }], 0);
+      started.running = true;
+      const b = submit(started);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(b.calls).toEqual(['started 2']);
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(b.calls).toEqual(['started 2', 'error request_timeout']);
+      expect(b.outcomes).toEqual([{ kind: 'finished', reason: 'abort' }]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('messages after the final one and a late settle add no second final call', async () => {
+    const engine = new LateEngine(
+      [
+        ...DONE,
+        {
+          type: 'error',
+          error: { status: 500, type: 'server_error', code: 'x', message: 'late', param: null },
+          promptTokens: 3,
+          completionTokens: 1,
+        },
+      ],
+      0,
+    );
+    const { job, calls, outcomes } = submit(engine);
+    await job.ended;
+    await new Promise((r) => setTimeout(r, 20));
+    expect(calls).toEqual(['started 3', 'text hi', 'done length 1']);
+    expect(outcomes).toHaveLength(1);
   });
 });
