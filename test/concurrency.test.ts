@@ -6,7 +6,7 @@ import http from 'node:http';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TINY_SCRIPT_TEXT } from '../src/model/demo-model.js';
-import { health, postJson, startServer, waitIdle, type TestServer } from './helpers/server.js';
+import { health, postJson, readSse, startServer, waitIdle, type TestServer } from './helpers/server.js';
 
 let server: TestServer;
 let client: OpenAI;
@@ -153,10 +153,8 @@ describe('admission', () => {
       body: JSON.stringify({ prompt: 'x', max_tokens: 2000, ignore_eos: true, stream: true }),
     });
     expect(res.status).toBe(200);
-    const text = await res.text();
-    const events = text.split('\n\n').filter(Boolean);
-    expect(events.at(-1)).toBe('data: [DONE]');
-    const error = JSON.parse(events.at(-2)!.slice(6));
-    expect(error.error.code).toBe('request_timeout');
+    const events = (await readSse(res)) as { error?: { code: string } }[];
+    expect(events.at(-1)).toBe('[DONE]');
+    expect(events.at(-2)!.error!.code).toBe('request_timeout');
   });
 });

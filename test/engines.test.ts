@@ -11,7 +11,8 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildNvmlStub } from './helpers/nvml-stub.js';
 import { cumulativeSamples, scrape, value, type Sample } from './helpers/prom.js';
-import { postJson, startServer, waitIdle, type TestServer } from './helpers/server.js';
+import { openStream, postJson, startServer, waitIdle, type TestServer } from './helpers/server.js';
+import { until, when } from './helpers/until.js';
 
 interface EngineHealth {
   engine: number;
@@ -35,16 +36,6 @@ async function health(url: string): Promise<Health> {
   return (await (await fetch(`${url}/health`)).json()) as Health;
 }
 
-async function until<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await read();
-    if (ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: still ${JSON.stringify(v)} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /** The environment the kernel holds for a process: what it was really started with. */
 function environOf(pid: number): Record<string, string> {
   const raw = fs.readFileSync(`/proc/${pid}/environ`, 'utf8');
@@ -57,36 +48,6 @@ function environOf(pid: number): Record<string, string> {
 }
 
 /** Opens a streamed completion and resolves once its first token arrived; `rest` gives the remaining events. */
-async function openStream(url: string, body: object): Promise<{ rest: Promise<any[]> }> {
-  const res = await fetch(`${url}/v1/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ ...body, stream: true }),
-  });
-  expect(res.status).toBe(200);
-  const reader = res.body!.getReader();
-  const decoder = new TextDecoder();
-  let buffer = '';
-  const events: any[] = [];
-  const pump = async (stopAtFirst: boolean): Promise<void> => {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      buffer += decoder.decode(value, { stream: true });
-      let at: number;
-      while ((at = buffer.indexOf('\n\n')) !== -1) {
-        const block = buffer.slice(0, at);
-        buffer = buffer.slice(at + 2);
-        if (!block.startsWith('data: ')) continue;
-        const data = block.slice(6);
-        events.push(data === '[DONE]' ? data : JSON.parse(data));
-      }
-      if (stopAtFirst && events.length > 0) return;
-    }
-  };
-  await pump(true);
-  return { rest: pump(false).then(() => events) };
-}
 
 describe('--engines 2 on CPU, each pinned to its own (pretend) GPU', () => {
   let server: TestServer;
@@ -97,8 +58,10 @@ describe('--engines 2 on CPU, each pinned to its own (pretend) GPU', () => {
     openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
     await until(
       'both engines ready',
-      () => health(server.url),
-      (h) => h.status === 'ok',
+      when(
+        () => health(server.url),
+        (h) => h.status === 'ok',
+      ),
     );
   });
   afterAll(async () => {
@@ -132,8 +95,10 @@ describe('--engines 2 on CPU, each pinned to its own (pretend) GPU', () => {
     const long = Array.from({ length: 4 }, () => openai.completions.create(hold));
     const busy = await until(
       'both engines full',
-      () => health(server.url),
-      (h) => h.engines.every((e) => e.running === 2),
+      when(
+        () => health(server.url),
+        (h) => h.engines.every((e) => e.running === 2),
+      ),
     );
     expect(busy.requests.running).toBe(4);
     const rest = Array.from({ length: 12 }, (_, i) =>
@@ -205,13 +170,16 @@ describe('--engines 2 on CPU, each pinned to its own (pretend) GPU', () => {
       streams.push(await openStream(server.url, { prompt: `s${i}`, max_tokens: 400, temperature: 0, ignore_eos: true }));
     await until(
       'two streams per engine',
-      () => health(server.url),
-      (x) => x.engines.every((e) => e.running === 2),
+      when(
+        () => health(server.url),
+        (x) => x.engines.every((e) => e.running === 2),
+      ),
     );
     const before: Sample[] = await scrape(server.url);
 
     process.kill(victim.pid, 'SIGKILL');
-    const events = await Promise.all(streams.map((s) => s.rest));
+    // OpenAI chunks and error chunks, inspected loosely below.
+    const events = (await Promise.all(streams.map((s) => s.rest))) as any[][];
     const failed = events.filter((e) => e.some((x) => x.error));
     const finished = events.filter((e) => e.some((x) => x.choices?.[0]?.finish_reason === 'length'));
     expect(failed).toHaveLength(2);
@@ -233,8 +201,10 @@ describe('--engines 2 on CPU, each pinned to its own (pretend) GPU', () => {
 
     const back = await until(
       'engine 0 back',
-      () => health(server.url),
-      (x) => x.status === 'ok',
+      when(
+        () => health(server.url),
+        (x) => x.status === 'ok',
+      ),
     );
     expect(back.engines[0]!.pid).not.toBe(victim.pid);
     expect(back.engines[0]!.restarts).toBe(1);
@@ -292,8 +262,10 @@ describe('GPU series with engine processes (NVML stub, 2 devices)', () => {
         server,
         await until(
           'every engine ready',
-          () => health(server.url),
-          (x) => x.status === 'ok',
+          when(
+            () => health(server.url),
+            (x) => x.status === 'ok',
+          ),
         ),
       );
     } finally {

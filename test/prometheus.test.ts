@@ -9,6 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scrape, value } from './helpers/prom.js';
 import { freePort, postJson, startServer, waitIdle, type TestServer } from './helpers/server.js';
+import { until } from './helpers/until.js';
 
 const hasPrometheus = !spawnSync('prometheus', ['--version']).error;
 if (!hasPrometheus) console.warn('SKIPPED LOUDLY: prometheus is not installed (apt-get install prometheus); .ci/run installs it');
@@ -29,20 +30,6 @@ describe.skipIf(!hasPrometheus)('a real Prometheus', () => {
     const body = (await res.json()) as { status: string; data: { result: QueryResult[] } };
     expect(body.status).toBe('success');
     return body.data.result;
-  }
-
-  async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      try {
-        const got = await probe();
-        if (got !== undefined) return got;
-      } catch {
-        // not up yet
-      }
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
   }
 
   beforeAll(async () => {

@@ -11,6 +11,7 @@ import { afterAll, beforeAll } from 'vitest';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { ALL_METRICS, type MetricDef } from '../../src/metrics/definitions.js';
 import { freePort } from './server.js';
+import { until } from './until.js';
 
 export const RULES_DIR = 'monitoring/rules';
 export const RULE_TESTS_DIR = 'monitoring/tests';
@@ -202,21 +203,7 @@ export async function startPrometheus(configFile: string, dir: string): Promise<
   return prom;
 }
 
-/** Polls `probe` until it returns something other than undefined (errors count as "not yet"). */
-export async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000, everyMs = 250): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const got = await probe();
-      if (got !== undefined) return got;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+export { until } from './until.js';
 
 /**
  * A Prometheus configuration derived from the repository's prometheus.yml: 1 s scrape and evaluation

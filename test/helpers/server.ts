@@ -6,6 +6,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { inject } from 'vitest';
+import { SseParser } from '../../src/tools/shared/sse.js';
+import { until, when } from './until.js';
+
+export { readSse } from '../../src/tools/shared/sse.js';
 
 export const CLI = path.resolve('dist/src/cli.js');
 
@@ -101,17 +105,7 @@ export async function freePort(): Promise<number> {
 }
 
 export async function waitHealthy(url: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      const res = await fetch(`${url}/health`);
-      if (res.ok) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${url} did not become healthy within ${timeoutMs} ms`);
+  await until(`${url} to answer /health with 200`, async () => ((await fetch(`${url}/health`)).ok ? true : undefined), timeoutMs, 50);
 }
 
 export async function health(url: string): Promise<{ status: string; requests: { running: number; waiting: number } }> {
@@ -123,24 +117,28 @@ export async function health(url: string): Promise<{ status: string; requests: {
  * "degraded" with one worker of two loading: a test that counts on every worker waits for this.
  */
 export async function waitAllWorkers(url: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const h = await health(url);
-    if (h.status === 'ok') return;
-    if (Date.now() > deadline) throw new Error(`not every worker was ready within ${timeoutMs} ms: ${JSON.stringify(h)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await until(
+    'every worker to be ready',
+    when(
+      () => health(url),
+      (h) => h.status === 'ok',
+    ),
+    timeoutMs,
+    50,
+  );
 }
 
 /** Polls until the server reports no running or waiting request. */
 export async function waitIdle(url: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const h = await health(url);
-    if (h.requests.running === 0 && h.requests.waiting === 0) return;
-    if (Date.now() > deadline) throw new Error(`still busy after ${timeoutMs} ms: ${JSON.stringify(h.requests)}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  await until(
+    'no running or waiting request',
+    when(
+      () => health(url),
+      (h) => h.requests.running === 0 && h.requests.waiting === 0,
+    ),
+    timeoutMs,
+    25,
+  );
 }
 
 export async function postJson(
@@ -164,17 +162,32 @@ export async function postJson(
 }
 
 /** Reads an SSE response into its data payloads (parsed JSON, or the raw string such as [DONE]). */
-export async function readSse(res: Response): Promise<unknown[]> {
-  const text = await res.text();
-  return text
-    .split('\n\n')
-    .filter((block) => block.startsWith('data: '))
-    .map((block) => {
-      const data = block.slice(6);
-      try {
-        return JSON.parse(data) as unknown;
-      } catch {
-        return data;
-      }
-    });
+/**
+ * Opens a streamed completion and reads it up to its first event; `rest` resolves with every event
+ * (the first included) when the stream ends.
+ */
+export async function openStream(
+  url: string,
+  body: object,
+  path = '/v1/completions',
+): Promise<{ first: unknown; rest: Promise<unknown[]> }> {
+  const res = await fetch(`${url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ ...body, stream: true }),
+  });
+  if (res.status !== 200) throw new Error(`stream answered ${res.status}: ${await res.text()}`);
+  const reader = res.body!.getReader();
+  const sse = new SseParser();
+  const events: unknown[] = [];
+  const pump = async (stopAtFirst: boolean): Promise<void> => {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      events.push(...sse.push(value));
+      if (stopAtFirst && events.length > 0) return;
+    }
+  };
+  await pump(true);
+  return { first: events[0], rest: pump(false).then(() => events) };
 }

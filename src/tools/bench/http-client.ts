@@ -2,6 +2,7 @@
  * Streams one completion from any OpenAI-compatible endpoint (qwen-serve, llama-server, vLLM) and times
  * it: time to first token, the gaps between content chunks, end to end.
  */
+import { SseParser } from '../shared/sse.js';
 import type { RequestSample } from './stats.js';
 import type { Workload } from './workload.js';
 import { promptText } from './workload.js';
@@ -42,17 +43,12 @@ export async function streamCompletion(ep: Endpoint, w: Workload): Promise<Reque
       }),
     });
     if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`);
-    const decoder = new TextDecoder();
-    let buffer = '';
+    const sse = new SseParser();
     for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
       const now = performance.now();
-      buffer += decoder.decode(part, { stream: true });
-      let cut: number;
-      while ((cut = buffer.indexOf('\n\n')) !== -1) {
-        const event = buffer.slice(0, cut);
-        buffer = buffer.slice(cut + 2);
-        if (!event.startsWith('data: ') || event === 'data: [DONE]') continue;
-        const data = JSON.parse(event.slice(6)) as {
+      for (const payload of sse.push(part)) {
+        if (payload === '[DONE]') continue;
+        const data = payload as {
           choices?: { text?: string }[];
           usage?: { completion_tokens: number };
           error?: unknown;

@@ -3,6 +3,7 @@
  * mid-way, and deliberately bad requests. Each outcome goes into the Tally.
  */
 import type { Endpoint, Tally } from './tally.js';
+import { readSse } from '../shared/sse.js';
 
 export interface TrafficOptions {
   url: string;
@@ -27,15 +28,6 @@ interface Usage {
 
 function headers(o: TrafficOptions): Record<string, string> {
   return { 'content-type': 'application/json', ...(o.apiKey ? { authorization: `Bearer ${o.apiKey}` } : {}) };
-}
-
-/** Reads an SSE body; returns the data payloads. */
-async function readEvents(res: Response): Promise<unknown[]> {
-  const text = await res.text();
-  return text
-    .split('\n\n')
-    .filter((b) => b.startsWith('data: '))
-    .map((b) => (b === 'data: [DONE]' ? '[DONE]' : (JSON.parse(b.slice(6)) as unknown)));
 }
 
 function record(t: Tally, usage: Usage | undefined, finish: string | null | undefined, what: string): void {
@@ -88,7 +80,7 @@ async function good(o: TrafficOptions, t: Tally): Promise<void> {
     record(t, json.usage, json.choices?.[0]?.finish_reason, endpoint);
     return;
   }
-  const events = await readEvents(res);
+  const events = await readSse(res);
   if (events.at(-1) !== '[DONE]') t.errors.push(`${endpoint}: stream did not end with [DONE]`);
   const chunks = events.filter(
     (e): e is { usage?: Usage; choices: { finish_reason: string | null }[]; error?: unknown } => typeof e === 'object',
