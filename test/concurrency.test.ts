@@ -7,6 +7,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TINY_SCRIPT_TEXT } from '../src/model/demo-model.js';
 import { health, postJson, readSse, startServer, waitIdle, type TestServer } from './helpers/server.js';
+import { until, when } from './helpers/until.js';
 
 let server: TestServer;
 let client: OpenAI;
@@ -76,11 +77,13 @@ describe('concurrency', () => {
     expect((await health(server.url)).requests.running).toBe(8);
     aborts.forEach((abort) => abort());
     await waitIdle(server.url, 5000);
-    // The next 8 requests all get sequences at once (none waits in the queue).
-    const next = Array.from({ length: 8 }, () => postJson(`${server.url}/v1/completions`, { prompt: 'x', max_tokens: 3, temperature: 0 }));
+    // The next 8 long streams all get sequences at once: each has its first chunk while the others still
+    // run (one left waiting in the queue behind 2000-token streams would not have started yet).
+    const again = await Promise.all(Array.from({ length: 8 }, () => openLongStream()));
     const h = await health(server.url);
-    expect(h.requests.waiting).toBe(0);
-    for (const res of await Promise.all(next)) expect(res.status).toBe(200);
+    expect(h.requests).toEqual({ running: 8, waiting: 0 });
+    again.forEach((abort) => abort());
+    await waitIdle(server.url, 5000);
     expect(server.proc.exitCode).toBeNull();
   });
 
@@ -123,9 +126,21 @@ describe('admission', () => {
   it('past the queue a request gets 429 with Retry-After; a queued one times out with a clear error', async () => {
     const long = { prompt: 'x', max_tokens: 2000, ignore_eos: true, temperature: 0 };
     const running = postJson(`${small.url}/v1/completions`, { ...long, max_tokens: 1500 });
-    await new Promise((r) => setTimeout(r, 200));
+    await until(
+      'the first request to run',
+      when(
+        () => health(small.url),
+        (h) => h.requests.running === 1,
+      ),
+    );
     const queued = postJson(`${small.url}/v1/completions`, long);
-    await new Promise((r) => setTimeout(r, 100));
+    await until(
+      'the second request to queue',
+      when(
+        () => health(small.url),
+        (h) => h.requests.waiting === 1,
+      ),
+    );
     const refused = await postJson(`${small.url}/v1/completions`, long);
     expect(refused.status).toBe(429);
     expect(refused.body.error.code).toBe('queue_full');

@@ -113,16 +113,18 @@ describe('Nvml with the stub library', () => {
     ]);
   });
 
-  it('reads the library once per cache period', async () => {
+  it('reads the library once per cache period', () => {
     const log = path.join(dir, 'calls-cache.log');
     process.env.NVML_STUB_CALL_LOG = log;
-    const { nvml } = open({ cacheMs: 150 });
+    let now = 1000;
+    const { nvml } = open({ cacheMs: 150, clock: () => now });
     const memoryCalls = () => calls(log).filter((l) => l.startsWith('memory ')).length;
     const first = nvml!.devices();
+    now += 149;
     expect(nvml!.devices()).toBe(first);
     expect(memoryCalls()).toBe(2); // one round: one call per device
     process.env.NVML_STUB_UTIL_0 = '55';
-    await new Promise((r) => setTimeout(r, 200));
+    now += 1;
     const second = nvml!.devices();
     expect(memoryCalls()).toBe(4);
     expect(second[0].utilizationRatio).toBe(0.55);

@@ -3,7 +3,8 @@
  * drain timeout the remaining streams get an error chunk, and the process still exits 0.
  */
 import { describe, expect, it } from 'vitest';
-import { readSse, startServer } from './helpers/server.js';
+import { health, readSse, startServer } from './helpers/server.js';
+import { until } from './helpers/until.js';
 
 function longStream(url: string, maxTokens: number) {
   return fetch(`${url}/v1/completions`, {
@@ -16,10 +17,20 @@ function longStream(url: string, maxTokens: number) {
 describe('graceful shutdown', () => {
   it('SIGTERM with requests in flight: they complete, then the process exits 0', async () => {
     const server = await startServer(['--sequences', '4']);
-    const responses = await Promise.all([longStream(server.url, 400), longStream(server.url, 400), longStream(server.url, 400)]);
+    const responses = await Promise.all([longStream(server.url, 1500), longStream(server.url, 1500), longStream(server.url, 1500)]);
     for (const r of responses) expect(r.status).toBe(200);
+    // All three are still generating when the signal comes (else the test would pass without draining anything).
+    expect((await health(server.url)).requests.running).toBe(3);
     server.proc.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 100));
+    // Draining once /health answers 503 (or the listener is closed): no sleep to guess when.
+    await until('the server to drain', async () =>
+      (await fetch(`${server.url}/health`).then(
+        (r) => r.status,
+        () => 503,
+      )) === 503
+        ? true
+        : undefined,
+    );
     // New work is refused while draining (503 + Connection: close, or the listener is already closed).
     const refused = await fetch(`${server.url}/v1/completions`, {
       method: 'POST',
@@ -34,7 +45,7 @@ describe('graceful shutdown', () => {
       const events = await readSse(r);
       expect(events.at(-1)).toBe('[DONE]');
       const usage = events.at(-2) as { usage: { completion_tokens: number } };
-      expect(usage.usage.completion_tokens).toBe(400);
+      expect(usage.usage.completion_tokens).toBe(1500);
       const last = events.at(-3) as { choices: { finish_reason: string }[] };
       expect(last.choices[0]!.finish_reason).toBe('length');
     }

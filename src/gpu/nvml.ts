@@ -31,6 +31,8 @@ export interface NvmlOptions {
   cacheMs?: number;
   /** The ffi-rs library key (default 'qwen-serve-nvml'). Keys are process-global: two live instances need two keys. */
   libraryKey?: string;
+  /** Milliseconds for the cache's age (default performance.now); tests pass their own clock. */
+  clock?: () => number;
 }
 
 const DEFAULT_LIBRARY = 'libnvidia-ml.so.1';
@@ -65,6 +67,7 @@ export class Nvml {
     private readonly log: Logger,
     private readonly key: string,
     private readonly cacheMs: number,
+    private readonly clock: () => number,
   ) {}
 
   /**
@@ -92,7 +95,7 @@ export class Nvml {
         ffiClose(key);
         return off('warn', `${libraryPath} lacks ${missing.join(', ')}`);
       }
-      const nvml = new Nvml(log, key, options.cacheMs ?? DEFAULT_CACHE_MS);
+      const nvml = new Nvml(log, key, options.cacheMs ?? DEFAULT_CACHE_MS, options.clock ?? (() => performance.now()));
       const rc = nvml.call('nvmlInit_v2', [], []);
       if (rc !== NVML_SUCCESS) {
         const reason = `nvmlInit_v2 failed: ${nvml.errorString(rc)} (${rc})`;
@@ -117,7 +120,7 @@ export class Nvml {
    */
   devices(): GpuDeviceStats[] {
     if (this.closed) return [];
-    const now = performance.now();
+    const now = this.clock();
     if (this.cache !== undefined && now - this.cache.at < this.cacheMs) return this.cache.stats;
     let stats: GpuDeviceStats[];
     try {
