@@ -12,7 +12,8 @@ import type { Logger } from 'pino';
 import { EngineFailedError } from '../errors.js';
 import type { PoolOptions } from './local/model-pool.js';
 import type { MainMessage, WorkerMessage } from '../shared/protocol.js';
-import { cumulative, type MetricJson } from '../metrics/json.js';
+import { Baselines } from '../metrics/baselines.js';
+import type { MetricJson } from '../metrics/json.js';
 import type {
   Engine,
   EngineCollection,
@@ -97,7 +98,8 @@ export class ProcessEngine extends EventEmitter<EngineEvents> implements Engine 
   /** The last reply of the current process: stands in when it is late, and becomes a baseline when it exits. */
   private last: { metrics: MetricJson[]; workers: WorkerSnapshot[] } | undefined;
   /** Counters and histograms of this engine's earlier processes, as their last replies had them. */
-  private readonly baselines: MetricJson[][] = [];
+  /** Counters of this engine's earlier processes. */
+  private readonly baselines = new Baselines<'engine'>();
   private readonly readyWaiters: (() => void)[] = [];
   private exitWaiters: (() => void)[] = [];
 
@@ -199,7 +201,7 @@ export class ProcessEngine extends EventEmitter<EngineEvents> implements Engine 
     for (const task of this.tasks.values()) task.reject(new EngineFailedError(this.index, this.device, how));
     this.tasks.clear();
     // Baseline first, then answer waiting scrapes: the dead process's counts are in each answer exactly once.
-    if (this.last) this.baselines.push(cumulative(this.last.metrics));
+    this.baselines.retire('engine', this.last?.metrics);
     this.last = undefined;
     for (const resolve of this.collects.values()) resolve(this.view(false));
     this.collects.clear();
@@ -228,7 +230,7 @@ export class ProcessEngine extends EventEmitter<EngineEvents> implements Engine 
 
   /** The engine's metrics as of now: the current process's last reply (if any) and the earlier processes' baselines. */
   private view(late: boolean): EngineCollection {
-    const parts = this.last ? [this.last.metrics, ...this.baselines] : [...this.baselines];
+    const parts = this.last ? [this.last.metrics, ...this.baselines.all()] : this.baselines.all();
     return { parts, late, workers: this.last?.workers ?? [] };
   }
 

@@ -4,7 +4,8 @@
  * worker that died as a baseline for its slot, so the merged counters never go backwards.
  */
 import type { ModelPool } from './model-pool.js';
-import { cumulative, withLabels, type MetricJson } from '../../metrics/json.js';
+import { Baselines } from '../../metrics/baselines.js';
+import { withLabels, type MetricJson } from '../../metrics/json.js';
 
 export interface WorkerCollection {
   parts: MetricJson[][];
@@ -16,8 +17,8 @@ export class WorkerCollector {
   private nextId = 1;
   /** Last snapshot of each live worker, by worker id. */
   private readonly last = new Map<number, MetricJson[]>();
-  /** Cumulative snapshots of workers that died, by slot. */
-  private readonly retired = new Map<number, MetricJson[][]>();
+  /** Counters of workers that died, by slot. */
+  private readonly retired = new Baselines<number>();
   private readonly waiting = new Map<number, (workerId: number, metrics: MetricJson[]) => void>();
 
   /** @param perWorker label worker series with worker="slot" instead of merging them */
@@ -31,9 +32,8 @@ export class WorkerCollector {
       this.waiting.get(reply.id)?.(reply.workerId, metrics);
     });
     pool.on('retired', (worker) => {
-      const snapshot = this.last.get(worker.workerId);
+      this.retired.retire(worker.slot, this.last.get(worker.workerId));
       this.last.delete(worker.workerId);
-      if (snapshot) this.retired.set(worker.slot, [...(this.retired.get(worker.slot) ?? []), cumulative(snapshot)]);
     });
   }
 
@@ -71,7 +71,7 @@ export class WorkerCollector {
       parts.push(label(snapshot, worker.slot));
       workers.push({ ...worker, metrics: snapshot });
     }
-    for (const [slot, snapshots] of this.retired) for (const s of snapshots) parts.push(label(s, slot));
+    for (const [slot, snapshot] of this.retired.entries()) parts.push(label(snapshot, slot));
     return { parts, late, workers };
   }
 }
