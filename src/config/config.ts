@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '../errors.js';
 import type { GpuLayers, GpuMode } from '../shared/protocol.js';
-import { FLAGS, defaultThreads, envName, type FlagName } from './options.js';
+import { FLAGS, defaultThreads, envName, type FlagName, type FlagValues } from './options.js';
 
 /** `--gpus`: every GPU NVML reports, engine processes without GPUs, or the listed indices. */
 export type GpusFlag = 'all' | 'none' | number[];
@@ -154,7 +154,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     process.env = savedEnv;
   }
   const raw = cmd.opts<Record<string, string | boolean | undefined>>();
-  const values: Partial<Record<FlagName, unknown>> = {};
+  const parsed: Partial<Record<FlagName, unknown>> = {};
   for (const f of FLAGS) {
     let given: unknown = raw[camel(f.name)];
     let fromEnv = cmd.getOptionValueSource(camel(f.name)) === 'env';
@@ -165,50 +165,56 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
       fromEnv = env[envName(f.name)] !== undefined;
     }
     if (given === undefined) continue;
-    const parsed = f.schema.safeParse(given);
-    if (!parsed.success) {
+    const result = f.schema.safeParse(given);
+    if (!result.success) {
       const source = fromEnv ? ` (from ${envName(f.name)})` : '';
-      const why = parsed.error.issues[0]?.message ?? 'is invalid';
+      const why = result.error.issues[0]?.message ?? 'is invalid';
       const got = 'secret' in f ? '' : ` (got ${JSON.stringify(given)})`;
       throw new ConfigError(`--${f.name}${source} ${why}${got}`);
     }
-    values[f.name] = parsed.data;
+    parsed[f.name] = result.data;
   }
-  const config: Config = {
-    model: values.model as string,
-    modelsDir: path.resolve(values['models-dir'] as string),
-    modelId: values['model-id'] as string | undefined,
-    host: values.host as string,
-    port: values.port as number,
-    logLevel: values['log-level'] as string,
-    workers: values.workers as number,
-    threads: values.threads as number | undefined,
-    gpus: values.gpus as GpusFlag | undefined,
-    engines: values.engines as number | undefined,
-    sequences: values.sequences as number,
-    contextSize: values['context-size'] as number,
-    batchSize: values['batch-size'] as number,
-    maxQueue: values['max-queue'] as number,
-    requestTimeoutSeconds: values['request-timeout'] as number,
-    drainTimeoutSeconds: values['drain-timeout'] as number,
-    bodyLimitBytes: values['body-limit'] as number,
-    gpu: values.gpu as GpuMode,
-    gpuLayers: values['gpu-layers'] as Config['gpuLayers'],
-    metricsPort: values['metrics-port'] as number,
-    metricsHost: (values['metrics-host'] as string | undefined) ?? (values.host as string),
-    metricsPerWorker: values['metrics-per-worker'] as boolean,
-    metricsTimeoutSeconds: values['metrics-timeout'] as number,
-    latencyBuckets: values['latency-buckets'] as number[],
-    nvmlLibrary: values['nvml-library'] as string,
-    maxTokensLimit: (values['max-tokens-limit'] as number | undefined) ?? (values['context-size'] as number),
-    maxMessages: values['max-messages'] as number,
-    maxStop: values['max-stop'] as number,
-    apiKeys: apiKeys(values['api-key'] as string | undefined, values['api-key-file'] as string | undefined),
-    metricsAuth: values['metrics-auth'] as boolean,
-    corsOrigins: corsOrigins(values['cors-origin'] as string | undefined),
-    dashboard: !(values['no-dashboard'] as boolean),
-    testFaults: env.QWEN_TEST_FAULTS === '1',
-  };
+  // Each value is its flag's schema output (present when the flag has a default): FlagValues says which.
+  const config = toConfig(parsed as FlagValues, env);
   if (config.metricsAuth && config.apiKeys.length === 0) throw new ConfigError('--metrics-auth needs --api-key or --api-key-file');
   return { kind: 'config', config };
+}
+
+/** The typed flag values as the program's Config (derived values: defaults that depend on other flags). */
+function toConfig(values: FlagValues, env: NodeJS.ProcessEnv): Config {
+  return {
+    model: values.model,
+    modelsDir: path.resolve(values['models-dir']),
+    modelId: values['model-id'],
+    host: values.host,
+    port: values.port,
+    logLevel: values['log-level'],
+    workers: values.workers,
+    threads: values.threads,
+    gpus: values.gpus,
+    engines: values.engines,
+    sequences: values.sequences,
+    contextSize: values['context-size'],
+    batchSize: values['batch-size'],
+    maxQueue: values['max-queue'],
+    requestTimeoutSeconds: values['request-timeout'],
+    drainTimeoutSeconds: values['drain-timeout'],
+    bodyLimitBytes: values['body-limit'],
+    gpu: values.gpu,
+    gpuLayers: values['gpu-layers'],
+    metricsPort: values['metrics-port'],
+    metricsHost: values['metrics-host'] ?? values.host,
+    metricsPerWorker: values['metrics-per-worker'],
+    metricsTimeoutSeconds: values['metrics-timeout'],
+    latencyBuckets: values['latency-buckets'],
+    nvmlLibrary: values['nvml-library'],
+    maxTokensLimit: values['max-tokens-limit'] ?? values['context-size'],
+    maxMessages: values['max-messages'],
+    maxStop: values['max-stop'],
+    apiKeys: apiKeys(values['api-key'], values['api-key-file']),
+    metricsAuth: values['metrics-auth'],
+    corsOrigins: corsOrigins(values['cors-origin']),
+    dashboard: !values['no-dashboard'],
+    testFaults: env.QWEN_TEST_FAULTS === '1',
+  };
 }

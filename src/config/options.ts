@@ -269,6 +269,14 @@ export const FLAGS = [
 
 export type FlagName = (typeof FLAGS)[number]['name'];
 
+type Flag = (typeof FLAGS)[number];
+/** What a flag's schema yields; a flag without a default (nor a switch, which defaults to off) may be absent. */
+type FlagValue<F extends Flag> = F extends { default: string } | { boolean: true }
+  ? z.output<F['schema']>
+  : z.output<F['schema']> | undefined;
+/** Every flag's parsed value, typed from the table's schemas: config.ts reads them without casts. */
+export type FlagValues = { [F in Flag as F['name']]: FlagValue<F> };
+
 export function envName(flag: string): string {
   return 'QWEN_' + flag.toUpperCase().replace(/-/g, '_');
 }
