@@ -14,6 +14,7 @@ import type { PoolOptions } from './local/model-pool.js';
 import type { MainMessage, WorkerMessage } from '../shared/protocol.js';
 import { Baselines } from '../metrics/baselines.js';
 import type { MetricJson } from '../metrics/json.js';
+import { RestartBackoff } from './backoff.js';
 import type {
   Engine,
   EngineCollection,
@@ -30,10 +31,6 @@ import type { EngineSpec } from './plan.js';
 
 const ENTRY = fileURLToPath(new URL('./engine-main.js', import.meta.url));
 
-/** Restart delays double from the first to the last; an engine up for STABLE_MS starts over at the first. */
-const FIRST_RESTART_MS = 500;
-const MAX_RESTART_MS = 30_000;
-const STABLE_MS = 60_000;
 /** The front waits this much longer than the engine waits for its workers. */
 const COLLECT_MARGIN_MS = 250;
 /** How long a closing engine gets to close its pool and exit before it is killed. */
@@ -88,9 +85,8 @@ export class ProcessEngine extends EventEmitter<EngineEvents> implements Engine 
   private pid = 0;
   private cudaVisibleDevices: string | null = null;
   private restarts = 0;
-  private restartDelay = FIRST_RESTART_MS;
+  private readonly backoff = new RestartBackoff();
   private restartTimer: NodeJS.Timeout | undefined;
-  private upSince = 0;
   private closing = false;
   private nextId = 1;
   private readonly tasks = new Map<number, RemoteTask>();
@@ -164,7 +160,7 @@ export class ProcessEngine extends EventEmitter<EngineEvents> implements Engine 
         this.ready = msg.ready;
         if (msg.ready > 0 && this.state !== 'ready') {
           this.state = 'ready';
-          this.upSince = performance.now();
+          this.backoff.up();
         }
         if (msg.ready === 0 && this.state === 'ready') this.state = 'loading';
         if (msg.llamaCpp) this.emit('ready', { llamaCpp: msg.llamaCpp });
@@ -212,10 +208,7 @@ export class ProcessEngine extends EventEmitter<EngineEvents> implements Engine 
     }
     this.state = 'restarting';
     this.restarts++;
-    if (performance.now() - this.upSince > STABLE_MS && this.upSince > 0) this.restartDelay = FIRST_RESTART_MS;
-    const delay = this.restartDelay;
-    this.restartDelay = Math.min(MAX_RESTART_MS, this.restartDelay * 2);
-    this.upSince = 0;
+    const delay = this.backoff.exited();
     this.log.error(
       { engine: this.index, device: this.device, pid: this.pid, how, restartInMs: delay, restarts: this.restarts },
       'engine process exited; restarting it',
