@@ -50,36 +50,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     nvml?.close();
     throw err;
   }
-  const multi = inEngineProcesses(engines);
-  // The observer is called only once requests flow, after `metrics` exists.
-  const observer: DispatchObserver = {
-    queueFull: () => metrics.rejected('queue_full'),
-    started: (seconds) => metrics.queued(seconds),
-    ended: (outcome) => (outcome.kind === 'finished' ? metrics.finished(outcome.reason) : metrics.rejected(outcome.reason)),
-  };
-  const dispatcher = new Dispatcher(
-    engines,
-    { maxQueue: config.maxQueue, requestTimeoutSeconds: config.requestTimeoutSeconds },
-    log,
-    observer,
-  );
-  const metrics = new MainMetrics({
-    modelId: model.id,
-    version: VERSION,
-    timeBuckets: config.latencyBuckets,
-    gpu: nvml ? () => nvml.devices() : undefined,
-    engines: multi ? { labels: engines.map((e) => e.labels!), up: (i) => engines[i]!.readySequences > 0 } : undefined,
-    pool: () => ({
-      running: dispatcher.runningCount,
-      waiting: dispatcher.waitingCount,
-      capacity: dispatcher.readySequences,
-      workersReady: readyWorkers(engines),
-    }),
-  });
-  for (const engine of engines) {
-    engine.on('ready', (w) => metrics.setLlamaCpp(w.llamaCpp));
-    engine.on('exited', () => metrics.engineRestarted(engine.labels!));
-  }
+  const { dispatcher, metrics } = admission(config, model.id, engines, nvml, log);
   const collector = new MetricsCollector(engines, metrics, { timeoutMs: config.metricsTimeoutSeconds * 1000 }, log);
   // The dashboard samples the same merged registry /metrics serves, every 2 s, into a short history.
   const history = config.dashboard ? new MetricsHistory(collector, log) : undefined;
@@ -99,13 +70,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     history,
     draining: false,
   };
-  const server = http.createServer(createApp(ctx));
-  server.keepAliveTimeout = 65_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
+  const apiServer = http.createServer(createApp(ctx));
+  apiServer.keepAliveTimeout = 65_000;
+  const api = await listen(apiServer, config.host, config.port);
   const metricsServer =
     config.metricsPort === 0
       ? undefined
@@ -113,9 +80,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   log.info(
     {
       host: config.host,
-      port,
+      port: api.port,
       model: model.id,
-      engines: multi ? engines.map((e) => e.device) : undefined,
+      engines: inEngineProcesses(engines) ? engines.map((e) => e.device) : undefined,
       workers: config.workers,
       sequences: config.sequences,
       contextSize: config.contextSize,
@@ -131,28 +98,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
 
   let stopping: Promise<void> | undefined;
   const shutdown = (reason: string) =>
-    (stopping ??= (async () => {
-      log.info({ reason, inFlight: dispatcher.activeCount }, 'shutting down: draining in-flight requests');
-      ctx.draining = true;
-      history?.stop();
-      dispatcher.close();
-      server.close();
-      server.closeIdleConnections();
-      const drained = await within(dispatcher.idle(), config.drainTimeoutSeconds * 1000);
-      if (!drained) {
-        log.warn({ remaining: dispatcher.activeCount }, 'drain timeout reached: cancelling the remaining requests');
-        dispatcher.cancelAll('shutdown');
-        await within(dispatcher.idle(), CANCEL_GRACE_MS);
-      }
-      server.closeAllConnections();
-      metricsServer?.server.close();
-      metricsServer?.server.closeAllConnections();
-      // Only an idle pool may be closed: terminating a worker mid-decode aborts the process.
-      if (dispatcher.activeCount === 0) await Promise.all(engines.map((e) => e.close()));
-      nvml?.close();
-      log.info('stopped');
-    })());
-
+    (stopping ??= drainAndStop(reason, { ctx, config, servers: [api.server, metricsServer?.server], history, nvml }));
   for (const engine of engines) {
     engine.on('loadFailed', (message) => {
       log.fatal({ message, engine: engine.index }, 'a model worker could not load the model');
@@ -160,8 +106,87 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       void shutdown('model load failure');
     });
   }
+  return { port: api.port, metricsPort: metricsServer?.port, shutdown };
+}
 
-  return { port, metricsPort: metricsServer?.port, shutdown };
+/** The front's admission over the engines, and the main registry that measures it. */
+function admission(config: Config, modelId: string, engines: Engine[], nvml: Nvml | undefined, log: Logger) {
+  // The observer is called only once requests flow, after `metrics` exists.
+  const observer: DispatchObserver = {
+    queueFull: () => metrics.rejected('queue_full'),
+    started: (seconds) => metrics.queued(seconds),
+    ended: (outcome) => (outcome.kind === 'finished' ? metrics.finished(outcome.reason) : metrics.rejected(outcome.reason)),
+  };
+  const dispatcher = new Dispatcher(
+    engines,
+    { maxQueue: config.maxQueue, requestTimeoutSeconds: config.requestTimeoutSeconds },
+    log,
+    observer,
+  );
+  const metrics = new MainMetrics({
+    modelId,
+    version: VERSION,
+    timeBuckets: config.latencyBuckets,
+    gpu: nvml ? () => nvml.devices() : undefined,
+    engines: inEngineProcesses(engines) ? { labels: engines.map((e) => e.labels!), up: (i) => engines[i]!.readySequences > 0 } : undefined,
+    pool: () => ({
+      running: dispatcher.runningCount,
+      waiting: dispatcher.waitingCount,
+      capacity: dispatcher.readySequences,
+      workersReady: readyWorkers(engines),
+    }),
+  });
+  for (const engine of engines) {
+    engine.on('ready', (w) => metrics.setLlamaCpp(w.llamaCpp));
+    engine.on('exited', () => metrics.engineRestarted(engine.labels!));
+  }
+  return { dispatcher, metrics };
+}
+
+/**
+ * Stops accepting, lets in-flight requests finish up to --drain-timeout, cancels the rest cooperatively,
+ * and closes the engines only once they are idle.
+ */
+async function drainAndStop(
+  reason: string,
+  o: {
+    ctx: AppContext;
+    config: Config;
+    servers: [http.Server, http.Server | undefined];
+    history: MetricsHistory | undefined;
+    nvml: Nvml | undefined;
+  },
+): Promise<void> {
+  const { dispatcher, engines, log } = o.ctx;
+  const [api, metricsServer] = o.servers;
+  log.info({ reason, inFlight: dispatcher.activeCount }, 'shutting down: draining in-flight requests');
+  o.ctx.draining = true;
+  o.history?.stop();
+  dispatcher.close();
+  api.close();
+  api.closeIdleConnections();
+  const drained = await within(dispatcher.idle(), o.config.drainTimeoutSeconds * 1000);
+  if (!drained) {
+    log.warn({ remaining: dispatcher.activeCount }, 'drain timeout reached: cancelling the remaining requests');
+    dispatcher.cancelAll('shutdown');
+    await within(dispatcher.idle(), CANCEL_GRACE_MS);
+  }
+  api.closeAllConnections();
+  metricsServer?.close();
+  metricsServer?.closeAllConnections();
+  // Only an idle pool may be closed: terminating a worker mid-decode aborts the process.
+  if (dispatcher.activeCount === 0) await Promise.all(engines.map((e) => e.close()));
+  o.nvml?.close();
+  log.info('stopped');
+}
+
+/** Listens on host:port; resolves with the port actually bound (0 picks one). */
+async function listen(server: http.Server, host: string, port: number): Promise<{ server: http.Server; port: number }> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return { server, port: (server.address() as AddressInfo).port };
 }
 
 /**
@@ -196,10 +221,5 @@ async function listenMetrics(
   );
   app.use(errorHandler(log, metrics));
 
-  const server = http.createServer(app);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  return { server, port: (server.address() as AddressInfo).port };
+  return listen(http.createServer(app), host, port);
 }

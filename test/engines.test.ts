@@ -11,29 +11,21 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildNvmlStub } from './helpers/nvml-stub.js';
 import { cumulativeSamples, scrape, value, type Sample } from './helpers/prom.js';
-import { openStream, postJson, startServer, waitIdle, type TestServer } from './helpers/server.js';
+import {
+  health as serverHealth,
+  openStream,
+  postJson,
+  startServer,
+  waitIdle,
+  type EngineHealth,
+  type Health,
+  type TestServer,
+} from './helpers/server.js';
 import { until, when } from './helpers/until.js';
 
-interface EngineHealth {
-  engine: number;
-  device: string;
-  state: string;
-  pid: number;
-  cudaVisibleDevices: string | null;
-  workers: { ready: number; total: number };
-  restarts: number;
-  running: number;
-}
-
-interface Health {
-  status: string;
-  workers: { ready: number; total: number };
-  requests: { running: number; waiting: number };
-  engines: EngineHealth[];
-}
-
-async function health(url: string): Promise<Health> {
-  return (await (await fetch(`${url}/health`)).json()) as Health;
+/** /health of a server with engine processes: every answer lists them. */
+async function health(url: string): Promise<Health & { engines: EngineHealth[] }> {
+  return (await serverHealth(url)) as Health & { engines: EngineHealth[] };
 }
 
 /** The environment the kernel holds for a process: what it was really started with. */
@@ -255,7 +247,10 @@ describe('GPU series with engine processes (NVML stub, 2 devices)', () => {
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   /** Runs `check` against a server started with these flags once every engine is ready, then stops it (exit 0). */
-  async function withEngines(args: string[], check: (server: TestServer, ready: Health) => Promise<void>): Promise<void> {
+  async function withEngines(
+    args: string[],
+    check: (server: TestServer, ready: Health & { engines: EngineHealth[] }) => Promise<void>,
+  ): Promise<void> {
     const server = await startServer([...args, '--gpu', 'off', '--nvml-library', library], { env });
     try {
       await check(

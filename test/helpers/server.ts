@@ -108,8 +108,27 @@ export async function waitHealthy(url: string, timeoutMs = 30_000): Promise<void
   await until(`${url} to answer /health with 200`, async () => ((await fetch(`${url}/health`)).ok ? true : undefined), timeoutMs, 50);
 }
 
-export async function health(url: string): Promise<{ status: string; requests: { running: number; waiting: number } }> {
-  return (await (await fetch(`${url}/health`)).json()) as never;
+/** What /health answers (engines: with engine processes only). */
+export interface Health {
+  status: string;
+  workers: { ready: number; total: number };
+  requests: { running: number; waiting: number };
+  engines?: EngineHealth[];
+}
+
+export interface EngineHealth {
+  engine: number;
+  device: string;
+  state: string;
+  pid: number;
+  cudaVisibleDevices: string | null;
+  workers: { ready: number; total: number };
+  restarts: number;
+  running: number;
+}
+
+export async function health(url: string): Promise<Health> {
+  return (await (await fetch(`${url}/health`)).json()) as Health;
 }
 
 /**
