@@ -192,6 +192,21 @@ describe('batch loop', () => {
     expect(other.tokens).toHaveLength(12);
   });
 
+  it('a request that arrives while the only admitted one is cancelled is still served (the loop does not stop)', async () => {
+    let late: Run | undefined;
+    const cancelled = start(0, prompt(4, 31), 5, {
+      cancelled: () => {
+        late ??= start(1, prompt(4, 32), 3);
+        return true;
+      },
+    });
+    await cancelled.done;
+    expect(cancelled.tokens).toEqual([]);
+    await late!.done;
+    expect(late!.tokens).toHaveLength(3);
+    expect(loaded.loop.size).toBe(0);
+  });
+
   it('a request whose consumer throws fails alone', async () => {
     const failing = start(0, prompt(4, 5), 100, {
       onToken: (n) => {

@@ -110,11 +110,12 @@ export class BatchLoop {
 
   private async loop(): Promise<void> {
     try {
-      for (;;) {
+      // Requests can arrive while admit() awaits a prefix copy or a cancel check runs: the loop ends only
+      // when none is active and none is waiting to be admitted (run() does not restart a running loop).
+      while (this.active.length > 0 || this.incoming.length > 0) {
         await this.admit();
         for (const a of [...this.active]) if (a.req.cancelled()) this.finish(a);
-        if (this.active.length === 0) break;
-        await this.step();
+        if (this.active.length > 0) await this.step();
       }
     } finally {
       this.running = false;
