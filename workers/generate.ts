@@ -81,8 +81,10 @@ export function budget(promptTokens: number, contextSize: number, sampling: Samp
 }
 
 /** The native sampler settings for one request (as node-llama-cpp's own evaluate() would resolve them). */
+/** Whether the request's repeat penalties are on (their window then moves with every token). */
+const penalizes = (sampling: SamplingParams) => sampling.presencePenalty !== 0 || sampling.frequencyPenalty !== 0;
+
 function samplerConfig(sampling: SamplingParams, generated: readonly Token[]): SamplerConfig {
-  const penalize = sampling.presencePenalty !== 0 || sampling.frequencyPenalty !== 0;
   return {
     temperature: sampling.temperature,
     minP: 0,
@@ -90,7 +92,7 @@ function samplerConfig(sampling: SamplingParams, generated: readonly Token[]): S
     topP: sampling.topP,
     // Without a seed every request draws a new one, as OpenAI does.
     seed: sampling.seed ?? Math.floor(Date.now() / 1000),
-    ...(penalize && {
+    ...(penalizes(sampling) && {
       repeatPenalty: 1,
       repeatPenaltyMaxTokens: Math.max(DEFAULT_PUNISH_WINDOW, generated.length),
       repeatPenaltyTokens: Uint32Array.from(generated),
@@ -152,7 +154,7 @@ export async function generate(loaded: LoadedModel, seq: SequenceState, prompt: 
     return true;
   };
 
-  const penalize = sampling.presencePenalty !== 0 || sampling.frequencyPenalty !== 0;
+  const penalize = penalizes(sampling);
   const sampler = loaded.createSampler();
   try {
     sampler.applyConfig(samplerConfig(sampling, generated));
