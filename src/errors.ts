@@ -45,6 +45,15 @@ export class ApiError extends Error {
   toBody(): OpenAIErrorBody {
     return { error: { message: this.message, type: this.type, param: this.param, code: this.code } };
   }
+
+  /**
+   * For errors found in a worker (it alone knows the prompt's token count, the vocabulary, and compiles
+   * grammars), sent to the main thread on the task's port.
+   */
+  toPayload(): ErrorPayload {
+    const type = this.status >= 500 ? 'server_error' : 'invalid_request_error';
+    return { status: this.status, type, code: this.code, message: this.message, param: this.param };
+  }
 }
 
 export class InvalidRequestError extends ApiError {
@@ -53,14 +62,16 @@ export class InvalidRequestError extends ApiError {
   }
 }
 
-/** Raised in a worker (it alone knows the prompt's token count) and sent to the main thread as a payload. */
 export class ContextLengthExceededError extends ApiError {
   constructor(message: string, param: string | null) {
     super(400, 'invalid_request_error', 'context_length_exceeded', message, param);
   }
+}
 
-  toPayload(): ErrorPayload {
-    return { status: this.status, type: 'invalid_request_error', code: this.code, message: this.message, param: this.param };
+/** A JSON schema (response_format, tool parameters) that is not valid or that the grammar cannot enforce. */
+export class InvalidSchemaError extends ApiError {
+  constructor(message: string, param: string) {
+    super(400, 'invalid_request_error', 'invalid_schema', message, param);
   }
 }
 

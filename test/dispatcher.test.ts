@@ -71,11 +71,12 @@ function submit(engine: LateEngine, count = 1) {
   const handlers: JobHandlers = {
     onStarted: (n) => calls.push(`started ${n}`),
     onText: (t) => calls.push(`text ${t}`),
+    onToolCall: (d) => calls.push(`call ${d.index}`),
     onDone: (reason, usage) => calls.push(`done ${reason} ${usage.completionTokens}`),
     onError: (err) => calls.push(`error ${err.code}`),
   };
   const jobs = Array.from({ length: count }, (_, i) =>
-    dispatcher.submit({ requestId: `r${i}`, input: { kind: 'text', prompt: 'x' }, sampling: {} as never }, handlers),
+    dispatcher.submit({ requestId: `r${i}`, input: { kind: 'text', prompt: 'x' }, sampling: {} as never, constraints: {} }, handlers),
   );
   return { job: jobs[0]!, jobs, calls, outcomes, dispatcher };
 }

@@ -213,7 +213,7 @@ describe('tiny demo model', () => {
     expect(model.detokenize([lead, rest])).toBe('你');
   });
 
-  it('has a ChatML chat template, and a chat reply is the script', async () => {
+  it("has Qwen2.5's chat template (tools included), and a chat reply is the script", async () => {
     const info = await readGgufFileInfo(tinyPath, { logWarnings: false });
     const template = info.metadata.tokenizer.chat_template!;
     const jinja = new JinjaTemplateChatWrapper({ template, tokenizer: model.tokenizer });
@@ -224,11 +224,25 @@ describe('tiny demo model', () => {
       ],
     });
     expect(contextText.toString()).toBe(
-      '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n',
+      '<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n',
+    );
+    // With tools, the template lists them and explains the <tool_call> format.
+    const withTools = jinja.generateContextState({
+      chatHistory: [
+        { type: 'user', text: 'Hi' },
+        { type: 'model', response: [] },
+      ],
+      availableFunctions: { get_time: { description: 'Now' } },
+    });
+    expect(withTools.contextText.toString()).toContain(
+      '<tools>\n{"type": "function", "function": {"name": "get_time", "description": "Now"',
+    );
+    expect(withTools.contextText.toString()).toContain(
+      '<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>',
     );
     // (node-llama-cpp takes ~2 s here: it renders the template against each known chat wrapper)
     const chatWrapper = resolveChatWrapper({ fileInfo: info, tokenizer: model.tokenizer });
-    expect(chatWrapper?.wrapperName).toBe('ChatML');
+    expect(chatWrapper?.wrapperName).toBe('Qwen');
 
     const session = new LlamaChatSession({ contextSequence: context.getSequence(), chatWrapper: chatWrapper! });
     try {

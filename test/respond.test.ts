@@ -24,7 +24,7 @@ class FakeResponse extends EventEmitter {
 
 function handlersFor(res: FakeResponse) {
   return streamHandlers(res as unknown as Response, {
-    task: { requestId: 'r', input: { kind: 'text', prompt: '' }, sampling: {} as never },
+    task: { requestId: 'r', input: { kind: 'text', prompt: '' }, sampling: {} as never, constraints: {} },
     format: completionFormat('m', false),
     stream: true,
     includeUsage: false,

@@ -26,8 +26,13 @@ export interface LoopRequest {
   prompt: readonly Token[];
   /** Configured by the caller; the loop only samples with it. */
   sampler: NativeSampler;
-  /** Receives each sampled token between two steps; returns whether the request wants another. */
-  onToken(token: Token): boolean;
+  /** Sample with the candidates' probabilities (logprobs); they cost a copy of the whole vocabulary per token. */
+  probabilities?: boolean;
+  /**
+   * Receives each sampled token between two steps (with the candidates when asked for); returns whether
+   * the request wants another.
+   */
+  onToken(token: Token, probabilities?: number[]): boolean;
   /** Polled before every step; a cancelled request leaves the loop before the next decode. */
   cancelled(): boolean;
 }
@@ -194,21 +199,28 @@ export class BatchLoop {
       }
       return;
     }
-    const sampled = await Promise.all(rows.map(({ a, row }) => this.native.sampleToken(row, a.req.sampler).catch((err: unknown) => err)));
+    const sampled = await Promise.all(rows.map(({ a, row }) => this.sample(a, row).catch((err: unknown) => asError(err))));
     this.opts.onStep?.({ tokens, sequences: batch.length, seconds: (performance.now() - started) / 1000 });
-    rows.forEach(({ a }, i) => this.deliver(a, sampled[i]));
+    rows.forEach(({ a }, i) => this.deliver(a, sampled[i]!));
   }
 
-  private deliver(a: Active, token: unknown): void {
-    if (typeof token !== 'number') return this.finish(a, asError(token));
-    if (token === -1) return this.finish(a, new Error('Failed to sample the next token'));
+  private async sample(a: Active, row: number): Promise<{ token: Token | -1; probabilities?: number[] }> {
+    if (!a.req.probabilities) return { token: await this.native.sampleToken(row, a.req.sampler) };
+    const [token, probabilities] = await this.native.sampleToken(row, a.req.sampler, true);
+    return { token, probabilities };
+  }
+
+  private deliver(a: Active, sampled: { token: Token | -1; probabilities?: number[] } | Error): void {
+    if (sampled instanceof Error) return this.finish(a, sampled);
+    const { token } = sampled;
+    if (token === -1) return this.finish(a, new Error('Failed to sample the next token (no candidate left; a grammar may allow none)'));
     let more: boolean;
     try {
-      more = a.req.onToken(token as Token);
+      more = a.req.onToken(token, sampled.probabilities);
     } catch (err) {
       return this.finish(a, asError(err));
     }
-    if (more) a.pending = [token as Token];
+    if (more) a.pending = [token];
     else this.finish(a);
   }
 

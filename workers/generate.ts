@@ -3,27 +3,35 @@
  * stop on EOS / stop strings / max tokens / cancel. Reports through the `emit` callback only, so it
  * knows nothing about ports or metrics.
  */
-import type { ChatHistoryItem, Token } from 'node-llama-cpp';
-import { ContextLengthExceededError } from '../src/errors.js';
-import type { ErrorPayload, FinishReason, GenerateInput, SamplingParams, WorkerMessage } from '../src/shared/protocol.js';
+import type { ChatHistoryItem, ChatModelFunctions, GbnfJsonSchema, Token } from 'node-llama-cpp';
+import { ContextLengthExceededError, InvalidRequestError } from '../src/errors.js';
+import type {
+  ChatMessage,
+  FinishReason,
+  GenerateInput,
+  OutputConstraints,
+  SamplingParams,
+  ToolFunction,
+  WorkerMessage,
+} from '../src/shared/protocol.js';
+import { AnswerWriter } from './answer-writer.js';
 import type { SequenceState } from './batch-loop.js';
+import { GenerationError } from './generation-error.js';
+import { LogprobReader } from './logprobs.js';
 import type { LoadedModel } from './model.js';
-import type { SamplerConfig } from './native.js';
-import { StopMatcher } from './stop-matcher.js';
+import type { NativeGrammarState, SamplerConfig } from './native.js';
+import { prepareShaping } from './structured/constraints.js';
 import { TokenTextDecoder } from './token-text.js';
 
 /** Repeat penalties look back this many tokens at least (node-llama-cpp's default window). */
 const DEFAULT_PUNISH_WINDOW = 64;
 
-export class GenerationError extends Error {
-  constructor(readonly payload: ErrorPayload) {
-    super(payload.message);
-  }
-}
+export { GenerationError };
 
 export interface GenerateOptions {
   input: GenerateInput;
   sampling: SamplingParams;
+  constraints: OutputConstraints;
   emit: (msg: WorkerMessage) => void;
   /** True once the task was cancelled; checked before every decode step and with every token. */
   cancelled: () => boolean;
@@ -38,7 +46,7 @@ export interface GenerateResult {
   completionTokens: number;
 }
 
-export function tokenizeInput(loaded: LoadedModel, input: GenerateInput): Token[] {
+export function tokenizeInput(loaded: LoadedModel, input: GenerateInput, constraints: OutputConstraints): Token[] {
   const { model } = loaded;
   if (input.kind === 'text') {
     const tokens = model.tokenize(input.prompt, false);
@@ -46,14 +54,42 @@ export function tokenizeInput(loaded: LoadedModel, input: GenerateInput): Token[
     if (tokens.length === 0 && model.tokens.bos != null) return [model.tokens.bos];
     return tokens;
   }
-  const history: ChatHistoryItem[] = input.messages.map((m): ChatHistoryItem => {
-    if (m.role === 'system') return { type: 'system', text: m.content };
-    if (m.role === 'user') return { type: 'user', text: m.content };
-    return { type: 'model', response: [m.content] };
-  });
+  const history = chatHistory(input.messages);
   history.push({ type: 'model', response: [] });
-  const { contextText } = loaded.chatWrapper.generateContextState({ chatHistory: history });
+  const { contextText } = loaded.chatWrapper.generateContextState({
+    chatHistory: history,
+    availableFunctions: constraints.tools && availableFunctions(constraints.tools.functions),
+  });
   return contextText.tokenize(model.tokenizer);
+}
+
+/** The tools as node-llama-cpp's chat wrapper renders them into the template (the client's schemas as sent). */
+function availableFunctions(functions: readonly ToolFunction[]): ChatModelFunctions {
+  return Object.fromEntries(functions.map((f) => [f.name, { description: f.description, params: f.parameters as GbnfJsonSchema }]));
+}
+
+/**
+ * OpenAI messages as node-llama-cpp's chat history: an assistant's tool calls become function calls of its
+ * response, each with the content of the tool message that answered it (the main thread checked that
+ * every call has one).
+ */
+function chatHistory(messages: readonly ChatMessage[]): ChatHistoryItem[] {
+  const results = new Map(messages.filter((m) => m.role === 'tool').map((m) => [m.toolCallId, m.content]));
+  const history: ChatHistoryItem[] = [];
+  for (const m of messages) {
+    if (m.role === 'system') history.push({ type: 'system', text: m.content });
+    else if (m.role === 'user') history.push({ type: 'user', text: m.content });
+    else if (m.role === 'assistant') {
+      const calls = (m.toolCalls ?? []).map((c) => ({
+        type: 'functionCall' as const,
+        name: c.name,
+        params: c.arguments,
+        result: results.get(c.id) ?? '',
+      }));
+      history.push({ type: 'model', response: [...(m.content ? [m.content] : []), ...calls] });
+    }
+  }
+  return history;
 }
 
 function contextError(message: string, param: string | null): GenerationError {
@@ -80,18 +116,27 @@ export function budget(promptTokens: number, contextSize: number, sampling: Samp
   return sampling.maxTokens;
 }
 
-/** The native sampler settings for one request (as node-llama-cpp's own evaluate() would resolve them). */
+/** logit_bias keys must be tokens of this model's vocabulary (only the worker knows its size). */
+function checkLogitBias(sampling: SamplingParams, vocabularySize: number): void {
+  const bad = sampling.logitBias.find(([token]) => token >= vocabularySize);
+  if (bad) {
+    const message = `logit_bias: token id ${bad[0]} is not in the model's vocabulary (ids 0 to ${vocabularySize - 1})`;
+    throw new GenerationError(new InvalidRequestError(message, 'logit_bias', 'invalid_value').toPayload());
+  }
+}
+
 /** Whether the request's repeat penalties are on (their window then moves with every token). */
 const penalizes = (sampling: SamplingParams) => sampling.presencePenalty !== 0 || sampling.frequencyPenalty !== 0;
 
-function samplerConfig(sampling: SamplingParams, generated: readonly Token[]): SamplerConfig {
+/** The native sampler settings for one request (as node-llama-cpp's own evaluate() would resolve them). */
+function samplerConfig(sampling: SamplingParams, generated: readonly Token[], grammar: NativeGrammarState | undefined): SamplerConfig {
   return {
     temperature: sampling.temperature,
     minP: 0,
     topK: sampling.topK,
     topP: sampling.topP,
     // Without a seed every request draws a new one, as OpenAI does.
-    seed: sampling.seed ?? Math.floor(Date.now() / 1000),
+    seed: sampling.seed ?? Math.floor(Math.random() * 2 ** 32),
     ...(penalizes(sampling) && {
       repeatPenalty: 1,
       repeatPenaltyMaxTokens: Math.max(DEFAULT_PUNISH_WINDOW, generated.length),
@@ -99,66 +144,72 @@ function samplerConfig(sampling: SamplingParams, generated: readonly Token[]): S
       repeatPenaltyPresencePenalty: sampling.presencePenalty,
       repeatPenaltyFrequencyPenalty: sampling.frequencyPenalty,
     }),
+    ...(sampling.logitBias.length > 0 && {
+      tokenBiasKeys: Uint32Array.from(sampling.logitBias, ([token]) => token),
+      tokenBiasValues: Float32Array.from(sampling.logitBias, ([, bias]) => bias),
+    }),
+    // The key must be absent without a grammar: the addon unwraps whatever value it holds.
+    ...(grammar && { grammarEvaluationState: grammar }),
   };
 }
 
 export async function generate(loaded: LoadedModel, seq: SequenceState, prompt: Token[], opts: GenerateOptions): Promise<GenerateResult> {
   const { model } = loaded;
-  const { sampling, emit } = opts;
+  const { sampling, emit, constraints } = opts;
   const maxTokens = budget(prompt.length, loaded.contextSize, sampling, opts.input.kind === 'chat' ? 'messages' : 'prompt');
+  checkLogitBias(sampling, loaded.vocabularySize);
+  const shaping = await prepareShaping(model, loaded.toolSyntax, constraints);
   opts.onStarted?.(prompt.length);
   emit({ type: 'started', promptTokens: prompt.length });
 
   const decoder = new TokenTextDecoder(model);
-  const stops = new StopMatcher(sampling.stop);
+  const logprobs = constraints.logprobs && new LogprobReader(model, constraints.logprobs.top);
+  const writer = new AnswerWriter(emit, shaping.json ? [] : sampling.stop, shaping.parser, logprobs !== undefined);
   const generated: Token[] = [];
+  let grammar = shaping.grammar;
   let finishReason: FinishReason = 'length';
-  let pendingTokens = 0;
   let stopped = false;
-
-  const send = (text: string) => {
-    if (text.length === 0) return;
-    emit({ type: 'text', text, tokens: pendingTokens });
-    pendingTokens = 0;
-  };
 
   let ended = false;
   /** One sampled token, between two decode steps; returns whether to go on. */
-  const onToken = (token: Token): boolean => {
-    const more = accept(token);
+  const onToken = (token: Token, probabilities?: number[]): boolean => {
+    const more = accept(token, probabilities);
     ended = !more;
     return more;
   };
-  const accept = (token: Token): boolean => {
+  const accept = (token: Token, probabilities?: number[]): boolean => {
     if (opts.cancelled()) {
       finishReason = 'abort';
       stopped = true;
       return false;
     }
-    if (model.isEogToken(token) && !sampling.ignoreEos) {
+    // A grammar allows end-of-generation only once its value is complete, and nothing after it.
+    if (model.isEogToken(token) && (!sampling.ignoreEos || grammar !== undefined)) {
       finishReason = 'stop';
       return false;
     }
     generated.push(token);
-    pendingTokens++;
+    writer.token(logprobs && probabilities ? logprobs.entry(token, probabilities) : undefined);
     opts.onToken?.(generated.length);
-    const piece = stops.push(decoder.push(token));
-    send(piece.emit);
-    if (piece.stopped) {
+    if (writer.push(decoder.push(token))) {
       finishReason = 'stop';
       stopped = true;
       return false;
     }
     if (generated.length >= maxTokens) return false;
-    if (penalize) sampler.applyConfig(samplerConfig(sampling, generated));
+    const parser = shaping.parser;
+    // A free answer just began a tool call: the rest of it follows the tools' grammar.
+    const engaged = parser?.engagedWith !== undefined && grammar === undefined;
+    if (engaged && parser.engagedWith === loaded.toolSyntax?.trigger) grammar = shaping.afterTrigger;
+    if (penalize || engaged) sampler.applyConfig(samplerConfig(sampling, generated, grammar));
     return true;
   };
 
   const penalize = penalizes(sampling);
   const sampler = loaded.createSampler();
   try {
-    sampler.applyConfig(samplerConfig(sampling, generated));
-    await loaded.loop.run({ sequence: seq, prompt, sampler, onToken, cancelled: opts.cancelled });
+    sampler.applyConfig(samplerConfig(sampling, generated, grammar));
+    await loaded.loop.run({ sequence: seq, prompt, sampler, onToken, cancelled: opts.cancelled, probabilities: logprobs !== undefined });
   } finally {
     sampler.dispose();
   }
@@ -168,10 +219,8 @@ export async function generate(loaded: LoadedModel, seq: SequenceState, prompt: 
     stopped = true;
   }
   if (!stopped) {
-    const tail = stops.push(decoder.flush());
-    send(tail.emit);
-    if (tail.stopped) finishReason = 'stop';
-    else send(stops.flush());
+    if (writer.push(decoder.flush()) || writer.flush()) finishReason = 'stop';
   }
+  if (finishReason === 'stop' && writer.toolCalls > 0) finishReason = 'tool_calls';
   return { finishReason, promptTokens: prompt.length, completionTokens: generated.length };
 }

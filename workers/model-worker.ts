@@ -69,13 +69,14 @@ export default async function run(task: GenerateTask): Promise<void> {
   let generating = false;
   try {
     if (!loaded) throw new Error(`model failed to load: ${loadError}`);
-    const prompt = tokenizeInput(loaded, task.input);
+    const prompt = tokenizeInput(loaded, task.input, task.constraints);
     promptTokens = prompt.length;
     const seq = await loaded.sequences.acquire();
     try {
       const result = await generate(loaded, seq, prompt, {
         input: task.input,
         sampling: task.sampling,
+        constraints: task.constraints,
         cancelled: () => cancelled,
         emit,
         onStarted: (n) => {

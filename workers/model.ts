@@ -8,16 +8,21 @@ import type { WorkerInit } from '../src/shared/protocol.js';
 import { BatchLoop, type StepStats } from './batch-loop.js';
 import { nativeContext, samplerFactory, type NativeSampler } from './native.js';
 import type { SequenceState } from './prefix-share.js';
+import { toolCallSyntax, type ToolCallSyntax } from './structured/tool-syntax.js';
 
 export interface LoadedModel {
   model: LlamaModel;
   context: LlamaContext;
   chatWrapper: ChatWrapper;
+  /** How the chat template writes tool calls; undefined when it has no syntax that can be enforced. */
+  toolSyntax: ToolCallSyntax | undefined;
   sequences: SequencePool;
   loop: BatchLoop;
   /** A new native sampler (one per request: it holds the request's RNG state). */
   createSampler(): NativeSampler;
   contextSize: number;
+  /** Tokens in the model's vocabulary (ids 0 to vocabularySize - 1). */
+  vocabularySize: number;
   /** The llama.cpp release the backend was built from, for qwen_build_info. */
   llamaCppRelease: string;
   /** Share of the context's KV cells holding tokens (0-1); cached prefixes count as used. */
@@ -65,6 +70,7 @@ export async function loadModel(init: WorkerInit, hooks: ModelHooks = {}): Promi
     model,
     context,
     chatWrapper,
+    toolSyntax: toolCallSyntax(chatWrapper),
     sequences: new SequencePool(seqs),
     loop: new BatchLoop(native, {
       batchSize: init.batchSize,
@@ -75,6 +81,7 @@ export async function loadModel(init: WorkerInit, hooks: ModelHooks = {}): Promi
     }),
     createSampler,
     contextSize: init.contextSize,
+    vocabularySize: model.fileInfo.metadata.tokenizer.ggml.tokens.length,
     llamaCppRelease: llama.llamaCppRelease.release,
     kvUsage: () => seqs.reduce((used, s) => used + s.tokens.length, 0) / (init.contextSize * seqs.length),
   };

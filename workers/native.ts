@@ -7,7 +7,7 @@
  * is checked when a worker loads, so a version that changed them fails at start-up with a message that
  * says so, never in the middle of a request (test/native.test.ts checks the same on the installed one).
  */
-import type { LlamaContext, LlamaModel, Token } from 'node-llama-cpp';
+import type { LlamaContext, LlamaGrammarEvaluationState, LlamaModel, Token } from 'node-llama-cpp';
 
 /** One context's batch and sampling calls (node-llama-cpp's AddonContext). */
 export interface NativeContext {
@@ -22,6 +22,15 @@ export interface NativeContext {
   decodeBatch(): Promise<void>;
   /** Samples a token from one row of the last decode's logits, on a libuv thread; -1 when none. */
   sampleToken(batchRow: number, sampler: NativeSampler): Promise<Token | -1>;
+  /**
+   * The same, also returning the candidates the token was drawn from, most likely first, flattened as
+   * [token, probability, token, probability, …] (with a grammar, the tokens it allows).
+   */
+  sampleToken(
+    batchRow: number,
+    sampler: NativeSampler,
+    probabilities: true,
+  ): Promise<[Token | -1, number[] | undefined, number | undefined]>;
   /** llama_memory_seq_rm: drops the sequence's cells in [start, end) (-1 = to the end). */
   removeTokenCellsFromSequence(sequenceId: number, start: number, end: number): boolean;
   /** llama_state_seq_save_file: the sequence's KV cells (and `tokens`) to a file, on a libuv thread. */
@@ -42,7 +51,14 @@ export interface SamplerConfig {
   repeatPenaltyTokens?: Uint32Array;
   repeatPenaltyPresencePenalty?: number;
   repeatPenaltyFrequencyPenalty?: number;
+  tokenBiasKeys?: Uint32Array;
+  tokenBiasValues?: Float32Array;
+  /** The native state of a LlamaGrammarEvaluationState: sampling is restricted to what the grammar allows. */
+  grammarEvaluationState?: NativeGrammarState;
 }
+
+/** LlamaGrammarEvaluationState's native object (advanced by the sampler with every token it samples). */
+export type NativeGrammarState = { readonly __nativeGrammarState: never };
 
 /** A native sampler chain (node-llama-cpp's AddonSampler); holds RNG state, so one per request. */
 export interface NativeSampler {
@@ -78,6 +94,21 @@ export function nativeContext(context: LlamaContext): NativeContext {
   const ctx = (context as unknown as { _ctx?: unknown })._ctx;
   checkMethods(ctx, CONTEXT_METHODS, 'LlamaContext._ctx');
   return ctx as NativeContext;
+}
+
+/** The native state of a grammar evaluation state (its `_state`), checked. */
+export function nativeGrammarState(state: LlamaGrammarEvaluationState): NativeGrammarState {
+  const native = (state as unknown as { _state?: unknown })._state;
+  if (native == null || typeof native !== 'object') throw new NativeApiError('LlamaGrammarEvaluationState._state is missing');
+  return native as NativeGrammarState;
+}
+
+/** A token's text as stored in the vocabulary (byte-level BPE symbols for Qwen), checked once. */
+export function vocabularyText(model: LlamaModel): (token: Token) => string {
+  const native = (model as unknown as { _model?: { getTokenString?: unknown } })._model;
+  if (typeof native?.getTokenString !== 'function') throw new NativeApiError('LlamaModel._model.getTokenString is missing');
+  const getTokenString = native.getTokenString.bind(native) as (token: number) => string | undefined;
+  return (token) => getTokenString(token) ?? '';
 }
 
 type SamplerClass = new (model: unknown) => NativeSampler;

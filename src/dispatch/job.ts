@@ -5,7 +5,7 @@
  */
 import { ApiError, fromPayload, RequestTimeoutError, ShuttingDownError, WorkerFailedError } from '../errors.js';
 import type { EngineTask, TaskChannel } from '../engine/engine.js';
-import type { CancelReason, FinishReason, MainMessage, WorkerMessage } from '../shared/protocol.js';
+import type { CancelReason, FinishReason, MainMessage, TokenLogprob, ToolCallDelta, WorkerMessage } from '../shared/protocol.js';
 
 export interface Usage {
   promptTokens: number;
@@ -15,7 +15,9 @@ export interface Usage {
 export interface JobHandlers {
   /** The prompt fit and generation began (a stream may now send headers). */
   onStarted(promptTokens: number): void;
-  onText(text: string): void;
+  /** Answer text (possibly empty when it only carries the log probabilities of held tokens). */
+  onText(text: string, logprobs?: TokenLogprob[]): void;
+  onToolCall(delta: ToolCallDelta, logprobs?: TokenLogprob[]): void;
   onDone(finishReason: FinishReason, usage: Usage): void;
   /** `started` tells whether onStarted was called before the failure. */
   onError(err: ApiError, usage: Usage, started: boolean): void;
@@ -24,9 +26,7 @@ export interface JobHandlers {
 export type JobState = 'queued' | 'running' | 'finished';
 
 /** How a request ended, as the metrics count it. */
-export type JobOutcome =
-  | { kind: 'finished'; reason: 'stop' | 'length' | 'abort' | 'error' }
-  | { kind: 'rejected'; reason: 'timeout' | 'invalid' };
+export type JobOutcome = { kind: 'finished'; reason: FinishReason | 'error' } | { kind: 'rejected'; reason: 'timeout' | 'invalid' };
 
 /** Plain lifecycle events for whoever measures (the dispatcher passes them to the metrics). */
 export interface JobReporter {
@@ -80,7 +80,11 @@ export class Job {
         break;
       case 'text':
         this.usage.completionTokens += msg.tokens;
-        if (msg.text) this.handlers.onText(msg.text);
+        if (msg.text || msg.logprobs?.length) this.handlers.onText(msg.text, msg.logprobs);
+        break;
+      case 'tool_call':
+        this.usage.completionTokens += msg.tokens;
+        this.handlers.onToolCall(msg.delta, msg.logprobs);
         break;
       case 'done': {
         this.usage = { promptTokens: msg.promptTokens, completionTokens: msg.completionTokens };

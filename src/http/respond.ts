@@ -6,8 +6,8 @@
 import type { Response } from 'express';
 import type { Dispatcher } from '../dispatch/dispatcher.js';
 import type { JobHandlers } from '../dispatch/job.js';
-import type { GenerateTask } from '../shared/protocol.js';
-import type { Format } from './openai-format.js';
+import type { GenerateTask, TokenLogprob } from '../shared/protocol.js';
+import { Answer, type Format } from './openai-format.js';
 import { sendError } from './error-handler.js';
 
 export interface RespondOptions {
@@ -15,10 +15,12 @@ export interface RespondOptions {
   format: Format;
   stream: boolean;
   includeUsage: boolean;
+  /** Called once, when the answer is complete, with the number of tool calls it returned. */
+  onToolCalls?: (count: number) => void;
 }
 
 export function respond(dispatcher: Dispatcher, res: Response, opts: RespondOptions): void {
-  const handlers = opts.stream ? streamHandlers(res, opts) : jsonHandlers(res, opts.format);
+  const handlers = opts.stream ? streamHandlers(res, opts) : jsonHandlers(res, opts);
   const job = dispatcher.submit(opts.task, handlers);
   // 'close' fires on the response when the connection ends, also after a normal finish.
   res.on('close', () => {
@@ -26,15 +28,15 @@ export function respond(dispatcher: Dispatcher, res: Response, opts: RespondOpti
   });
 }
 
-function jsonHandlers(res: Response, format: Format): JobHandlers {
-  let text = '';
+function jsonHandlers(res: Response, { format, onToolCalls }: RespondOptions): JobHandlers {
+  const answer = new Answer();
   return {
     onStarted: () => {},
-    onText: (t) => {
-      text += t;
-    },
+    onText: (t, logprobs) => answer.addText(t, logprobs),
+    onToolCall: (delta, logprobs) => answer.addToolCall(delta, logprobs),
     onDone: (reason, usage) => {
-      if (!res.destroyed) res.json(format.full(text, reason, usage));
+      onToolCalls?.(answer.toolCalls.length);
+      if (!res.destroyed) res.json(format.full(answer, reason, usage));
     },
     onError: (err) => {
       if (!res.destroyed) sendError(res, err);
@@ -51,13 +53,15 @@ export function streamHandlers(res: Response, opts: RespondOptions): JobHandlers
     write('[DONE]');
     if (!res.destroyed) res.end();
   };
-  let held: string | undefined;
+  // Text that waits for the socket to drain, with the log probabilities of its tokens.
+  let toolCalls = 0;
+  let held: { text: string; logprobs?: TokenLogprob[] } | undefined;
   const flushHeld = () => {
     if (held === undefined) return;
-    const text = held;
+    const { text, logprobs } = held;
     held = undefined;
     res.off('drain', flushHeld);
-    write(format.chunk(text));
+    write(format.chunk(text, logprobs));
   };
   return {
     onStarted: () => {
@@ -70,21 +74,28 @@ export function streamHandlers(res: Response, opts: RespondOptions): JobHandlers
       });
       for (const chunk of format.opening()) write(chunk);
     },
-    onText: (t) => {
+    onText: (t, logprobs) => {
       // A client that reads slower than tokens arrive gets them coalesced: while the socket's buffer
       // is full, text accumulates and goes out as one chunk on 'drain' (fewer, larger writes).
       if (held !== undefined) {
-        held += t;
+        held.text += t;
+        if (logprobs) (held.logprobs ??= []).push(...logprobs);
         return;
       }
       if (!res.writableNeedDrain) {
-        write(format.chunk(t));
+        write(format.chunk(t, logprobs));
         return;
       }
-      held = t;
+      held = { text: t, logprobs: logprobs && [...logprobs] };
       res.once('drain', flushHeld);
     },
+    onToolCall: (delta, logprobs) => {
+      if (delta.name !== undefined) toolCalls++;
+      flushHeld();
+      write(format.toolCallChunk(delta, logprobs));
+    },
     onDone: (reason, usage) => {
+      opts.onToolCalls?.(toolCalls);
       flushHeld();
       write(format.closing(reason));
       if (opts.includeUsage) write(format.usageChunk(usage));

@@ -49,6 +49,15 @@ function samplingFields(limits: InputLimits) {
         .refine((n) => n === 1, 'only n=1 is supported'),
     ),
     ignore_eos: optional(z.boolean()),
+    logit_bias: optional(
+      z.record(
+        z.string().regex(/^(0|[1-9][0-9]*)$/, 'keys must be token ids'),
+        num.min(-100, 'must be between -100 and 100').max(100, 'must be between -100 and 100'),
+        {
+          error: 'must be an object mapping token ids to biases',
+        },
+      ),
+    ),
     user: optional(z.string()),
   };
 }
@@ -56,16 +65,71 @@ function samplingFields(limits: InputLimits) {
 const textPart = z.object({ type: z.literal('text', { error: 'only text content parts are supported' }), text: z.string() });
 const content = z.union([z.string(), z.array(textPart)], { error: 'must be a string or an array of text parts' });
 
+/** OpenAI's rule for function names. */
+const functionName = z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, underscores or dashes');
+
+const toolCall = z.object({
+  id: z.string().min(1, 'must not be empty'),
+  type: z.literal('function', { error: "must be 'function'" }),
+  function: z.object({ name: functionName, arguments: z.string() }),
+});
+
 const message = z.discriminatedUnion(
   'role',
   [
     z.object({ role: z.literal('system'), content }),
     z.object({ role: z.literal('developer'), content }),
     z.object({ role: z.literal('user'), content }),
-    z.object({ role: z.literal('assistant'), content: content.nullish() }),
+    z.object({ role: z.literal('assistant'), content: content.nullish(), tool_calls: optional(z.array(toolCall)) }),
+    z.object({ role: z.literal('tool'), content, tool_call_id: z.string().min(1, 'must not be empty') }),
   ],
-  { error: 'role must be one of system, developer, user, assistant' },
+  { error: 'role must be one of system, developer, user, assistant, tool' },
 );
+
+/** JSON schema objects are checked (and turned into grammars) by src/structured/json-schema.ts. */
+const schemaObject = z.record(z.string(), z.unknown(), { error: 'must be a JSON schema object' });
+
+const tool = z.object({
+  type: z.literal('function', { error: "only 'function' tools are supported" }),
+  function: z.object({
+    name: functionName,
+    description: optional(z.string()),
+    parameters: optional(schemaObject),
+    strict: optional(z.boolean()),
+  }),
+});
+
+const toolChoice = z.union(
+  [z.enum(['none', 'auto', 'required']), z.object({ type: z.literal('function'), function: z.object({ name: functionName }) })],
+  { error: "must be 'none', 'auto', 'required' or {type: 'function', function: {name}}" },
+);
+
+const responseFormat = z.discriminatedUnion(
+  'type',
+  [
+    z.object({ type: z.literal('text') }),
+    z.object({ type: z.literal('json_object') }),
+    z.object({
+      type: z.literal('json_schema'),
+      json_schema: z.object({
+        name: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, underscores or dashes'),
+        description: optional(z.string()),
+        schema: optional(schemaObject),
+        strict: optional(z.boolean()),
+      }),
+    }),
+  ],
+  { error: "type must be one of 'text', 'json_object', 'json_schema'" },
+);
+
+/** OpenAI's most tools per request. */
+const MAX_TOOLS = 128;
+/** OpenAI's limits on alternatives per token. */
+const MAX_TOP_LOGPROBS = 20;
+const MAX_COMPLETION_LOGPROBS = 5;
+
+const deprecatedFunctions = (field: string) =>
+  optional(z.never({ error: `${field} is deprecated and not supported; use tools and tool_choice` }));
 
 export function createSchemas(limits: InputLimits) {
   const sampling = samplingFields(limits);
@@ -75,7 +139,14 @@ export function createSchemas(limits: InputLimits) {
       error: 'must be a string or an array of one string (token arrays are not supported)',
     }),
     echo: optional(z.literal(false, { error: 'echo is not supported' })),
-    logprobs: optional(z.null({ error: 'logprobs are not supported' })),
+    logprobs: optional(
+      z
+        .number()
+        .int('must be an integer')
+        .min(0, `must be between 0 and ${MAX_COMPLETION_LOGPROBS}`)
+        .max(MAX_COMPLETION_LOGPROBS, `must be between 0 and ${MAX_COMPLETION_LOGPROBS}`),
+    ),
+    response_format: optional(responseFormat),
     best_of: optional(z.literal(1, { error: 'only best_of=1 is supported' })),
     suffix: optional(z.null({ error: 'suffix is not supported' })),
   });
@@ -86,8 +157,20 @@ export function createSchemas(limits: InputLimits) {
       .min(1, 'must contain at least one message')
       .max(limits.maxMessages, `at most ${limits.maxMessages} messages (--max-messages)`),
     max_completion_tokens: maxTokensField(limits.maxTokens),
-    logprobs: optional(z.literal(false, { error: 'logprobs are not supported' })),
-    tools: optional(z.array(z.unknown()).max(0, 'tools are not supported')),
+    logprobs: optional(z.boolean()),
+    top_logprobs: optional(
+      z
+        .number()
+        .int('must be an integer')
+        .min(0, `must be between 0 and ${MAX_TOP_LOGPROBS}`)
+        .max(MAX_TOP_LOGPROBS, `must be between 0 and ${MAX_TOP_LOGPROBS}`),
+    ),
+    tools: optional(z.array(tool).max(MAX_TOOLS, `at most ${MAX_TOOLS} tools`)),
+    tool_choice: optional(toolChoice),
+    parallel_tool_calls: optional(z.boolean()),
+    response_format: optional(responseFormat),
+    functions: deprecatedFunctions('functions'),
+    function_call: deprecatedFunctions('function_call'),
   });
   return { completion, chat };
 }
@@ -116,12 +199,52 @@ function flatten(c: string | { text: string }[] | null | undefined): string {
 }
 
 export function chatInput(body: ChatBody): GenerateInput {
-  const messages: ChatMessage[] = body.messages.map((m) => ({
+  const messages = body.messages.map((m, i): ChatMessage => {
     // "developer" is OpenAI's newer name for the system role.
-    role: m.role === 'developer' ? 'system' : m.role,
-    content: flatten(m.content),
-  }));
+    if (m.role === 'developer') return { role: 'system', content: flatten(m.content) };
+    if (m.role === 'tool') return { role: 'tool', content: flatten(m.content), toolCallId: m.tool_call_id };
+    if (m.role === 'assistant' && m.tool_calls?.length) {
+      const toolCalls = m.tool_calls.map((c, j) => ({
+        id: c.id,
+        name: c.function.name,
+        arguments: callArguments(c.function.arguments, `messages.${i}.tool_calls.${j}.function.arguments`),
+      }));
+      return { role: 'assistant', content: flatten(m.content), toolCalls };
+    }
+    return { role: m.role, content: flatten(m.content) };
+  });
+  checkToolResults(messages);
   return { kind: 'chat', messages };
+}
+
+/** A call's arguments as the client sent them (a JSON string), parsed for the chat template. */
+function callArguments(text: string, param: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new InvalidRequestError(`${param}: must be a JSON string (the arguments of the call)`, param, 'invalid_value');
+  }
+}
+
+/** As OpenAI requires: every tool message answers an earlier call, and every call gets an answer. */
+function checkToolResults(messages: readonly ChatMessage[]): void {
+  const open = new Map<string, number>();
+  messages.forEach((m, i) => {
+    for (const call of m.toolCalls ?? []) open.set(call.id, i);
+    if (m.role !== 'tool') return;
+    if (!open.delete(m.toolCallId!)) {
+      const param = `messages.${i}.tool_call_id`;
+      throw new InvalidRequestError(
+        `${param}: no earlier assistant message has a tool call with id '${m.toolCallId}'`,
+        param,
+        'invalid_value',
+      );
+    }
+  });
+  for (const [id, i] of open) {
+    const param = `messages.${i}.tool_calls`;
+    throw new InvalidRequestError(`${param}: the tool call '${id}' has no tool message with its result`, param, 'invalid_value');
+  }
 }
 
 export function completionInput(body: CompletionBody): GenerateInput {
@@ -144,5 +267,6 @@ export function samplingParams(body: SamplingFields, maxTokens: number | undefin
     maxTokensParam,
     stop: stop.filter((s) => s.length > 0),
     ignoreEos: body.ignore_eos ?? false,
+    logitBias: Object.entries(body.logit_bias ?? {}).map(([token, bias]) => [Number(token), bias]),
   };
 }

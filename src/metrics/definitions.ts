@@ -51,8 +51,15 @@ export const MAIN = {
     'qwen_requests_finished_total',
     'counter',
     ['model', 'finish_reason'],
-    'Generation requests that ended, by finish reason (stop, length, abort, error)',
+    'Generation requests that ended, by finish reason (stop, length, tool_calls, abort, error)',
   ),
+  features: def(
+    'qwen_feature_requests_total',
+    'counter',
+    ['model', 'endpoint', 'feature'],
+    'Generation requests that passed validation, by feature used (tools, tools_forced, json_object, json_schema, logprobs); a request counts once per feature',
+  ),
+  toolCalls: def('qwen_tool_calls_total', 'counter', ['model'], 'Tool calls returned to clients (each call of a parallel answer counts)'),
   rejected: def(
     'qwen_requests_rejected_total',
     'counter',
@@ -145,7 +152,13 @@ export const GENERATION_ENDPOINTS: ReadonlySet<string> = new Set(['/v1/completio
 /** Every API route template an `endpoint` label names as itself (any other path is `other`). */
 export const API_ENDPOINTS: ReadonlySet<string> = new Set([...GENERATION_ENDPOINTS, '/v1/models']);
 
-export const FINISH_REASONS = ['stop', 'length', 'abort', 'error'] as const;
+export const FINISH_REASONS = ['stop', 'length', 'tool_calls', 'abort', 'error'] as const;
+/**
+ * Request features counted by qwen_feature_requests_total: tools (tool_choice auto), tools_forced
+ * (required or a named function), json_object / json_schema (response_format), logprobs.
+ */
+export const FEATURES = ['tools', 'tools_forced', 'json_object', 'json_schema', 'logprobs'] as const;
+export type Feature = (typeof FEATURES)[number];
 export type FinishOutcome = (typeof FINISH_REASONS)[number];
 export const REJECT_REASONS = ['queue_full', 'timeout', 'invalid', 'unauthorized'] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];

@@ -5,7 +5,17 @@
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { EngineLabels } from '../engine/engine.js';
 import type { GpuDeviceStats } from '../gpu/nvml.js';
-import { API_ENDPOINTS, FINISH_REASONS, MAIN, REJECT_REASONS, type FinishOutcome, type RejectReason } from './definitions.js';
+import {
+  API_ENDPOINTS,
+  FEATURES,
+  FINISH_REASONS,
+  GENERATION_ENDPOINTS,
+  MAIN,
+  REJECT_REASONS,
+  type Feature,
+  type FinishOutcome,
+  type RejectReason,
+} from './definitions.js';
 import { counter, gauge, histogram } from './factory.js';
 
 export interface PoolState {
@@ -59,6 +69,8 @@ export class MainMetrics {
   private readonly active;
   private readonly finishedTotal;
   private readonly rejectedTotal;
+  private readonly featureRequests;
+  private readonly toolCallsTotal;
   private readonly queueTime;
   private readonly engineRestarts;
   private readonly collectTimeouts;
@@ -72,6 +84,8 @@ export class MainMetrics {
     this.active = gauge(MAIN.active, r);
     this.finishedTotal = counter(MAIN.finished, r);
     this.rejectedTotal = counter(MAIN.rejected, r);
+    this.featureRequests = counter(MAIN.features, r);
+    this.toolCallsTotal = counter(MAIN.toolCalls, r);
     this.queueTime = histogram(MAIN.queueTime, r, opts.timeBuckets);
     this.engineRestarts = counter(MAIN.engineRestarts, r);
     this.collectTimeouts = counter(MAIN.collectTimeouts, r);
@@ -83,6 +97,9 @@ export class MainMetrics {
     }
     for (const reason of FINISH_REASONS) this.finishedTotal.inc({ ...model, finish_reason: reason }, 0);
     for (const reason of REJECT_REASONS) this.rejectedTotal.inc({ ...model, reason }, 0);
+    for (const endpoint of GENERATION_ENDPOINTS)
+      for (const feature of FEATURES) this.featureRequests.inc({ ...model, endpoint, feature }, 0);
+    this.toolCallsTotal.inc(model, 0);
     this.queueTime.zero(model);
     this.collectTimeouts.inc(0);
     this.active.set(0);
@@ -153,6 +170,15 @@ export class MainMetrics {
 
   rejected(reason: RejectReason): void {
     this.rejectedTotal.inc({ ...this.model, reason });
+  }
+
+  /** An admitted generation request that uses these features. */
+  features(endpoint: string, features: readonly Feature[]): void {
+    for (const feature of features) this.featureRequests.inc({ ...this.model, endpoint, feature });
+  }
+
+  toolCalls(count: number): void {
+    if (count > 0) this.toolCallsTotal.inc(this.model, count);
   }
 
   finished(reason: FinishOutcome): void {

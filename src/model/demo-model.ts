@@ -67,6 +67,15 @@ export const TINY_SPECIAL_IDS = {
   eos: tinyVocab.imEnd,
   pad: tinyVocab.endOfText,
 } as const;
+/**
+ * Tiny-model tokens tests bias (logit_bias) to steer the script: `<tool_call>` starts a tool call in a
+ * free answer, a newline between two calls makes parallel calls.
+ */
+export const TINY_STEERING_IDS = {
+  toolCall: tinyVocab.tokens.indexOf('<tool_call>'),
+  // "\n" as a byte-level BPE symbol.
+  newline: tinyVocab.tokens.indexOf('\u010a'),
+} as const;
 /** Real Qwen2.5 special ids, used by the full model. */
 export const FULL_SPECIAL_IDS = { endOfText: 151643, imStart: 151644, imEnd: 151645, bos: 151643, eos: 151645, pad: 151643 } as const;
 

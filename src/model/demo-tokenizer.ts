@@ -185,21 +185,43 @@ export const QWEN_SPECIALS: readonly string[] = [
 ];
 export const QWEN_VOCAB_SIZE = 151936;
 
-/** A ChatML template like Qwen2.5's (without tools); default system prompt "You are a helpful assistant.". */
-export const CHAT_TEMPLATE =
-  "{%- if messages[0]['role'] == 'system' %}" +
-  "{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}" +
-  '{%- else %}' +
-  "{{- '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}" +
-  '{%- endif %}' +
-  '{%- for message in messages %}' +
-  "{%- if not (message['role'] == 'system' and loop.first) %}" +
-  "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}" +
-  '{%- endif %}' +
-  '{%- endfor %}' +
-  '{%- if add_generation_prompt %}' +
-  "{{- '<|im_start|>assistant\\n' }}" +
-  '{%- endif %}';
+/**
+ * Qwen2.5-Instruct's own chat template (tokenizer_config.json of the released models), tools included:
+ * tool definitions go into the system turn, assistant tool calls are `<tool_call>` JSON blocks and tool
+ * results `<tool_response>` blocks in a user turn. Default system prompt "You are Qwen, created by
+ * Alibaba Cloud. You are a helpful assistant.".
+ */
+export const CHAT_TEMPLATE = [
+  '{%- if tools %}',
+  "{{- '<|im_start|>system\\n' }}",
+  "{%- if messages[0]['role'] == 'system' %}{{- messages[0]['content'] }}",
+  "{%- else %}{{- 'You are Qwen, created by Alibaba Cloud. You are a helpful assistant.' }}{%- endif %}",
+  '{{- "\\n\\n# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\nYou are provided with function signatures within <tools></tools> XML tags:\\n<tools>" }}',
+  '{%- for tool in tools %}{{- "\\n" }}{{- tool | tojson }}{%- endfor %}',
+  '{{- "\\n</tools>\\n\\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{\\"name\\": <function-name>, \\"arguments\\": <args-json-object>}\\n</tool_call><|im_end|>\\n" }}',
+  '{%- else %}',
+  "{%- if messages[0]['role'] == 'system' %}{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}",
+  "{%- else %}{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}{%- endif %}",
+  '{%- endif %}',
+  '{%- for message in messages %}',
+  '{%- if (message.role == "user") or (message.role == "system" and not loop.first) or (message.role == "assistant" and not message.tool_calls) %}',
+  "{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}",
+  '{%- elif message.role == "assistant" %}',
+  "{{- '<|im_start|>' + message.role }}",
+  "{%- if message.content %}{{- '\\n' + message.content }}{%- endif %}",
+  '{%- for tool_call in message.tool_calls %}',
+  '{%- if tool_call.function is defined %}{%- set tool_call = tool_call.function %}{%- endif %}',
+  '{{- \'\\n<tool_call>\\n{"name": "\' }}{{- tool_call.name }}{{- \'", "arguments": \' }}{{- tool_call.arguments | tojson }}{{- \'}\\n</tool_call>\' }}',
+  '{%- endfor %}',
+  "{{- '<|im_end|>\\n' }}",
+  '{%- elif message.role == "tool" %}',
+  '{%- if (loop.index0 == 0) or (messages[loop.index0 - 1].role != "tool") %}{{- \'<|im_start|>user\' }}{%- endif %}',
+  "{{- '\\n<tool_response>\\n' }}{{- message.content }}{{- '\\n</tool_response>' }}",
+  '{%- if loop.last or (messages[loop.index0 + 1].role != "tool") %}{{- \'<|im_end|>\\n\' }}{%- endif %}',
+  '{%- endif %}',
+  '{%- endfor %}',
+  "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}",
+].join('');
 
 export interface DemoVocab {
   tokens: string[];
@@ -238,6 +260,8 @@ export function buildDemoVocab(size: 'tiny' | 'full'): DemoVocab {
   const specialType = (s: string): TokenType => (s.startsWith('<|') ? TokenType.CONTROL : TokenType.USER_DEFINED);
   if (size === 'tiny') {
     for (const s of QWEN_SPECIALS.slice(0, 3)) add(s, TokenType.CONTROL);
+    // The tool-call markers, as in the real vocabulary (user-defined: they detokenize as text).
+    for (const s of ['<tool_call>', '</tool_call>']) add(s, specialType(s));
   } else {
     while (tokens.length < QWEN_SPECIALS_FIRST_ID) add(`[PAD${tokens.length}]`, TokenType.UNUSED);
     for (const s of QWEN_SPECIALS) add(s, specialType(s));

@@ -34,14 +34,53 @@ export interface WorkerInit {
   gpuLayers: GpuLayers;
 }
 
-export type ChatRole = 'system' | 'user' | 'assistant';
+export type ChatRole = 'system' | 'user' | 'assistant' | 'tool';
+
+/** A tool call the assistant made earlier in the conversation; `arguments` is the parsed JSON object. */
+export interface HistoryToolCall {
+  id: string;
+  name: string;
+  arguments: unknown;
+}
 
 export interface ChatMessage {
   role: ChatRole;
   content: string;
+  /** Assistant messages: the calls it made. */
+  toolCalls?: HistoryToolCall[];
+  /** Tool messages: the call this is the result of. */
+  toolCallId?: string;
 }
 
 export type GenerateInput = { kind: 'text'; prompt: string } | { kind: 'chat'; messages: ChatMessage[] };
+
+/**
+ * A JSON schema in the subset the grammar enforces (node-llama-cpp's GbnfJsonSchema), produced on the
+ * main thread by src/structured/json-schema.ts from what the client sent.
+ */
+export type GrammarSchema = Record<string, unknown>;
+
+export interface ToolFunction {
+  name: string;
+  description?: string;
+  /** What the model is shown (the client's schema as sent). */
+  parameters: Record<string, unknown>;
+  /** What the grammar enforces on the arguments. */
+  grammarSchema: GrammarSchema;
+}
+
+/** `tool_choice`: the model decides, must call some tool, or must call this one. */
+export type ToolChoice = { type: 'auto' } | { type: 'required' } | { type: 'function'; name: string };
+
+/** What shapes the output beyond plain text; absent fields leave it free. */
+export interface OutputConstraints {
+  /** The answer's text must be one JSON value of this schema (`response_format`). */
+  json?: GrammarSchema;
+  /** Tools the model may call (chat only); absent with tool_choice "none". */
+  tools?: { functions: ToolFunction[]; choice: ToolChoice; parallel: boolean };
+  /** Report log probabilities, with this many alternatives per token (0-20). */
+  logprobs?: { top: number };
+}
 
 export interface SamplingParams {
   /** 0 = greedy. */
@@ -58,6 +97,8 @@ export interface SamplingParams {
   maxTokensParam: string;
   stop: string[];
   ignoreEos: boolean;
+  /** [token id, bias added to its logit] (OpenAI logit_bias; -100 bans a token, +100 all but forces it). */
+  logitBias: [number, number][];
 }
 
 /** The task handed to Piscina's run(); `port` is transferred. */
@@ -67,10 +108,11 @@ export interface GenerateTask {
   admittedAtMs: number;
   input: GenerateInput;
   sampling: SamplingParams;
+  constraints: OutputConstraints;
   port: MessagePort;
 }
 
-export type FinishReason = 'stop' | 'length' | 'abort';
+export type FinishReason = 'stop' | 'length' | 'tool_calls' | 'abort';
 
 export type CancelReason = 'client' | 'timeout' | 'shutdown';
 
@@ -83,10 +125,31 @@ export interface ErrorPayload {
   param: string | null;
 }
 
+/** One generated token's log probability, and the most likely alternatives (OpenAI's logprobs entry). */
+export interface TokenLogprob {
+  token: string;
+  /** The token's UTF-8 bytes (a token can hold part of a character). */
+  bytes: number[];
+  logprob: number;
+  top: { token: string; bytes: number[]; logprob: number }[];
+}
+
+/**
+ * A piece of a tool call: the first piece of call `index` carries its name, later ones more of the
+ * arguments' JSON text (concatenated, they are the whole arguments string).
+ */
+export interface ToolCallDelta {
+  index: number;
+  name?: string;
+  arguments: string;
+}
+
 /** Worker → main, on the task's port. A task ends with exactly one `done` or `error`. */
 export type WorkerMessage =
   | { type: 'started'; promptTokens: number }
-  | { type: 'text'; text: string; tokens: number }
+  /** Answer text; `tokens` generated since the last message; `logprobs` of those tokens when asked for. */
+  | { type: 'text'; text: string; tokens: number; logprobs?: TokenLogprob[] }
+  | { type: 'tool_call'; delta: ToolCallDelta; tokens: number; logprobs?: TokenLogprob[] }
   | { type: 'done'; finishReason: FinishReason; promptTokens: number; completionTokens: number }
   | { type: 'error'; error: ErrorPayload; promptTokens: number; completionTokens: number };
 

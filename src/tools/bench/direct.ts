@@ -34,11 +34,12 @@ export class DirectBaseline {
     let last = NaN;
     const itlMs: number[] = [];
     try {
-      const prompt = tokenizeInput(this.loaded, input);
+      const prompt = tokenizeInput(this.loaded, input, {});
       const seq = await this.loaded.sequences.acquire();
       try {
         const result = await generate(this.loaded, seq, prompt, {
           input,
+          constraints: {},
           sampling: {
             temperature: w.temperature,
             topP: 1,
@@ -48,6 +49,7 @@ export class DirectBaseline {
             maxTokens: w.genTokens,
             maxTokensParam: 'max_tokens',
             stop: [],
+            logitBias: [],
             ignoreEos: true,
           },
           cancelled: () => false,

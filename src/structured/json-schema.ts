@@ -1,0 +1,216 @@
+/**
+ * Client JSON schemas (response_format, tool parameters) → the subset node-llama-cpp turns into a grammar
+ * (GbnfJsonSchema). Checked on the main thread, so a bad schema is a 400 naming the keyword's path before
+ * the request is queued.
+ *
+ * - Enforced: type (also lists of types), properties, additionalProperties, min/maxProperties, items,
+ *   prefixItems, min/maxItems, min/maxLength, enum, const, anyOf / oneOf, $ref into $defs / definitions,
+ *   format date-time / date / time. The grammar writes every property of an object (always valid: extra
+ *   listed properties are allowed, and a required one is never missing) and no others.
+ * - Annotations (title, description, default, examples, …) and unknown keywords are ignored, as JSON Schema
+ *   validators do.
+ * - Keywords the grammar cannot enforce (pattern, minimum, multipleOf, uniqueItems, allOf, not, …) are a 400
+ *   with `strict: true`; without it the answer keeps the schema's structure and types but those keywords
+ *   are not guaranteed.
+ */
+import { InvalidSchemaError } from '../errors.js';
+import type { GrammarSchema } from '../shared/protocol.js';
+
+const TYPES = ['string', 'number', 'integer', 'boolean', 'null', 'object', 'array'] as const;
+type JsonType = (typeof TYPES)[number];
+const SCALAR_TYPES = new Set<string>(['string', 'number', 'integer', 'boolean', 'null']);
+const FORMATS = new Set(['date-time', 'date', 'time']);
+
+/** Keywords that constrain values in ways a grammar of node-llama-cpp's JSON subset cannot express. */
+const UNENFORCEABLE = [
+  'pattern',
+  'minimum',
+  'maximum',
+  'exclusiveMinimum',
+  'exclusiveMaximum',
+  'multipleOf',
+  'uniqueItems',
+  'allOf',
+  'not',
+  'if',
+  'then',
+  'else',
+  'patternProperties',
+  'propertyNames',
+  'dependentRequired',
+  'dependentSchemas',
+  'dependencies',
+  'contains',
+  'minContains',
+  'maxContains',
+  'unevaluatedProperties',
+  'unevaluatedItems',
+];
+
+/**
+ * The grammar writes integers of at most 15 digits (workers/structured/gbnf.ts): bounds at or beyond
+ * ±MAX_GRAMMAR_INTEGER are implied, such as the ±(2^53 - 1) that zod and pydantic put on every integer.
+ */
+export const MAX_GRAMMAR_INTEGER = 999_999_999_999_999;
+
+/** Bounds on an integer that the grammar's digit limit already guarantees. */
+function impliedBound(schema: Obj, key: string): boolean {
+  const v = schema[key];
+  if (schema.type !== 'integer' || typeof v !== 'number') return false;
+  return key === 'minimum' ? v <= -MAX_GRAMMAR_INTEGER : key === 'maximum' ? v >= MAX_GRAMMAR_INTEGER : false;
+}
+
+/** Any JSON value (an empty schema, `true`). */
+const ANY: GrammarSchema = {
+  oneOf: [{ type: ['string', 'number', 'boolean', 'null'] }, { type: 'object', additionalProperties: true }, { type: 'array' }],
+};
+
+/** Any JSON object: response_format json_object. */
+export const ANY_OBJECT: GrammarSchema = { type: 'object', additionalProperties: true };
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isScalar = (v: unknown) => v === null || ['string', 'number', 'boolean'].includes(typeof v);
+
+/** Converts `schema` (found at request path `path`); throws InvalidSchemaError naming the offending keyword. */
+export function toGrammarSchema(schema: unknown, path: string, strict: boolean): GrammarSchema {
+  return new Converter(path, strict).convert(schema, path, 0);
+}
+
+const MAX_DEPTH = 64;
+
+class Converter {
+  constructor(
+    private readonly rootPath: string,
+    private readonly strict: boolean,
+  ) {}
+
+  convert(schema: unknown, path: string, depth: number): GrammarSchema {
+    if (depth > MAX_DEPTH) throw fail(path, `is nested deeper than ${MAX_DEPTH} levels`);
+    if (schema === true) return ANY;
+    if (schema === false) throw fail(path, 'is `false`: no value can match it');
+    if (!isObj(schema)) throw fail(path, 'must be a JSON schema object');
+    if (this.strict) {
+      const bad = UNENFORCEABLE.find((k) => k in schema && !impliedBound(schema, k));
+      if (bad) throw fail(`${path}.${bad}`, `'${bad}' cannot be enforced by the grammar; remove it or set strict to false`);
+      if (typeof schema.format === 'string' && !FORMATS.has(schema.format)) {
+        throw fail(
+          `${path}.format`,
+          `format '${schema.format}' cannot be enforced (supported: ${[...FORMATS].join(', ')}); remove it or set strict to false`,
+        );
+      }
+    }
+    const out: Obj = {};
+    const defs = this.defs(schema, path, depth);
+    if (defs) out.$defs = defs;
+    if ('$ref' in schema) return { ...out, $ref: this.ref(schema.$ref, `${path}.$ref`) };
+    if ('const' in schema) {
+      if (!isScalar(schema.const))
+        throw fail(`${path}.const`, 'must be a string, number, boolean or null (object and array constants are not supported)');
+      return { ...out, const: schema.const };
+    }
+    if ('enum' in schema) {
+      const values = schema.enum;
+      if (!Array.isArray(values) || values.length === 0) throw fail(`${path}.enum`, 'must be a non-empty array');
+      if (!values.every(isScalar)) throw fail(`${path}.enum`, 'values must be strings, numbers, booleans or null');
+      return { ...out, enum: values };
+    }
+    for (const key of ['anyOf', 'oneOf'] as const) {
+      if (!(key in schema)) continue;
+      const alts = schema[key];
+      if (!Array.isArray(alts) || alts.length === 0) throw fail(`${path}.${key}`, 'must be a non-empty array of schemas');
+      // Generating one alternative satisfies anyOf; oneOf is taken the same way.
+      return { ...out, oneOf: alts.map((s, i) => this.convert(s, `${path}.${key}[${i}]`, depth + 1)) };
+    }
+    const types = this.types(schema, path);
+    if (types === undefined) return { ...out, ...ANY };
+    const parts = types.map((t) => this.typed(schema, t, path, depth));
+    if (parts.length === 1) return { ...out, ...parts[0] };
+    // Scalars can share one `type` list; objects and arrays need their own alternative.
+    const scalars = types.filter((t) => SCALAR_TYPES.has(t) && t !== 'string');
+    const others = parts.filter((_, i) => !scalars.includes(types[i]!));
+    return { ...out, oneOf: [...(scalars.length ? [{ type: scalars }] : []), ...others] };
+  }
+
+  /** The schema's types: as given, or implied by its keywords; undefined for "any value". */
+  private types(schema: Obj, path: string): JsonType[] | undefined {
+    const t = schema.type;
+    if (t === undefined) {
+      if ('properties' in schema || 'additionalProperties' in schema) return ['object'];
+      if ('items' in schema || 'prefixItems' in schema) return ['array'];
+      if ('minLength' in schema || 'maxLength' in schema || 'format' in schema) return ['string'];
+      return undefined;
+    }
+    const list = Array.isArray(t) ? t : [t];
+    if (list.length === 0 || !list.every((x): x is JsonType => TYPES.includes(x as JsonType))) {
+      throw fail(`${path}.type`, `must be one of ${TYPES.join(', ')} (or an array of them)`);
+    }
+    return [...new Set(list)];
+  }
+
+  private typed(schema: Obj, type: JsonType, path: string, depth: number): GrammarSchema {
+    if (type === 'object') return this.object(schema, path, depth);
+    if (type === 'array') return this.array(schema, path, depth);
+    if (type !== 'string') return { type };
+    const out: Obj = { type };
+    if (typeof schema.format === 'string' && FORMATS.has(schema.format)) return { type, format: schema.format };
+    for (const key of ['minLength', 'maxLength'] as const) if (key in schema) out[key] = count(schema[key], `${path}.${key}`);
+    return out;
+  }
+
+  private object(schema: Obj, path: string, depth: number): GrammarSchema {
+    const out: Obj = { type: 'object' };
+    if ('properties' in schema) {
+      if (!isObj(schema.properties)) throw fail(`${path}.properties`, 'must be an object of schemas');
+      out.properties = Object.fromEntries(
+        Object.entries(schema.properties).map(([k, v]) => [k, this.convert(v, `${path}.properties.${k}`, depth + 1)]),
+      );
+    }
+    if ('required' in schema && !(Array.isArray(schema.required) && schema.required.every((r) => typeof r === 'string'))) {
+      throw fail(`${path}.required`, 'must be an array of property names');
+    }
+    const extra = schema.additionalProperties;
+    if (extra === true || isObj(extra))
+      out.additionalProperties = extra === true ? true : this.convert(extra, `${path}.additionalProperties`, depth + 1);
+    else if (extra !== undefined && extra !== false) throw fail(`${path}.additionalProperties`, 'must be a boolean or a schema');
+    for (const key of ['minProperties', 'maxProperties'] as const) if (key in schema) out[key] = count(schema[key], `${path}.${key}`);
+    return out;
+  }
+
+  private array(schema: Obj, path: string, depth: number): GrammarSchema {
+    const out: Obj = { type: 'array' };
+    if ('items' in schema && schema.items !== true) out.items = this.convert(schema.items, `${path}.items`, depth + 1);
+    if ('prefixItems' in schema) {
+      if (!Array.isArray(schema.prefixItems)) throw fail(`${path}.prefixItems`, 'must be an array of schemas');
+      out.prefixItems = schema.prefixItems.map((s, i) => this.convert(s, `${path}.prefixItems[${i}]`, depth + 1));
+    }
+    for (const key of ['minItems', 'maxItems'] as const) if (key in schema) out[key] = count(schema[key], `${path}.${key}`);
+    return out;
+  }
+
+  /** `$defs` and the older `definitions`, both as $defs (the only place node-llama-cpp resolves refs). */
+  private defs(schema: Obj, path: string, depth: number): Obj | undefined {
+    let defs: Obj | undefined;
+    for (const key of ['$defs', 'definitions'] as const) {
+      if (!(key in schema)) continue;
+      const value = schema[key];
+      if (!isObj(value)) throw fail(`${path}.${key}`, 'must be an object of schemas');
+      defs ??= {};
+      for (const [name, def] of Object.entries(value)) defs[name] = this.convert(def, `${path}.${key}.${name}`, depth + 1);
+    }
+    return defs;
+  }
+
+  private ref(ref: unknown, path: string): string {
+    const m = typeof ref === 'string' ? /^#\/(\$defs|definitions)\/([^/]+)$/.exec(ref) : null;
+    if (!m) throw fail(path, `only local references of the form #/$defs/NAME or #/definitions/NAME are supported (in ${this.rootPath})`);
+    return `#/$defs/${m[2]}`;
+  }
+}
+
+function count(v: unknown, path: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw fail(path, 'must be a non-negative integer');
+  return v;
+}
+
+const fail = (path: string, message: string) => new InvalidSchemaError(`${path}: ${message}`, path);

@@ -1,0 +1,76 @@
+/**
+ * OpenAI log-probability entries from what the native sampler returns with `probabilities`: the candidates
+ * the token was drawn from, most likely first, as [token, p, token, p, …]. These are the probabilities
+ * after temperature / top-k / top-p and the grammar (with the defaults temperature 1, top_p 1, and with
+ * temperature 0, the model's own distribution).
+ */
+import type { LlamaModel, Token } from 'node-llama-cpp';
+import type { TokenLogprob } from '../src/shared/protocol.js';
+import { vocabularyText } from './native.js';
+
+/**
+ * GPT-2 byte-level BPE stores every byte as a printable character (bytes_to_unicode); this is its inverse,
+ * for a token's exact bytes (a token may hold part of a UTF-8 character, which its text cannot show).
+ */
+const SYMBOL_TO_BYTE: ReadonlyMap<string, number> = (() => {
+  const printable = (b: number) => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+  const map = new Map<string, number>();
+  let extra = 0;
+  for (let b = 0; b < 256; b++) map.set(String.fromCodePoint(printable(b) ? b : 256 + extra++), b);
+  return map;
+})();
+
+/** The smallest log probability reported (OpenAI's floor for tokens the sampler ruled out). */
+const MIN_LOGPROB = -9999;
+
+export class LogprobReader {
+  private readonly vocabText: (token: Token) => string;
+  private readonly cache = new Map<Token, { token: string; bytes: number[] }>();
+
+  constructor(
+    model: LlamaModel,
+    private readonly top: number,
+  ) {
+    this.vocabText = vocabularyText(model);
+  }
+
+  /** The entry of `token`, sampled from `candidates`. */
+  entry(token: Token, candidates: readonly number[]): TokenLogprob {
+    let p = 0;
+    for (let i = 0; i < candidates.length; i += 2) {
+      if (candidates[i] === token) {
+        p = candidates[i + 1]!;
+        break;
+      }
+    }
+    const top: TokenLogprob['top'] = [];
+    // Candidates at probability 0 (ruled out by a grammar or top-k / top-p) are not alternatives.
+    for (let i = 0; i < candidates.length && top.length < this.top && candidates[i + 1]! > 0; i += 2) {
+      top.push({ ...this.piece(candidates[i] as Token), logprob: logOf(candidates[i + 1]!) });
+    }
+    return { ...this.piece(token), logprob: logOf(p), top };
+  }
+
+  private piece(token: Token): { token: string; bytes: number[] } {
+    let piece = this.cache.get(token);
+    if (!piece) {
+      const bytes = toBytes(this.vocabText(token));
+      piece = { token: Buffer.from(bytes).toString('utf8'), bytes };
+      this.cache.set(token, piece);
+    }
+    return piece;
+  }
+}
+
+const logOf = (p: number) => (p > 0 ? Math.max(MIN_LOGPROB, Math.log(p)) : MIN_LOGPROB);
+
+/** Bytes of a vocabulary entry: byte-level symbols decoded; other text (special tokens) as UTF-8. */
+function toBytes(text: string): number[] {
+  const bytes: number[] = [];
+  for (const ch of text) {
+    const b = SYMBOL_TO_BYTE.get(ch);
+    if (b === undefined) return [...Buffer.from(text, 'utf8')];
+    bytes.push(b);
+  }
+  return bytes;
+}
