@@ -69,12 +69,76 @@ const sampling = {
   stream_options: field(fc.record({ include_usage: fc.boolean() }), fc.constantFrom('yes', [])),
   n: field(fc.constant(1), fc.constantFrom(0, 2, 3)),
   ignore_eos: field(fc.boolean(), fc.constantFrom('no', 0)),
+  logit_bias: field(
+    fc.dictionary(fc.integer({ min: 0, max: 500 }).map(String), fc.integer({ min: -100, max: 100 })),
+    fc.constantFrom({ x: 1 }, { 1: 101 }, []),
+  ),
+  response_format: field(
+    fc.oneof(
+      fc.constantFrom({ type: 'text' }, { type: 'json_object' }),
+      fc.record({
+        type: fc.constant('json_schema'),
+        json_schema: fc.record({ name: fc.constant('s'), schema: fc.constantFrom({ type: 'boolean' }, { enum: ['a', 1, null] }) }),
+      }),
+    ),
+    fc.oneof(
+      fc.constantFrom({ type: 'xml' }, 'json'),
+      fc.record({ type: fc.constant('json_schema'), json_schema: fc.record({ name: fc.constant('s'), schema: fc.anything() }) }),
+    ),
+  ),
   extra_field: field(fc.anything(), fc.anything()),
 };
+
+/** Small JSON schemas, valid or not: the converter must answer each with a 200 or a 400, never a 500. */
+const schemaLike = fc.letrec((tie) => ({
+  schema: fc.oneof(
+    { depthSize: 'small' },
+    fc.record(
+      {
+        type: fc.constantFrom('string', 'integer', 'number', 'boolean', 'null', 'object', 'array', 'text', ['string', 'null']),
+        properties: fc.dictionary(fc.string({ maxLength: 4 }), tie('schema'), { maxKeys: 3 }),
+        items: tie('schema'),
+        enum: fc.array(fc.oneof(fc.string(), fc.integer(), fc.constant({})), { maxLength: 3 }),
+        maxLength: fc.integer({ min: -1, max: 8 }),
+        minimum: fc.integer(),
+        $ref: fc.constantFrom('#/$defs/a', 'http://x', '#/definitions/b'),
+        anyOf: fc.array(tie('schema'), { maxLength: 2 }),
+        strict: fc.boolean(),
+      },
+      { requiredKeys: [] },
+    ),
+    fc.anything(),
+  ),
+})).schema;
+
+const tools = field(
+  fc.array(
+    fc.record({
+      type: fc.constant('function'),
+      function: fc.record({
+        name: fc.constantFrom('f', 'g'),
+        parameters: fc.constant({ type: 'object', properties: { a: { type: 'boolean' } } }),
+      }),
+    }),
+    {
+      maxLength: 2,
+    },
+  ),
+  fc.array(
+    fc.record({
+      type: fc.constantFrom('function', 'web'),
+      function: fc.record({ name: fc.string({ maxLength: 5 }), parameters: schemaLike, strict: fc.boolean() }, { requiredKeys: [] }),
+    }),
+    {
+      maxLength: 2,
+    },
+  ),
+);
 
 const completionBody = fc.record(
   {
     ...sampling,
+    logprobs: field(fc.integer({ min: 0, max: 5 }), fc.constantFrom(6, true, -1)),
     prompt: fc.oneof(
       {
         weight: 12,
@@ -92,6 +156,13 @@ const message = fc.record({
     { weight: 12, arbitrary: fc.constantFrom('system', 'user', 'assistant', 'developer') },
     { weight: 1, arbitrary: fc.constantFrom('tool', 'wizard', 5) },
   ),
+  tool_calls: fc.constantFrom(
+    undefined,
+    [],
+    [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{}' } }],
+    [{ id: 'c1', function: {} }],
+  ),
+  tool_call_id: fc.constantFrom(undefined, 'c1', 'nope', 5),
   content: fc.oneof(
     {
       weight: 12,
@@ -109,6 +180,14 @@ const chatBody = fc.record(
       { weight: 1, arbitrary: fc.constantFrom([], 'hello', null) },
       { weight: 1, arbitrary: weird },
     ),
+    tools,
+    tool_choice: field(
+      fc.constantFrom('auto', 'none', 'required', { type: 'function', function: { name: 'f' } }),
+      fc.constantFrom('always', { type: 'function' }, 3),
+    ),
+    parallel_tool_calls: field(fc.boolean(), fc.constantFrom('no', 1)),
+    logprobs: field(fc.boolean(), fc.constantFrom(3, 'yes')),
+    top_logprobs: field(fc.integer({ min: 0, max: 20 }), fc.constantFrom(-1, 21, 2.5)),
   },
   { requiredKeys: ['messages'] },
 );
@@ -124,7 +203,7 @@ function checkShape(status: number, contentType: string, text: string): void {
   if (status === 200) {
     expect(['text_completion', 'chat.completion']).toContain(body.object);
     expect(body.choices).toHaveLength(1);
-    expect(['stop', 'length']).toContain(body.choices[0].finish_reason);
+    expect(['stop', 'length', 'tool_calls']).toContain(body.choices[0].finish_reason);
     expect(Number.isInteger(body.usage.completion_tokens)).toBe(true);
     return;
   }

@@ -26,15 +26,24 @@ export interface LoopRequest {
   prompt: readonly Token[];
   /** Configured by the caller; the loop only samples with it. */
   sampler: NativeSampler;
-  /** Sample with the candidates' probabilities (logprobs); they cost a copy of the whole vocabulary per token. */
-  probabilities?: boolean;
   /**
-   * Receives each sampled token between two steps (with the candidates when asked for); returns whether
-   * the request wants another.
+   * Probabilities to sample with (logprobs): the sampled token's ('chosen'), or every candidate's, which
+   * costs a sort and a copy of the whole vocabulary per token ('candidates').
    */
-  onToken(token: Token, probabilities?: number[]): boolean;
+  probabilities?: 'chosen' | 'candidates';
+  /** Receives each sampled token between two steps; returns whether the request wants another. */
+  onToken(token: Token, sampled: Sampled): boolean;
   /** Polled before every step; a cancelled request leaves the loop before the next decode. */
   cancelled(): boolean;
+}
+
+/** A sampled token, with the probabilities the request asked for. */
+export interface Sampled {
+  token: Token | -1;
+  /** [token, p, token, p, …], most likely first. */
+  candidates?: number[];
+  /** The sampled token's probability. */
+  probability?: number;
 }
 
 export interface LoopResult {
@@ -204,19 +213,21 @@ export class BatchLoop {
     rows.forEach(({ a }, i) => this.deliver(a, sampled[i]!));
   }
 
-  private async sample(a: Active, row: number): Promise<{ token: Token | -1; probabilities?: number[] }> {
-    if (!a.req.probabilities) return { token: await this.native.sampleToken(row, a.req.sampler) };
-    const [token, probabilities] = await this.native.sampleToken(row, a.req.sampler, true);
-    return { token, probabilities };
+  private async sample(a: Active, row: number): Promise<Sampled> {
+    const want = a.req.probabilities;
+    if (!want) return { token: await this.native.sampleToken(row, a.req.sampler) };
+    const all = want === 'candidates';
+    const [token, candidates, probability] = await this.native.sampleToken(row, a.req.sampler, all, !all);
+    return { token, candidates, probability };
   }
 
-  private deliver(a: Active, sampled: { token: Token | -1; probabilities?: number[] } | Error): void {
+  private deliver(a: Active, sampled: Sampled | Error): void {
     if (sampled instanceof Error) return this.finish(a, sampled);
     const { token } = sampled;
     if (token === -1) return this.finish(a, new Error('Failed to sample the next token (no candidate left; a grammar may allow none)'));
     let more: boolean;
     try {
-      more = a.req.onToken(token, sampled.probabilities);
+      more = a.req.onToken(token, sampled);
     } catch (err) {
       return this.finish(a, asError(err));
     }

@@ -15,7 +15,7 @@ import type {
   WorkerMessage,
 } from '../src/shared/protocol.js';
 import { AnswerWriter } from './answer-writer.js';
-import type { SequenceState } from './batch-loop.js';
+import type { Sampled, SequenceState } from './batch-loop.js';
 import { GenerationError } from './generation-error.js';
 import { LogprobReader } from './logprobs.js';
 import type { LoadedModel } from './model.js';
@@ -172,12 +172,12 @@ export async function generate(loaded: LoadedModel, seq: SequenceState, prompt: 
 
   let ended = false;
   /** One sampled token, between two decode steps; returns whether to go on. */
-  const onToken = (token: Token, probabilities?: number[]): boolean => {
-    const more = accept(token, probabilities);
+  const onToken = (token: Token, sampled: Sampled): boolean => {
+    const more = accept(token, sampled);
     ended = !more;
     return more;
   };
-  const accept = (token: Token, probabilities?: number[]): boolean => {
+  const accept = (token: Token, sampled: Sampled): boolean => {
     if (opts.cancelled()) {
       finishReason = 'abort';
       stopped = true;
@@ -189,7 +189,7 @@ export async function generate(loaded: LoadedModel, seq: SequenceState, prompt: 
       return false;
     }
     generated.push(token);
-    writer.token(logprobs && probabilities ? logprobs.entry(token, probabilities) : undefined);
+    writer.token(logprobs?.entry(token, sampled));
     opts.onToken?.(generated.length);
     if (writer.push(decoder.push(token))) {
       finishReason = 'stop';
@@ -209,7 +209,7 @@ export async function generate(loaded: LoadedModel, seq: SequenceState, prompt: 
   const sampler = loaded.createSampler();
   try {
     sampler.applyConfig(samplerConfig(sampling, generated, grammar));
-    await loaded.loop.run({ sequence: seq, prompt, sampler, onToken, cancelled: opts.cancelled, probabilities: logprobs !== undefined });
+    await loaded.loop.run({ sequence: seq, prompt, sampler, onToken, cancelled: opts.cancelled, probabilities: logprobs?.needs });
   } finally {
     sampler.dispose();
   }

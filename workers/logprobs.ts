@@ -1,11 +1,13 @@
 /**
- * OpenAI log-probability entries from what the native sampler returns with `probabilities`: the candidates
- * the token was drawn from, most likely first, as [token, p, token, p, …]. These are the probabilities
- * after temperature / top-k / top-p and the grammar (with the defaults temperature 1, top_p 1, and with
- * temperature 0, the model's own distribution).
+ * OpenAI log-probability entries from what the native sampler returns: the sampled token's probability
+ * alone when no alternatives are asked for (cheap), else every candidate, most likely first, as
+ * [token, p, token, p, …] (a sort and a copy of the vocabulary per token: about half the decode speed of the
+ * full model on 2 cores, docs/performance.md). These are the probabilities after temperature / top-k / top-p
+ * and the grammar (with the defaults temperature 1, top_p 1, and with temperature 0, the model's own).
  */
 import type { LlamaModel, Token } from 'node-llama-cpp';
 import type { TokenLogprob } from '../src/shared/protocol.js';
+import type { Sampled } from './batch-loop.js';
 import { vocabularyText } from './native.js';
 
 /**
@@ -34,10 +36,16 @@ export class LogprobReader {
     this.vocabText = vocabularyText(model);
   }
 
-  /** The entry of `token`, sampled from `candidates`. */
-  entry(token: Token, candidates: readonly number[]): TokenLogprob {
-    let p = 0;
-    for (let i = 0; i < candidates.length; i += 2) {
+  /** What the sampler must return for these entries. */
+  get needs(): 'chosen' | 'candidates' {
+    return this.top > 0 ? 'candidates' : 'chosen';
+  }
+
+  /** The entry of a sampled token. */
+  entry(token: Token, sampled: Sampled): TokenLogprob {
+    const candidates = sampled.candidates ?? [];
+    let p = sampled.probability ?? 0;
+    for (let i = 0; sampled.probability === undefined && i < candidates.length; i += 2) {
       if (candidates[i] === token) {
         p = candidates[i + 1]!;
         break;

@@ -24,12 +24,14 @@ export interface NativeContext {
   sampleToken(batchRow: number, sampler: NativeSampler): Promise<Token | -1>;
   /**
    * The same, also returning the candidates the token was drawn from, most likely first, flattened as
-   * [token, probability, token, probability, …] (with a grammar, the tokens it allows).
+   * [token, probability, token, probability, …] (with a grammar, the tokens it allows), and/or the sampled
+   * token's probability alone (`confidence`: one pass over the candidates, no copy).
    */
   sampleToken(
     batchRow: number,
     sampler: NativeSampler,
-    probabilities: true,
+    probabilities: boolean,
+    confidence: boolean,
   ): Promise<[Token | -1, number[] | undefined, number | undefined]>;
   /** llama_memory_seq_rm: drops the sequence's cells in [start, end) (-1 = to the end). */
   removeTokenCellsFromSequence(sequenceId: number, start: number, end: number): boolean;
