@@ -24,6 +24,7 @@ import { Dispatcher, type DispatchObserver } from './dispatch/dispatcher.js';
 import { createEngines } from './engine/create.js';
 import type { Engine } from './engine/engine.js';
 import { inEngineProcesses, readyWorkers } from './engine/status.js';
+import { Vocabulary, VocabularyHandle } from './tokenizer/vocabulary.js';
 
 /** After cancelling, how long workers get to stop (they stop within one decode step). */
 const CANCEL_GRACE_MS = 10_000;
@@ -59,10 +60,13 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     createdAt: Math.floor(Date.now() / 1000),
     bodyLimitBytes: config.bodyLimitBytes,
     limits: { maxTokens: config.maxTokensLimit, maxMessages: config.maxMessages, maxStop: config.maxStop },
+    contextSize: config.contextSize,
     apiKeys: config.apiKeys,
     metricsAuth: config.metricsAuth,
     corsOrigins: config.corsOrigins,
     dispatcher,
+    // Loaded beside the workers; it holds no weights (a few MB for a 152k-token vocabulary).
+    vocabulary: new VocabularyHandle(Vocabulary.load(model.path, inEngineProcesses(engines) ? 'off' : config.gpu), log),
     engines,
     log,
     metrics,

@@ -34,9 +34,13 @@ describe('schema violations are 400 naming the field', () => {
   it.each([
     ['prompt missing', {}, 'prompt'],
     ['prompt of wrong type', { prompt: 5 }, 'prompt'],
-    ['token-array prompt', { prompt: [1, 2, 3] }, 'prompt'],
-    ['two prompts', { prompt: ['a', 'b'] }, 'prompt'],
-    ['n=2', { prompt: 'x', n: 2 }, 'n'],
+    ['an empty prompt array', { prompt: [] }, 'prompt'],
+    ['a negative token id', { prompt: [1, -2] }, 'prompt.1'],
+    ['mixed prompt kinds', { prompt: ['a', 1] }, 'prompt'],
+    ['n=17', { prompt: 'x', n: 17 }, 'n'],
+    ['more than 16 choices', { prompt: ['a', 'b', 'c', 'd', 'e'], n: 4 }, 'prompt'],
+    ['echo with suffix', { prompt: 'x', echo: true, suffix: 'y' }, 'echo'],
+    ['echo with logprobs', { prompt: 'x', echo: true, logprobs: 1 }, 'echo'],
     ['negative max_tokens', { prompt: 'x', max_tokens: -1 }, 'max_tokens'],
     ['zero max_tokens', { prompt: 'x', max_tokens: 0 }, 'max_tokens'],
     ['fractional max_tokens', { prompt: 'x', max_tokens: 1.5 }, 'max_tokens'],
@@ -62,7 +66,7 @@ describe('schema violations are 400 naming the field', () => {
       { messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] },
       'messages.0.content',
     ],
-    ['n=3', { messages: [{ role: 'user', content: 'x' }], n: 3 }, 'n'],
+    ['n=0', { messages: [{ role: 'user', content: 'x' }], n: 0 }, 'n'],
   ])('chat: %s', async (_name, body, param) => {
     expectError(await postJson(chat(), body), 400, param);
   });

@@ -43,7 +43,7 @@ class LateEngine extends EventEmitter<EngineEvents> {
     return {
       onMessage: (l) => (listener = l),
       send: () => {
-        listener?.({ type: 'done', finishReason: 'abort', promptTokens: 2, completionTokens: 0 });
+        listener?.({ type: 'done', finishReason: 'abort', promptTokens: 2, completionTokens: 0, cachedTokens: 0 });
         settle?.();
       },
       close: () => (closed = true),
@@ -84,7 +84,7 @@ function submit(engine: LateEngine, count = 1) {
 const DONE: WorkerMessage[] = [
   { type: 'started', promptTokens: 3 },
   { type: 'text', text: 'hi', tokens: 1 },
-  { type: 'done', finishReason: 'length', promptTokens: 3, completionTokens: 1 },
+  { type: 'done', finishReason: 'length', promptTokens: 3, completionTokens: 1, cachedTokens: 0 },
 ];
 
 describe('dispatcher: admission follows the ready sequences', () => {

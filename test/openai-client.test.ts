@@ -188,10 +188,10 @@ describe('models and errors', () => {
     expect(unknownModel).toBeInstanceOf(OpenAI.NotFoundError);
     expect((unknownModel as APIError).code).toBe('model_not_found');
 
-    const n2 = await client.completions.create({ model: MODEL, prompt: 'x', n: 2 }).catch((e: unknown) => e);
-    expect(n2).toBeInstanceOf(OpenAI.BadRequestError);
-    expect((n2 as APIError).param).toBe('n');
-    expect((n2 as APIError).type).toBe('invalid_request_error');
+    const n0 = await client.completions.create({ model: MODEL, prompt: 'x', n: 0 }).catch((e: unknown) => e);
+    expect(n0).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((n0 as APIError).param).toBe('n');
+    expect((n0 as APIError).type).toBe('invalid_request_error');
 
     const huge = await client.chat.completions
       .create({ model: MODEL, messages: [{ role: 'user', content: 'x' }], max_tokens: 2048 })

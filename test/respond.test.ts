@@ -2,8 +2,9 @@
 import { EventEmitter } from 'node:events';
 import type { Response } from 'express';
 import { expect, it } from 'vitest';
-import { completionFormat } from '../src/http/openai-format.js';
-import { streamHandlers } from '../src/http/respond.js';
+import { Answer } from '../src/http/answer.js';
+import { completionRenderer } from '../src/http/openai-format.js';
+import { StreamOutput } from '../src/http/respond.js';
 
 class FakeResponse extends EventEmitter {
   writes: string[] = [];
@@ -22,13 +23,18 @@ class FakeResponse extends EventEmitter {
   }
 }
 
+/** The stream of one choice, driven as respond() drives it. */
 function handlersFor(res: FakeResponse) {
-  return streamHandlers(res as unknown as Response, {
-    task: { requestId: 'r', input: { kind: 'text', prompt: '' }, sampling: {} as never, constraints: {} },
-    format: completionFormat('m', false),
-    stream: true,
-    includeUsage: false,
-  });
+  const out = new StreamOutput(res as unknown as Response, completionRenderer({ model: 'm', includeUsage: false }));
+  const answer = new Answer();
+  return {
+    onStarted: (_: number) => out.start(),
+    onText: (t: string) => out.text(0, t),
+    onDone: (reason: 'stop' | 'length', usage: { promptTokens: number; completionTokens: number }) => {
+      out.choiceDone(0, reason, answer);
+      out.close(usage, [answer]);
+    },
+  };
 }
 
 it('holds text while the socket needs draining and sends it as one chunk on drain', () => {

@@ -3,20 +3,13 @@
  * stop on EOS / stop strings / max tokens / cancel. Reports through the `emit` callback only, so it
  * knows nothing about ports or metrics.
  */
-import type { ChatHistoryItem, ChatModelFunctions, GbnfJsonSchema, Token } from 'node-llama-cpp';
-import { ContextLengthExceededError, InvalidRequestError } from '../src/errors.js';
-import type {
-  ChatMessage,
-  FinishReason,
-  GenerateInput,
-  OutputConstraints,
-  SamplingParams,
-  ToolFunction,
-  WorkerMessage,
-} from '../src/shared/protocol.js';
+import type { Token } from 'node-llama-cpp';
+import { ContextLengthExceededError } from '../src/errors.js';
+import { checkedTokens, promptTokens } from '../src/shared/prompt.js';
+import type { FinishReason, GenerateInput, OutputConstraints, SamplingParams, WorkerMessage } from '../src/shared/protocol.js';
 import { AnswerWriter } from './answer-writer.js';
 import type { Sampled, SequenceState } from './batch-loop.js';
-import { GenerationError } from './generation-error.js';
+import { asGenerationError, GenerationError } from './generation-error.js';
 import { LogprobReader } from './logprobs.js';
 import type { LoadedModel } from './model.js';
 import type { NativeGrammarState, SamplerConfig } from './native.js';
@@ -44,52 +37,12 @@ export interface GenerateResult {
   finishReason: FinishReason;
   promptTokens: number;
   completionTokens: number;
+  cachedTokens: number;
 }
 
+/** The prompt's tokens; a request the model cannot take (unknown token ids, no FIM tokens) is a 400. */
 export function tokenizeInput(loaded: LoadedModel, input: GenerateInput, constraints: OutputConstraints): Token[] {
-  const { model } = loaded;
-  if (input.kind === 'text') {
-    const tokens = model.tokenize(input.prompt, false);
-    // An empty prompt starts from BOS, as the OpenAI API allows an empty prompt.
-    if (tokens.length === 0 && model.tokens.bos != null) return [model.tokens.bos];
-    return tokens;
-  }
-  const history = chatHistory(input.messages);
-  history.push({ type: 'model', response: [] });
-  const { contextText } = loaded.chatWrapper.generateContextState({
-    chatHistory: history,
-    availableFunctions: constraints.tools && availableFunctions(constraints.tools.functions),
-  });
-  return contextText.tokenize(model.tokenizer);
-}
-
-/** The tools as node-llama-cpp's chat wrapper renders them into the template (the client's schemas as sent). */
-function availableFunctions(functions: readonly ToolFunction[]): ChatModelFunctions {
-  return Object.fromEntries(functions.map((f) => [f.name, { description: f.description, params: f.parameters as GbnfJsonSchema }]));
-}
-
-/**
- * OpenAI messages as node-llama-cpp's chat history: an assistant's tool calls become function calls of its
- * response, each with the content of the tool message that answered it (the main thread checked that
- * every call has one).
- */
-function chatHistory(messages: readonly ChatMessage[]): ChatHistoryItem[] {
-  const results = new Map(messages.filter((m) => m.role === 'tool').map((m) => [m.toolCallId, m.content]));
-  const history: ChatHistoryItem[] = [];
-  for (const m of messages) {
-    if (m.role === 'system') history.push({ type: 'system', text: m.content });
-    else if (m.role === 'user') history.push({ type: 'user', text: m.content });
-    else if (m.role === 'assistant') {
-      const calls = (m.toolCalls ?? []).map((c) => ({
-        type: 'functionCall' as const,
-        name: c.name,
-        params: c.arguments,
-        result: results.get(c.id) ?? '',
-      }));
-      history.push({ type: 'model', response: [...(m.content ? [m.content] : []), ...calls] });
-    }
-  }
-  return history;
+  return asGenerationError(() => promptTokens(loaded, input, constraints));
 }
 
 function contextError(message: string, param: string | null): GenerationError {
@@ -114,15 +67,6 @@ export function budget(promptTokens: number, contextSize: number, sampling: Samp
     );
   }
   return sampling.maxTokens;
-}
-
-/** logit_bias keys must be tokens of this model's vocabulary (only the worker knows its size). */
-function checkLogitBias(sampling: SamplingParams, vocabularySize: number): void {
-  const bad = sampling.logitBias.find(([token]) => token >= vocabularySize);
-  if (bad) {
-    const message = `logit_bias: token id ${bad[0]} is not in the model's vocabulary (ids 0 to ${vocabularySize - 1})`;
-    throw new GenerationError(new InvalidRequestError(message, 'logit_bias', 'invalid_value').toPayload());
-  }
 }
 
 /** Whether the request's repeat penalties are on (their window then moves with every token). */
@@ -157,7 +101,8 @@ export async function generate(loaded: LoadedModel, seq: SequenceState, prompt: 
   const { model } = loaded;
   const { sampling, emit, constraints } = opts;
   const maxTokens = budget(prompt.length, loaded.contextSize, sampling, opts.input.kind === 'chat' ? 'messages' : 'prompt');
-  checkLogitBias(sampling, loaded.vocabularySize);
+  // logit_bias keys must be tokens of this model's vocabulary (only the worker knows its size).
+  asGenerationError(() => checkedTokens(sampling.logitBias.map(([token]) => token), loaded.vocabularySize, 'logit_bias'));
   const shaping = await prepareShaping(model, loaded.toolSyntax, constraints);
   opts.onStarted?.(prompt.length);
   emit({ type: 'started', promptTokens: prompt.length });
@@ -206,10 +151,11 @@ export async function generate(loaded: LoadedModel, seq: SequenceState, prompt: 
   };
 
   const penalize = penalizes(sampling);
+  let cachedTokens = 0;
   const sampler = loaded.createSampler();
   try {
     sampler.applyConfig(samplerConfig(sampling, generated, grammar));
-    await loaded.loop.run({ sequence: seq, prompt, sampler, onToken, cancelled: opts.cancelled, probabilities: logprobs?.needs });
+    cachedTokens = (await loaded.loop.run({ sequence: seq, prompt, sampler, onToken, cancelled: opts.cancelled, probabilities: logprobs?.needs })).reusedTokens;
   } finally {
     sampler.dispose();
   }
@@ -222,5 +168,5 @@ export async function generate(loaded: LoadedModel, seq: SequenceState, prompt: 
     if (writer.push(decoder.flush()) || writer.flush()) finishReason = 'stop';
   }
   if (finishReason === 'stop' && writer.toolCalls > 0) finishReason = 'tool_calls';
-  return { finishReason, promptTokens: prompt.length, completionTokens: generated.length };
+  return { finishReason, promptTokens: prompt.length, completionTokens: generated.length, cachedTokens };
 }

@@ -10,6 +10,8 @@ import type { CancelReason, FinishReason, MainMessage, TokenLogprob, ToolCallDel
 export interface Usage {
   promptTokens: number;
   completionTokens: number;
+  /** Prompt tokens reused from the KV cache (known once the request is done). */
+  cachedTokens?: number;
 }
 
 export interface JobHandlers {
@@ -87,7 +89,7 @@ export class Job {
         this.handlers.onToolCall(msg.delta, msg.logprobs);
         break;
       case 'done': {
-        this.usage = { promptTokens: msg.promptTokens, completionTokens: msg.completionTokens };
+        this.usage = { promptTokens: msg.promptTokens, completionTokens: msg.completionTokens, cachedTokens: msg.cachedTokens };
         const err = msg.finishReason === 'abort' ? this.cancelError() : undefined;
         if (err) this.fail(err);
         else this.finish({ kind: 'finished', reason: msg.finishReason }, () => this.handlers.onDone(msg.finishReason, this.usage));

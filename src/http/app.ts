@@ -12,6 +12,7 @@ import type { AppContext } from './context.js';
 import { errorHandler, sendError } from './error-handler.js';
 import { generationRoutes } from './routes/generation.js';
 import { infoRoutes } from './routes/info.js';
+import { tokenizeRoutes } from './routes/tokenize.js';
 
 export function createApp(ctx: AppContext): Express {
   const app = express();
@@ -48,6 +49,7 @@ export function createApp(ctx: AppContext): Express {
   if (ctx.history) app.use(dashboardRoutes(ctx, ctx.history));
   app.use(infoRoutes(ctx));
   app.use(generationRoutes(ctx));
+  app.use(tokenizeRoutes(ctx));
   app.use((req) => {
     throw new NotFoundError(`Unknown route: ${req.method} ${req.path}`, 'unknown_route');
   });

@@ -5,6 +5,7 @@ import type { MainMetrics } from '../metrics/main-metrics.js';
 import type { InputLimits } from './schemas.js';
 import type { Dispatcher } from '../dispatch/dispatcher.js';
 import type { Engine } from '../engine/engine.js';
+import type { VocabularyHandle } from '../tokenizer/vocabulary.js';
 
 /** What the routes need from the rest of the server. */
 export interface AppContext {
@@ -13,11 +14,15 @@ export interface AppContext {
   createdAt: number;
   bodyLimitBytes: number;
   limits: InputLimits;
+  /** Tokens per sequence (--context-size): the longest prompt + answer. */
+  contextSize: number;
   /** Accepted API keys; empty = no auth. */
   apiKeys: string[];
   metricsAuth: boolean;
   corsOrigins?: string[] | '*';
   dispatcher: Dispatcher;
+  /** The model's vocabulary in the main thread (tokenize, token counts). */
+  vocabulary: VocabularyHandle;
   engines: Engine[];
   log: Logger;
   metrics: MainMetrics;

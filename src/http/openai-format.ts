@@ -1,55 +1,27 @@
 /**
- * The OpenAI response objects for both endpoints. A Format knows how to wrap an answer for one endpoint,
- * so the streaming and non-streaming paths are shared between /v1/completions and /v1/chat/completions.
+ * The OpenAI response objects of /v1/completions and /v1/chat/completions, as Renderers for respond.ts
+ * (which shares the streaming and non-streaming paths between every API).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { FinishReason, TokenLogprob, ToolCallDelta } from '../shared/protocol.js';
 import type { Usage } from '../dispatch/job.js';
+import type { Answer } from './answer.js';
+import type { Renderer, StreamEvent } from './respond.js';
 
 export interface UsageBody {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  prompt_tokens_details: { cached_tokens: number };
 }
 
 export function usageBody(u: Usage): UsageBody {
-  return { prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.promptTokens + u.completionTokens };
-}
-
-/** A whole answer, gathered for a non-streamed response. */
-export class Answer {
-  text = '';
-  readonly toolCalls: { name: string; arguments: string }[] = [];
-  /** undefined when the request did not ask for logprobs. */
-  logprobs: TokenLogprob[] | undefined;
-
-  addText(text: string, logprobs?: TokenLogprob[]): void {
-    this.text += text;
-    this.addLogprobs(logprobs);
-  }
-
-  addToolCall(delta: ToolCallDelta, logprobs?: TokenLogprob[]): void {
-    const call = (this.toolCalls[delta.index] ??= { name: '', arguments: '' });
-    if (delta.name !== undefined) call.name = delta.name;
-    call.arguments += delta.arguments;
-    this.addLogprobs(logprobs);
-  }
-
-  private addLogprobs(logprobs: TokenLogprob[] | undefined): void {
-    if (logprobs) (this.logprobs ??= []).push(...logprobs);
-  }
-}
-
-export interface Format {
-  id: string;
-  /** Chunks sent before any text (chat: the role). */
-  opening(): object[];
-  chunk(text: string, logprobs?: TokenLogprob[]): object;
-  /** A piece of a tool call (chat only; completions never have tools). */
-  toolCallChunk(delta: ToolCallDelta, logprobs?: TokenLogprob[]): object;
-  closing(finishReason: FinishReason): object;
-  usageChunk(usage: Usage): object;
-  full(answer: Answer, finishReason: FinishReason, usage: Usage): object;
+  return {
+    prompt_tokens: u.promptTokens,
+    completion_tokens: u.completionTokens,
+    total_tokens: u.promptTokens + u.completionTokens,
+    prompt_tokens_details: { cached_tokens: u.cachedTokens ?? 0 },
+  };
 }
 
 interface Meta {
@@ -77,33 +49,42 @@ function completionLogprobs(entries: readonly TokenLogprob[], startOffset: numbe
   };
 }
 
-export function completionFormat(model: string, includeUsage: boolean): Format {
+const DONE: StreamEvent = { data: '[DONE]' };
+
+export interface OpenAIOptions {
+  model: string;
+  /** stream_options.include_usage: every chunk has `usage: null`, and a last chunk carries the usage. */
+  includeUsage: boolean;
+  /** completions `echo`: each choice's prompt text, sent before its answer. */
+  echo?: readonly string[];
+}
+
+/** /v1/completions: `text_completion` objects, one choice per prompt × n. */
+export function completionRenderer({ model, includeUsage, echo }: OpenAIOptions): Renderer {
   const m = meta('cmpl', model);
   const base = { ...m, object: 'text_completion' as const };
   const usageField = includeUsage ? { usage: null } : {};
-  let offset = 0;
-  const logprobsOf = (entries: TokenLogprob[] | undefined) => {
+  const offsets = new Map<number, number>();
+  const logprobsOf = (index: number, entries: readonly TokenLogprob[] | undefined) => {
     if (!entries) return null;
-    const body = completionLogprobs(entries, offset);
-    offset += entries.reduce((n, e) => n + e.token.length, 0);
-    return body;
+    const offset = offsets.get(index) ?? echo?.[index]?.length ?? 0;
+    offsets.set(index, offset + entries.reduce((n, e) => n + e.token.length, 0));
+    return completionLogprobs(entries, offset);
   };
-  const choice = (text: string, finish_reason: FinishReason | null, logprobs: object | null) => ({
-    text,
-    index: 0,
-    finish_reason,
-    logprobs,
-  });
+  const choice = (index: number, text: string, finish_reason: FinishReason | null, logprobs: object | null) => ({ text, index, finish_reason, logprobs });
+  const chunk = (c: object): StreamEvent => ({ data: { ...base, choices: [c], ...usageField } });
   return {
-    id: m.id,
-    opening: () => [],
-    chunk: (text, logprobs) => ({ ...base, choices: [choice(text, null, logprobsOf(logprobs))], ...usageField }),
-    toolCallChunk: () => {
-      throw new Error('completions have no tool calls');
-    },
-    closing: (reason) => ({ ...base, choices: [choice('', reason, null)], ...usageField }),
-    usageChunk: (u) => ({ ...base, choices: [], usage: usageBody(u) }),
-    full: (a, reason, u) => ({ ...base, choices: [choice(a.text, reason, logprobsOf(a.logprobs))], usage: usageBody(u) }),
+    opening: () => (echo ? echo.map((text, i) => chunk(choice(i, text, null, null))) : []),
+    text: (i, text, logprobs) => [chunk(choice(i, text, null, logprobsOf(i, logprobs)))],
+    toolCall: () => [],
+    choiceDone: (i, reason) => [chunk(choice(i, '', reason, null))],
+    closing: (u) => [...(includeUsage ? [{ data: { ...base, choices: [], usage: usageBody(u) } }] : []), DONE],
+    streamError: (err) => [{ data: err.toBody() }, DONE],
+    full: (answers, u) => ({
+      ...base,
+      choices: answers.map((a, i) => choice(i, (echo?.[i] ?? '') + a.text, a.finishReason, logprobsOf(i, a.logprobs))),
+      usage: usageBody(u),
+    }),
   };
 }
 
@@ -121,47 +102,46 @@ const chatLogprobs = (entries: readonly TokenLogprob[] | undefined) =>
 /** Tool call ids, in OpenAI's style (call_ + 24 random characters). */
 const callId = () => `call_${randomBytes(18).toString('base64url').slice(0, 24)}`;
 
-export function chatFormat(model: string, includeUsage: boolean): Format {
+/** /v1/chat/completions: `chat.completion` objects and `chat.completion.chunk` deltas, one choice per n. */
+export function chatRenderer({ model, includeUsage }: OpenAIOptions, choices: number): Renderer {
   const m = meta('chatcmpl', model);
   const chunkBase = { ...m, object: 'chat.completion.chunk' as const, system_fingerprint: null };
   const usageField = includeUsage ? { usage: null } : {};
-  const ids: string[] = [];
-  const idOf = (index: number) => (ids[index] ??= callId());
-  const delta = (d: object, finish_reason: FinishReason | null, logprobs?: TokenLogprob[]) => ({
-    ...chunkBase,
-    choices: [{ index: 0, delta: d, finish_reason, logprobs: chatLogprobs(logprobs) }],
-    ...usageField,
+  const ids = Array.from({ length: choices }, (): string[] => []);
+  const idOf = (choice: number, index: number) => (ids[choice]![index] ??= callId());
+  const delta = (index: number, d: object, finish_reason: FinishReason | null, logprobs?: readonly TokenLogprob[]): StreamEvent => ({
+    data: { ...chunkBase, choices: [{ index, delta: d, finish_reason, logprobs: chatLogprobs(logprobs) }], ...usageField },
   });
   return {
-    id: m.id,
-    opening: () => [delta({ role: 'assistant', content: '' }, null)],
-    chunk: (text, logprobs) => delta({ content: text }, null, logprobs),
-    toolCallChunk: (d, logprobs) => {
+    opening: () => ids.map((_, i) => delta(i, { role: 'assistant', content: '' }, null)),
+    text: (i, text, logprobs) => [delta(i, { content: text }, null, logprobs)],
+    toolCall: (i, d, logprobs) => {
       // The first piece of a call carries its id, type and name; the rest only more arguments.
       const call =
         d.name !== undefined
-          ? { index: d.index, id: idOf(d.index), type: 'function', function: { name: d.name, arguments: d.arguments } }
+          ? { index: d.index, id: idOf(i, d.index), type: 'function', function: { name: d.name, arguments: d.arguments } }
           : { index: d.index, function: { arguments: d.arguments } };
-      return delta({ tool_calls: [call] }, null, logprobs);
+      return [delta(i, { tool_calls: [call] }, null, logprobs)];
     },
-    closing: (reason) => delta({}, reason),
-    usageChunk: (u) => ({ ...chunkBase, choices: [], usage: usageBody(u) }),
-    full: (a, reason, u) => {
-      const toolCalls = a.toolCalls.map((c, i) => ({ id: idOf(i), type: 'function', function: { name: c.name, arguments: c.arguments } }));
-      const message = {
-        role: 'assistant',
-        // OpenAI: content is null when the answer is only tool calls.
-        content: toolCalls.length > 0 && a.text === '' ? null : a.text,
-        refusal: null,
-        ...(toolCalls.length > 0 && { tool_calls: toolCalls }),
-      };
-      return {
-        ...m,
-        object: 'chat.completion',
-        system_fingerprint: null,
-        choices: [{ index: 0, message, finish_reason: reason, logprobs: chatLogprobs(a.logprobs) }],
-        usage: usageBody(u),
-      };
-    },
+    choiceDone: (i, reason) => [delta(i, {}, reason)],
+    closing: (u) => [...(includeUsage ? [{ data: { ...chunkBase, choices: [], usage: usageBody(u) } }] : []), DONE],
+    streamError: (err) => [{ data: err.toBody() }, DONE],
+    full: (answers, u) => ({
+      ...m,
+      object: 'chat.completion',
+      system_fingerprint: null,
+      choices: answers.map((a, i) => {
+        const toolCalls = a.toolCalls.map((c, j) => ({ id: idOf(i, j), type: 'function', function: { name: c.name, arguments: c.arguments } }));
+        const message = {
+          role: 'assistant',
+          // OpenAI: content is null when the answer is only tool calls.
+          content: toolCalls.length > 0 && a.text === '' ? null : a.text,
+          refusal: null,
+          ...(toolCalls.length > 0 && { tool_calls: toolCalls }),
+        };
+        return { index: i, message, finish_reason: a.finishReason, logprobs: chatLogprobs(a.logprobs) };
+      }),
+      usage: usageBody(u),
+    }),
   };
 }

@@ -1,115 +1,194 @@
 /**
- * Runs one generation request through the dispatcher and writes the response: one JSON body, or an
- * SSE stream whose headers are sent only once the worker has accepted the prompt (so a prompt that
- * does not fit is still a plain 400). A client that goes away cancels its request.
+ * Runs one API request through the dispatcher and writes the response: one JSON body, or an SSE stream
+ * whose headers are sent only once a worker has accepted a prompt (so a prompt that does not fit is still
+ * a plain 400). A request may have several choices (n > 1, several prompts): each is its own job, and the
+ * response ends when all have. A client that goes away cancels them all.
+ *
+ * What the events look like is the Renderer's business (OpenAI chat / completions, Responses, Anthropic
+ * Messages); this file owns the job bookkeeping, backpressure and error handling they share.
  */
 import type { Response } from 'express';
 import type { Dispatcher } from '../dispatch/dispatcher.js';
-import type { JobHandlers } from '../dispatch/job.js';
-import type { GenerateTask, TokenLogprob } from '../shared/protocol.js';
-import { Answer, type Format } from './openai-format.js';
+import type { Job, JobHandlers, Usage } from '../dispatch/job.js';
+import type { ApiError } from '../errors.js';
+import type { FinishReason, GenerateTask, TokenLogprob, ToolCallDelta } from '../shared/protocol.js';
 import { sendError } from './error-handler.js';
+import { Answer } from './answer.js';
+
+/** One server-sent event: `event:` (omitted for OpenAI's data-only streams) and its data. */
+export interface StreamEvent {
+  event?: string;
+  data: object | string;
+}
+
+/** Turns the answers of a request into one API's wire format. */
+export interface Renderer {
+  /** Events sent with the headers, before any text. */
+  opening(): StreamEvent[];
+  text(choice: number, text: string, logprobs?: TokenLogprob[]): StreamEvent[];
+  toolCall(choice: number, delta: ToolCallDelta, logprobs?: TokenLogprob[]): StreamEvent[];
+  /** One choice ended. */
+  choiceDone(choice: number, reason: FinishReason, answer: Answer): StreamEvent[];
+  /** Every choice ended: usage, terminator. */
+  closing(usage: Usage, answers: readonly Answer[]): StreamEvent[];
+  /** A failure after the headers went out; the stream ends after these events. */
+  streamError(err: ApiError): StreamEvent[];
+  /** The non-streamed body. */
+  full(answers: readonly Answer[], usage: Usage): object;
+}
+
+export type ChoiceTask = Omit<GenerateTask, 'port' | 'admittedAtMs'> & {
+  /** Whether this choice's prompt counts in usage (the first choice of each prompt: n choices share one). */
+  countsPrompt: boolean;
+};
 
 export interface RespondOptions {
-  task: Omit<GenerateTask, 'port' | 'admittedAtMs'>;
-  format: Format;
+  tasks: ChoiceTask[];
+  renderer: Renderer;
   stream: boolean;
-  includeUsage: boolean;
-  /** Called once, when the answer is complete, with the number of tool calls it returned. */
+  /** Called once, when every choice is complete, with the tool calls they returned. */
   onToolCalls?: (count: number) => void;
 }
 
+/** Sums the choices' usage: prompts once each, every choice's completion. */
+function totalUsage(tasks: readonly ChoiceTask[], usages: readonly (Usage | undefined)[]): Usage {
+  const total: Usage = { promptTokens: 0, completionTokens: 0, cachedTokens: 0 };
+  usages.forEach((u, i) => {
+    if (!u) return;
+    total.completionTokens += u.completionTokens;
+    if (tasks[i]!.countsPrompt) {
+      total.promptTokens += u.promptTokens;
+      total.cachedTokens! += u.cachedTokens ?? 0;
+    }
+  });
+  return total;
+}
+
 export function respond(dispatcher: Dispatcher, res: Response, opts: RespondOptions): void {
-  const handlers = opts.stream ? streamHandlers(res, opts) : jsonHandlers(res, opts);
-  const job = dispatcher.submit(opts.task, handlers);
+  const out = opts.stream ? new StreamOutput(res, opts.renderer) : undefined;
+  const answers = opts.tasks.map(() => new Answer());
+  const usages: (Usage | undefined)[] = opts.tasks.map(() => undefined);
+  const jobs: Job[] = [];
+  let pending = opts.tasks.length;
+  let failed = false;
+
+  const fail = (err: ApiError) => {
+    if (failed) return;
+    failed = true;
+    for (const job of jobs) job.cancel('client');
+    if (out?.started) out.fail(err);
+    else if (!res.destroyed) sendError(res, err);
+  };
+  const choiceDone = (i: number, reason: FinishReason, usage: Usage) => {
+    answers[i]!.finishReason = reason;
+    usages[i] = usage;
+    out?.choiceDone(i, reason, answers[i]!);
+    if (--pending > 0 || failed) return;
+    opts.onToolCalls?.(answers.reduce((n, a) => n + a.toolCalls.length, 0));
+    const usage_ = totalUsage(opts.tasks, usages);
+    if (out) out.close(usage_, answers);
+    else if (!res.destroyed) res.json(opts.renderer.full(answers, usage_));
+  };
+
+  opts.tasks.forEach(({ countsPrompt: _, ...task }, i) => {
+    const handlers: JobHandlers = {
+      onStarted: () => out?.start(),
+      onText: (t, logprobs) => {
+        answers[i]!.addText(t, logprobs);
+        out?.text(i, t, logprobs);
+      },
+      onToolCall: (delta, logprobs) => {
+        answers[i]!.addToolCall(delta, logprobs);
+        out?.toolCall(i, delta, logprobs);
+      },
+      onDone: (reason, usage) => choiceDone(i, reason, usage),
+      onError: (err) => fail(err),
+    };
+    jobs.push(dispatcher.submit(task, handlers));
+  });
   // 'close' fires on the response when the connection ends, also after a normal finish.
   res.on('close', () => {
-    if (!res.writableFinished) job.cancel('client');
+    if (!res.writableFinished) for (const job of jobs) job.cancel('client');
   });
 }
 
-function jsonHandlers(res: Response, { format, onToolCalls }: RespondOptions): JobHandlers {
-  const answer = new Answer();
-  return {
-    onStarted: () => {},
-    onText: (t, logprobs) => answer.addText(t, logprobs),
-    onToolCall: (delta, logprobs) => answer.addToolCall(delta, logprobs),
-    onDone: (reason, usage) => {
-      onToolCalls?.(answer.toolCalls.length);
-      if (!res.destroyed) res.json(format.full(answer, reason, usage));
-    },
-    onError: (err) => {
-      if (!res.destroyed) sendError(res, err);
-    },
-  };
-}
+/**
+ * The SSE side: headers on the first start, events in order, and backpressure: a client that reads slower
+ * than tokens arrive gets each choice's text coalesced while the socket's buffer is full, sent as one event
+ * on 'drain' (fewer, larger writes).
+ */
+export class StreamOutput {
+  started = false;
+  private readonly held = new Map<number, { text: string; logprobs?: TokenLogprob[] }>();
 
-export function streamHandlers(res: Response, opts: RespondOptions): JobHandlers {
-  const { format } = opts;
-  const write = (data: object | string) => {
-    if (!res.destroyed) res.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
+  constructor(
+    private readonly res: Response,
+    private readonly renderer: Renderer,
+  ) {}
+
+  start(): void {
+    if (this.started || this.res.destroyed) return;
+    this.started = true;
+    this.res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-cache',
+      Connection: 'keep-alive',
+      'X-Accel-Buffering': 'no',
+    });
+    this.write(this.renderer.opening());
+  }
+
+  text(choice: number, text: string, logprobs?: TokenLogprob[]): void {
+    const held = this.held.get(choice);
+    if (held) {
+      held.text += text;
+      if (logprobs) (held.logprobs ??= []).push(...logprobs);
+      return;
+    }
+    if (!this.res.writableNeedDrain) {
+      this.write(this.renderer.text(choice, text, logprobs));
+      return;
+    }
+    if (this.held.size === 0) this.res.once('drain', this.flush);
+    this.held.set(choice, { text, logprobs: logprobs && [...logprobs] });
+  }
+
+  toolCall(choice: number, delta: ToolCallDelta, logprobs?: TokenLogprob[]): void {
+    this.flush();
+    this.write(this.renderer.toolCall(choice, delta, logprobs));
+  }
+
+  choiceDone(choice: number, reason: FinishReason, answer: Answer): void {
+    this.flush();
+    this.write(this.renderer.choiceDone(choice, reason, answer));
+  }
+
+  close(usage: Usage, answers: readonly Answer[]): void {
+    this.flush();
+    this.write(this.renderer.closing(usage, answers));
+    if (!this.res.destroyed) this.res.end();
+  }
+
+  /** Headers are gone: the error travels as events, as OpenAI-compatible servers do. */
+  fail(err: ApiError): void {
+    this.flush();
+    this.write(this.renderer.streamError(err));
+    if (!this.res.destroyed) this.res.end();
+  }
+
+  private readonly flush = (): void => {
+    if (this.held.size === 0) return;
+    this.res.off('drain', this.flush);
+    const held = [...this.held];
+    this.held.clear();
+    for (const [choice, { text, logprobs }] of held) this.write(this.renderer.text(choice, text, logprobs));
   };
-  const end = () => {
-    write('[DONE]');
-    if (!res.destroyed) res.end();
-  };
-  // Text that waits for the socket to drain, with the log probabilities of its tokens.
-  let toolCalls = 0;
-  let held: { text: string; logprobs?: TokenLogprob[] } | undefined;
-  const flushHeld = () => {
-    if (held === undefined) return;
-    const { text, logprobs } = held;
-    held = undefined;
-    res.off('drain', flushHeld);
-    write(format.chunk(text, logprobs));
-  };
-  return {
-    onStarted: () => {
-      if (res.destroyed) return;
-      res.writeHead(200, {
-        'Content-Type': 'text/event-stream; charset=utf-8',
-        'Cache-Control': 'no-cache',
-        Connection: 'keep-alive',
-        'X-Accel-Buffering': 'no',
-      });
-      for (const chunk of format.opening()) write(chunk);
-    },
-    onText: (t, logprobs) => {
-      // A client that reads slower than tokens arrive gets them coalesced: while the socket's buffer
-      // is full, text accumulates and goes out as one chunk on 'drain' (fewer, larger writes).
-      if (held !== undefined) {
-        held.text += t;
-        if (logprobs) (held.logprobs ??= []).push(...logprobs);
-        return;
-      }
-      if (!res.writableNeedDrain) {
-        write(format.chunk(t, logprobs));
-        return;
-      }
-      held = { text: t, logprobs: logprobs && [...logprobs] };
-      res.once('drain', flushHeld);
-    },
-    onToolCall: (delta, logprobs) => {
-      if (delta.name !== undefined) toolCalls++;
-      flushHeld();
-      write(format.toolCallChunk(delta, logprobs));
-    },
-    onDone: (reason, usage) => {
-      opts.onToolCalls?.(toolCalls);
-      flushHeld();
-      write(format.closing(reason));
-      if (opts.includeUsage) write(format.usageChunk(usage));
-      end();
-    },
-    onError: (err, _usage, started) => {
-      flushHeld();
-      if (!started) {
-        if (!res.destroyed) sendError(res, err);
-        return;
-      }
-      // Headers are gone: the error travels as a data chunk, as OpenAI-compatible servers do.
-      write(err.toBody());
-      end();
-    },
-  };
+
+  private write(events: StreamEvent[]): void {
+    if (this.res.destroyed) return;
+    for (const e of events) {
+      const data = typeof e.data === 'string' ? e.data : JSON.stringify(e.data);
+      this.res.write(e.event ? `event: ${e.event}\ndata: ${data}\n\n` : `data: ${data}\n\n`);
+    }
+  }
 }

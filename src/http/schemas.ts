@@ -7,6 +7,11 @@ import { InvalidRequestError } from '../errors.js';
 import type { ChatMessage, GenerateInput, SamplingParams } from '../shared/protocol.js';
 
 const num = z.number().refine(Number.isFinite, 'must be a finite number');
+
+/** Most choices in one request (n × prompts): each holds a sequence of its own. */
+export const MAX_CHOICES = 16;
+
+const tokenIds = z.array(z.number().int('token ids must be integers').min(0, 'token ids must be >= 0'), { error: 'must be an array of token ids' });
 const optional = <T extends z.ZodType>(t: T) => t.nullish();
 
 /** Operator limits (flags), each named in the message of a request that exceeds it. */
@@ -46,7 +51,8 @@ function samplingFields(limits: InputLimits) {
       z
         .number()
         .int('must be an integer')
-        .refine((n) => n === 1, 'only n=1 is supported'),
+        .min(1, 'must be at least 1')
+        .max(MAX_CHOICES, `must be at most ${MAX_CHOICES}`),
     ),
     ignore_eos: optional(z.boolean()),
     logit_bias: optional(
@@ -135,10 +141,16 @@ export function createSchemas(limits: InputLimits) {
   const sampling = samplingFields(limits);
   const completion = z.object({
     ...sampling,
-    prompt: z.union([z.string(), z.array(z.string()).length(1, 'must be a string or an array of exactly one string')], {
-      error: 'must be a string or an array of one string (token arrays are not supported)',
-    }),
-    echo: optional(z.literal(false, { error: 'echo is not supported' })),
+    prompt: z.union(
+      [
+        z.string(),
+        z.array(z.string()).min(1, 'must not be an empty array'),
+        tokenIds.min(1, 'must not be an empty array'),
+        z.array(tokenIds.min(1, 'a token-id prompt must not be empty')).min(1, 'must not be an empty array'),
+      ],
+      { error: 'must be a string, an array of strings, an array of token ids, or an array of token-id arrays' },
+    ),
+    echo: optional(z.boolean()),
     logprobs: optional(
       z
         .number()
@@ -148,7 +160,7 @@ export function createSchemas(limits: InputLimits) {
     ),
     response_format: optional(responseFormat),
     best_of: optional(z.literal(1, { error: 'only best_of=1 is supported' })),
-    suffix: optional(z.null({ error: 'suffix is not supported' })),
+    suffix: optional(z.string()),
   });
   const chat = z.object({
     ...sampling,
@@ -180,17 +192,46 @@ type Schemas = ReturnType<typeof createSchemas>;
 export type CompletionBody = z.infer<Schemas['completion']>;
 export type ChatBody = z.infer<Schemas['chat']>;
 
-/** Parses a body or throws a 400 that names the first offending field. */
+/** Parses a body or throws a 400 that names the first offending field and what is wrong with it. */
 export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new InvalidRequestError('The request body must be a JSON object.', null, 'invalid_body');
   }
-  const result = schema.safeParse(body);
+  // reportInput: without it zod's issues do not say what was sent, and a wrong type reads like a missing field.
+  const result = schema.safeParse(body, { reportInput: true });
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
   const param = issue.path.map(String).join('.') || null;
-  const message = issue.code === 'invalid_type' && issue.input === undefined ? 'is required' : issue.message;
-  throw new InvalidRequestError(`${param ?? 'body'}: ${message}`, param, 'invalid_value');
+  throw new InvalidRequestError(`${param ?? 'body'}: ${issueMessage(issue)}`, param, 'invalid_value');
+}
+
+function issueMessage(issue: z.core.$ZodIssue): string {
+  if (issue.input === undefined && (issue.code === 'invalid_type' || issue.code === 'invalid_union')) return 'is required';
+  if (issue.code !== 'invalid_type') return issue.message;
+  // zod's own wording ("Invalid input: expected number, received string"); our schemas' messages are kept.
+  if (!issue.message.startsWith('Invalid input')) return issue.message;
+  return `must be ${TYPE_NAMES[issue.expected] ?? issue.expected}, not ${kindOf(issue.input)}`;
+}
+
+const TYPE_NAMES: Record<string, string> = {
+  string: 'a string',
+  number: 'a number',
+  int: 'an integer',
+  boolean: 'a boolean (true or false)',
+  array: 'an array',
+  object: 'an object',
+  record: 'an object',
+  null: 'null',
+};
+
+/** What a JSON value is, for messages: "a string (\"hot\")", "an array", "null". */
+function kindOf(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'string') return `a string (${JSON.stringify(v.length > 20 ? `${v.slice(0, 20)}…` : v)})`;
+  if (typeof v === 'number') return `the number ${v}`;
+  if (typeof v === 'boolean') return `${v}`;
+  return 'an object';
 }
 
 function flatten(c: string | { text: string }[] | null | undefined): string {
@@ -247,8 +288,20 @@ function checkToolResults(messages: readonly ChatMessage[]): void {
   }
 }
 
-export function completionInput(body: CompletionBody): GenerateInput {
-  return { kind: 'text', prompt: typeof body.prompt === 'string' ? body.prompt : body.prompt[0]! };
+/** The prompts of a completion request (a string, several, token ids, or several token-id arrays). */
+export function completionInputs(body: CompletionBody): GenerateInput[] {
+  const { prompt } = body;
+  const suffix = body.suffix ?? undefined;
+  if (body.echo && suffix !== undefined) throw new InvalidRequestError('echo: cannot be combined with suffix', 'echo', 'invalid_value');
+  if (body.echo && body.logprobs != null) {
+    throw new InvalidRequestError('echo: log probabilities of the prompt are not supported; drop logprobs or echo', 'echo', 'invalid_value');
+  }
+  const prompts: (string | number[])[] = typeof prompt === 'string' ? [prompt] : typeof prompt[0] === 'number' ? [prompt as number[]] : (prompt as string[] | number[][]);
+  const n = body.n ?? 1;
+  if (prompts.length * n > MAX_CHOICES) {
+    throw new InvalidRequestError(`prompt: ${prompts.length} prompts × n=${n} is more than ${MAX_CHOICES} choices`, 'prompt', 'invalid_value');
+  }
+  return prompts.map((p) => (typeof p === 'string' ? { kind: 'text', prompt: p, suffix } : { kind: 'tokens', tokens: p, suffix }));
 }
 
 type SamplingFields = Pick<CompletionBody, keyof ReturnType<typeof samplingFields>>;

@@ -150,7 +150,7 @@ export const WORKER = {
 /** The generation endpoints: they count in qwen_requests_* and in the dashboard's request latency. */
 export const GENERATION_ENDPOINTS: ReadonlySet<string> = new Set(['/v1/completions', '/v1/chat/completions']);
 /** Every API route template an `endpoint` label names as itself (any other path is `other`). */
-export const API_ENDPOINTS: ReadonlySet<string> = new Set([...GENERATION_ENDPOINTS, '/v1/models']);
+export const API_ENDPOINTS: ReadonlySet<string> = new Set([...GENERATION_ENDPOINTS, '/v1/models', '/tokenize', '/detokenize']);
 
 export const FINISH_REASONS = ['stop', 'length', 'tool_calls', 'abort', 'error'] as const;
 /**

@@ -260,8 +260,9 @@ export function buildDemoVocab(size: 'tiny' | 'full'): DemoVocab {
   const specialType = (s: string): TokenType => (s.startsWith('<|') ? TokenType.CONTROL : TokenType.USER_DEFINED);
   if (size === 'tiny') {
     for (const s of QWEN_SPECIALS.slice(0, 3)) add(s, TokenType.CONTROL);
-    // The tool-call markers, as in the real vocabulary (user-defined: they detokenize as text).
-    for (const s of ['<tool_call>', '</tool_call>']) add(s, specialType(s));
+    // The tool-call markers (user-defined: they detokenize as text) and the fill-in-the-middle tokens, as in
+    // the real vocabulary.
+    for (const s of ['<tool_call>', '</tool_call>', '<|fim_prefix|>', '<|fim_middle|>', '<|fim_suffix|>']) add(s, specialType(s));
   } else {
     while (tokens.length < QWEN_SPECIALS_FIRST_ID) add(`[PAD${tokens.length}]`, TokenType.UNUSED);
     for (const s of QWEN_SPECIALS) add(s, specialType(s));

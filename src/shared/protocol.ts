@@ -52,7 +52,14 @@ export interface ChatMessage {
   toolCallId?: string;
 }
 
-export type GenerateInput = { kind: 'text'; prompt: string } | { kind: 'chat'; messages: ChatMessage[] };
+/**
+ * What to generate from: text, token ids (completions), or chat messages. `suffix` (completions): fill in
+ * the middle between the prompt and it, with the model's FIM tokens.
+ */
+export type GenerateInput =
+  | { kind: 'text'; prompt: string; suffix?: string }
+  | { kind: 'tokens'; tokens: number[]; suffix?: string }
+  | { kind: 'chat'; messages: ChatMessage[] };
 
 /**
  * A JSON schema in the subset the grammar enforces (node-llama-cpp's GbnfJsonSchema), produced on the
@@ -150,7 +157,8 @@ export type WorkerMessage =
   /** Answer text; `tokens` generated since the last message; `logprobs` of those tokens when asked for. */
   | { type: 'text'; text: string; tokens: number; logprobs?: TokenLogprob[] }
   | { type: 'tool_call'; delta: ToolCallDelta; tokens: number; logprobs?: TokenLogprob[] }
-  | { type: 'done'; finishReason: FinishReason; promptTokens: number; completionTokens: number }
+  /** `cachedTokens`: prompt tokens found in the KV cache (or copied from another sequence), not evaluated again. */
+  | { type: 'done'; finishReason: FinishReason; promptTokens: number; completionTokens: number; cachedTokens: number }
   | { type: 'error'; error: ErrorPayload; promptTokens: number; completionTokens: number };
 
 /** Main → worker, on the task's port. */
