@@ -15,7 +15,7 @@ let loaded: LoadedModel;
 const steps: StepStats[] = [];
 
 beforeAll(async () => {
-  loaded = await loadModel(
+  const model = await loadModel(
     {
       modelPath: inject('tinyModel'),
       modelId: 'tiny',
@@ -30,6 +30,8 @@ beforeAll(async () => {
     },
     { onStep: (s) => steps.push(s) },
   );
+  if (model.kind !== 'generate') throw new Error('the tiny model is a text-generation model');
+  loaded = model;
 });
 
 afterAll(async () => {

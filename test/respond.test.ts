@@ -28,7 +28,7 @@ function handlersFor(res: FakeResponse) {
   const out = new StreamOutput(res as unknown as Response, completionRenderer({ model: 'm', includeUsage: false }));
   const answer = new Answer();
   return {
-    onStarted: (_: number) => out.start(),
+    onStarted: (promptTokens: number) => out.start(promptTokens),
     onText: (t: string) => out.text(0, t),
     onDone: (reason: 'stop' | 'length', usage: { promptTokens: number; completionTokens: number }) => {
       out.choiceDone(0, reason, answer);

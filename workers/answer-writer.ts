@@ -11,6 +11,8 @@ export class AnswerWriter {
   private readonly stops: StopMatcher;
   private tokens = 0;
   private logprobs: TokenLogprob[] = [];
+  /** The stop string that ended the answer, if one did. */
+  stopSequence: string | undefined;
 
   constructor(
     private readonly emit: (msg: WorkerMessage) => void,
@@ -52,6 +54,7 @@ export class AnswerWriter {
   private text(text: string): boolean {
     const piece = this.stops.push(text);
     this.send({ type: 'text', text: piece.emit, tokens: 0 });
+    this.stopSequence ??= piece.stop;
     return piece.stopped;
   }
 

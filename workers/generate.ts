@@ -38,6 +38,8 @@ export interface GenerateResult {
   promptTokens: number;
   completionTokens: number;
   cachedTokens: number;
+  /** The stop string that ended the answer (finish reason stop), if one did. */
+  stopSequence?: string;
 }
 
 /** The prompt's tokens; a request the model cannot take (unknown token ids, no FIM tokens) is a 400. */
@@ -168,5 +170,5 @@ export async function generate(loaded: LoadedModel, seq: SequenceState, prompt: 
     if (writer.push(decoder.flush()) || writer.flush()) finishReason = 'stop';
   }
   if (finishReason === 'stop' && writer.toolCalls > 0) finishReason = 'tool_calls';
-  return { finishReason, promptTokens: prompt.length, completionTokens: generated.length, cachedTokens };
+  return { finishReason, promptTokens: prompt.length, completionTokens: generated.length, cachedTokens, stopSequence: writer.stopSequence };
 }

@@ -17,16 +17,17 @@ import {
   type WorkerMessage,
   type WorkerRequest,
 } from '../src/shared/protocol.js';
-import { loadModel, type LoadedModel } from './model.js';
+import { embed } from './embed.js';
+import { loadModel, type LoadedEmbedder, type LoadedModel } from './model.js';
 import { crashWorker, faultIn, injectFault, InjectedCrash } from './faults.js';
 import { generate, GenerationError, tokenizeInput } from './generate.js';
 
 const init = workerData as WorkerInit;
 const announce = (msg: ControlMessage) => parentPort!.postMessage(msg);
 
-let loaded: LoadedModel | undefined;
+let loaded: LoadedModel | LoadedEmbedder | undefined;
 let loadError: string | undefined;
-const metrics = new WorkerMetrics({ modelId: init.modelId, timeBuckets: init.timeBuckets, kvUsage: () => loaded?.kvUsage() ?? 0 });
+const metrics = new WorkerMetrics({ modelId: init.modelId, timeBuckets: init.timeBuckets, kvUsage: () => (loaded?.kind === 'generate' ? loaded.kvUsage() : 0) });
 
 // Metrics requests from the main thread; the reply goes back on parentPort.
 const requests = new BroadcastChannel(WORKERS_CHANNEL);
@@ -40,14 +41,26 @@ requests.onmessage = (event) => {
 
 const started = process.hrtime.bigint();
 try {
-  loaded = await loadModel(init, { onStep: (stats) => metrics.step(stats) });
+  const model = await loadModel(init, { onStep: (stats) => metrics.step(stats) });
+  loaded = model;
   const loadSeconds = Number(process.hrtime.bigint() - started) / 1e9;
   metrics.setLoadSeconds(loadSeconds);
-  announce({ type: 'ready', workerId: threadId, loadSeconds, llamaCpp: loaded.llamaCppRelease });
+  announce({ type: 'ready', workerId: threadId, loadSeconds, llamaCpp: model.llamaCppRelease });
 } catch (err) {
   // Report instead of throwing: a module that throws makes Piscina respawn it in a loop.
   loadError = err instanceof Error ? err.message : String(err);
   announce({ type: 'load_failed', workerId: threadId, message: loadError });
+}
+
+/** An embedding model serves only embeddings, a generation model only generation: a 400 naming the model's kind. */
+function checkMode(kind: 'generate' | 'embed', mode: 'generate' | 'embed'): void {
+  if (kind === mode) return;
+  const message =
+    kind === 'embed'
+      ? `The model '${init.modelId}' is an embedding model (its GGUF declares a pooling type): use /v1/embeddings.`
+      : `The model '${init.modelId}' is a text-generation model, not an embedding model: /v1/embeddings needs a GGUF that declares a pooling type (an embedding model such as gte-Qwen2).`;
+  const code = kind === 'embed' ? 'model_not_generative' : 'model_not_embedding';
+  throw new GenerationError({ status: 400, type: 'invalid_request_error', code, message, param: 'model' });
 }
 
 function internalError(err: unknown): ErrorPayload {
@@ -69,6 +82,17 @@ export default async function run(task: GenerateTask): Promise<void> {
   let generating = false;
   try {
     if (!loaded) throw new Error(`model failed to load: ${loadError}`);
+    checkMode(loaded.kind, task.mode ?? 'generate');
+    if (loaded.kind === 'embed') {
+      const { vector, tokens } = await embed(loaded.embeddings, loaded.model, loaded.vocabularySize, task.input);
+      promptTokens = tokens;
+      observer.started(tokens);
+      generating = true;
+      emit({ type: 'started', promptTokens: tokens });
+      emit({ type: 'embedding', vector });
+      emit({ type: 'done', finishReason: 'stop', promptTokens: tokens, completionTokens: 0, cachedTokens: 0 });
+      return;
+    }
     const prompt = tokenizeInput(loaded, task.input, task.constraints);
     promptTokens = prompt.length;
     const seq = await loaded.sequences.acquire();

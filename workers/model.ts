@@ -3,7 +3,16 @@
  * other workers through the page cache), one context with S sequences, the chat template, and the
  * batch loop that decodes all of the context's sequences together (batch-loop.ts).
  */
-import { getLlama, LlamaLogLevel, resolveChatWrapper, type ChatWrapper, type LlamaContext, type LlamaModel } from 'node-llama-cpp';
+import {
+  getLlama,
+  LlamaLogLevel,
+  resolveChatWrapper,
+  type ChatWrapper,
+  type LlamaContext,
+  type LlamaEmbeddingContext,
+  type LlamaModel,
+} from 'node-llama-cpp';
+import { isEmbeddingModel } from './embed.js';
 import type { WorkerInit } from '../src/shared/protocol.js';
 import { BatchLoop, type StepStats } from './batch-loop.js';
 import { nativeContext, samplerFactory, type NativeSampler } from './native.js';
@@ -11,6 +20,7 @@ import type { SequenceState } from './prefix-share.js';
 import { toolCallSyntax, type ToolCallSyntax } from './structured/tool-syntax.js';
 
 export interface LoadedModel {
+  kind: 'generate';
   model: LlamaModel;
   context: LlamaContext;
   chatWrapper: ChatWrapper;
@@ -41,7 +51,16 @@ export interface ModelHooks {
   onStep?: (stats: StepStats) => void;
 }
 
-export async function loadModel(init: WorkerInit, hooks: ModelHooks = {}): Promise<LoadedModel> {
+/** An embedding model's resources: the model and one embedding context (workers/embed.ts). */
+export interface LoadedEmbedder {
+  kind: 'embed';
+  model: LlamaModel;
+  embeddings: LlamaEmbeddingContext;
+  vocabularySize: number;
+  llamaCppRelease: string;
+}
+
+export async function loadModel(init: WorkerInit, hooks: ModelHooks = {}): Promise<LoadedModel | LoadedEmbedder> {
   // maxThreads and threads are always explicit: node-llama-cpp's own default (max(4, cores)) runs
   // ~100x slower on a 2-core machine.
   const llama = await getLlama({
@@ -51,6 +70,11 @@ export async function loadModel(init: WorkerInit, hooks: ModelHooks = {}): Promi
     logLevel: LlamaLogLevel.error,
   });
   const model = await llama.loadModel({ modelPath: init.modelPath, gpuLayers: init.gpuLayers });
+  const vocabularySize = model.fileInfo.metadata.tokenizer.ggml.tokens.length;
+  if (isEmbeddingModel(model)) {
+    const embeddings = await model.createEmbeddingContext({ contextSize: init.contextSize, threads: init.threads, batchSize: init.batchSize });
+    return { kind: 'embed', model, embeddings, vocabularySize, llamaCppRelease: llama.llamaCppRelease.release };
+  }
   const context = await model.createContext({
     // contextSize is per sequence; "auto" would reserve up to 32k tokens for each.
     contextSize: init.contextSize,
@@ -67,6 +91,7 @@ export async function loadModel(init: WorkerInit, hooks: ModelHooks = {}): Promi
   // LlamaContextSequence objects are not used (their own decode loop would compete with ours).
   const seqs: SequenceState[] = Array.from({ length: init.sequences }, (_, id) => ({ id, tokens: [] }));
   return {
+    kind: 'generate',
     model,
     context,
     chatWrapper,
@@ -81,7 +106,7 @@ export async function loadModel(init: WorkerInit, hooks: ModelHooks = {}): Promi
     }),
     createSampler,
     contextSize: init.contextSize,
-    vocabularySize: model.fileInfo.metadata.tokenizer.ggml.tokens.length,
+    vocabularySize,
     llamaCppRelease: llama.llamaCppRelease.release,
     kvUsage: () => seqs.reduce((used, s) => used + s.tokens.length, 0) / (init.contextSize * seqs.length),
   };

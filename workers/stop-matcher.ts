@@ -7,19 +7,23 @@ export class StopMatcher {
 
   constructor(private readonly stops: readonly string[]) {}
 
-  /** Feeds new text; returns what is safe to emit, and whether a stop string was found. */
-  push(text: string): { emit: string; stopped: boolean } {
+  /** Feeds new text; returns what is safe to emit, and the stop string found, if any. */
+  push(text: string): { emit: string; stopped: boolean; stop?: string } {
     if (this.stops.length === 0) return { emit: text, stopped: false };
     this.buffer += text;
     let first = -1;
+    let found: string | undefined;
     for (const stop of this.stops) {
       const at = this.buffer.indexOf(stop);
-      if (at !== -1 && (first === -1 || at < first)) first = at;
+      if (at !== -1 && (first === -1 || at < first)) {
+        first = at;
+        found = stop;
+      }
     }
     if (first !== -1) {
       const emit = this.buffer.slice(0, first);
       this.buffer = '';
-      return { emit, stopped: true };
+      return { emit, stopped: true, stop: found };
     }
     const hold = this.heldLength();
     const emit = this.buffer.slice(0, this.buffer.length - hold);

@@ -20,7 +20,10 @@ export interface JobHandlers {
   /** Answer text (possibly empty when it only carries the log probabilities of held tokens). */
   onText(text: string, logprobs?: TokenLogprob[]): void;
   onToolCall(delta: ToolCallDelta, logprobs?: TokenLogprob[]): void;
-  onDone(finishReason: FinishReason, usage: Usage): void;
+  /** The input's embedding (embedding tasks only). */
+  onEmbedding?(vector: number[]): void;
+  /** `stopSequence`: the stop string that ended the answer, if one did. */
+  onDone(finishReason: FinishReason, usage: Usage, stopSequence?: string): void;
   /** `started` tells whether onStarted was called before the failure. */
   onError(err: ApiError, usage: Usage, started: boolean): void;
 }
@@ -84,6 +87,9 @@ export class Job {
         this.usage.completionTokens += msg.tokens;
         if (msg.text || msg.logprobs?.length) this.handlers.onText(msg.text, msg.logprobs);
         break;
+      case 'embedding':
+        this.handlers.onEmbedding?.(msg.vector);
+        break;
       case 'tool_call':
         this.usage.completionTokens += msg.tokens;
         this.handlers.onToolCall(msg.delta, msg.logprobs);
@@ -92,7 +98,10 @@ export class Job {
         this.usage = { promptTokens: msg.promptTokens, completionTokens: msg.completionTokens, cachedTokens: msg.cachedTokens };
         const err = msg.finishReason === 'abort' ? this.cancelError() : undefined;
         if (err) this.fail(err);
-        else this.finish({ kind: 'finished', reason: msg.finishReason }, () => this.handlers.onDone(msg.finishReason, this.usage));
+        else
+          this.finish({ kind: 'finished', reason: msg.finishReason }, () =>
+            this.handlers.onDone(msg.finishReason, this.usage, msg.stopSequence),
+          );
         break;
       }
       case 'error':

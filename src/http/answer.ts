@@ -4,6 +4,8 @@ import type { FinishReason, TokenLogprob, ToolCallDelta } from '../shared/protoc
 export class Answer {
   text = '';
   finishReason: FinishReason = 'length';
+  /** The stop string that ended the answer, if one did. */
+  stopSequence: string | undefined;
   readonly toolCalls: { name: string; arguments: string }[] = [];
   /** undefined when the request did not ask for logprobs. */
   logprobs: TokenLogprob[] | undefined;

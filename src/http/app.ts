@@ -12,6 +12,9 @@ import type { AppContext } from './context.js';
 import { errorHandler, sendError } from './error-handler.js';
 import { generationRoutes } from './routes/generation.js';
 import { infoRoutes } from './routes/info.js';
+import { embeddingsRoutes } from './routes/embeddings.js';
+import { messagesRoutes } from './routes/messages.js';
+import { responsesRoutes } from './routes/responses.js';
 import { tokenizeRoutes } from './routes/tokenize.js';
 
 export function createApp(ctx: AppContext): Express {
@@ -50,6 +53,9 @@ export function createApp(ctx: AppContext): Express {
   app.use(infoRoutes(ctx));
   app.use(generationRoutes(ctx));
   app.use(tokenizeRoutes(ctx));
+  app.use(responsesRoutes(ctx));
+  app.use(messagesRoutes(ctx));
+  app.use(embeddingsRoutes(ctx));
   app.use((req) => {
     throw new NotFoundError(`Unknown route: ${req.method} ${req.path}`, 'unknown_route');
   });

@@ -1,5 +1,5 @@
 /**
- * Bearer-key auth. Keys are compared as SHA-256 digests with timingSafeEqual, against every key without
+ * API-key auth: `Authorization: Bearer <key>` (OpenAI clients) or `x-api-key: <key>` (Anthropic clients). Keys are compared as SHA-256 digests with timingSafeEqual, against every key without
  * an early exit, so neither the length nor the prefix of a guess changes the response time.
  * /health always stays open (probes carry no key); /metrics is open unless --metrics-auth; the dashboard's
  * page and assets are open (its data, /dashboard/data, is not).
@@ -24,15 +24,19 @@ export function bearerAuth(opts: AuthOptions): RequestHandler {
   const open = new Set(['/health', ...(opts.protectMetrics ? [] : ['/metrics']), ...(opts.openPaths ?? [])]);
   return (req, _res, next) => {
     if (digests.length === 0 || open.has(req.path) || req.method === 'OPTIONS') return next();
-    const header = req.get('authorization') ?? '';
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '')?.[1];
+    const key = bearer ?? req.get('x-api-key')?.trim();
     let ok = false;
-    if (match) {
-      const given = digest(match[1]!);
+    if (key) {
+      const given = digest(key);
       for (const d of digests) ok = timingSafeEqual(given, d) || ok;
     }
     if (ok) return next();
     opts.onRejected();
-    next(new UnauthorizedError(match ? 'Incorrect API key provided.' : 'Missing API key: send "Authorization: Bearer <key>".'));
+    next(
+      new UnauthorizedError(
+        key ? 'Incorrect API key provided.' : 'Missing API key: send "Authorization: Bearer <key>" or "x-api-key: <key>".',
+      ),
+    );
   };
 }

@@ -2,7 +2,7 @@
  * What a request asks of the answer's shape (tools, response_format, logprobs), checked and turned into
  * the OutputConstraints a worker enforces. Cross-field rules live here: the zod schemas check each field.
  */
-import { InvalidRequestError } from '../errors.js';
+import { ApiError, InvalidRequestError } from '../errors.js';
 import type { Feature } from '../metrics/definitions.js';
 import type { GrammarSchema, OutputConstraints, ToolChoice, ToolFunction } from '../shared/protocol.js';
 import { ANY_OBJECT, toGrammarSchema } from '../structured/json-schema.js';
@@ -83,4 +83,19 @@ export function featuresOf(c: OutputConstraints, responseFormat: ResponseFormat 
   if (responseFormat?.type === 'json_object' || responseFormat?.type === 'json_schema') features.push(responseFormat.type);
   if (c.logprobs) features.push('logprobs');
   return features;
+}
+
+/**
+ * Runs `build` with the chat field names, and renames the fields in its errors (param and message) for
+ * another API's request shape (the Responses and Messages adapters build their constraints as chat's).
+ */
+export function withParamNames<T>(renames: readonly [RegExp, string][], build: () => T): T {
+  try {
+    return build();
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.param === null) throw err;
+    const param = renames.reduce((p, [re, to]) => p.replace(re, to), err.param);
+    const message = err.message.startsWith(err.param) ? param + err.message.slice(err.param.length) : err.message;
+    throw new ApiError(err.status, err.type, err.code, message, param);
+  }
 }

@@ -7,13 +7,21 @@ import type { Logger } from 'pino';
 import { ApiError, InternalError, InvalidRequestError, PayloadTooLargeError } from '../errors.js';
 import { GENERATION_ENDPOINTS } from '../metrics/definitions.js';
 import type { MainMetrics } from '../metrics/main-metrics.js';
+import { anthropicErrorBody } from './anthropic/render.js';
+
+/** Anthropic's Messages API paths answer errors in Anthropic's shape; every other path in OpenAI's. */
+const ANTHROPIC_PATHS = /^\/v1\/messages(\/|$)/;
 
 export function sendError(res: Response, err: ApiError): void {
   if (res.headersSent) {
     res.end();
     return;
   }
-  res.status(err.status).set(err.headers).json(err.toBody());
+  const anthropic = ANTHROPIC_PATHS.test(res.req.path);
+  res
+    .status(err.status)
+    .set(err.headers)
+    .json(anthropic ? anthropicErrorBody(err) : err.toBody());
 }
 
 interface BodyParserError {

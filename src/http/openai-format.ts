@@ -71,7 +71,12 @@ export function completionRenderer({ model, includeUsage, echo }: OpenAIOptions)
     offsets.set(index, offset + entries.reduce((n, e) => n + e.token.length, 0));
     return completionLogprobs(entries, offset);
   };
-  const choice = (index: number, text: string, finish_reason: FinishReason | null, logprobs: object | null) => ({ text, index, finish_reason, logprobs });
+  const choice = (index: number, text: string, finish_reason: FinishReason | null, logprobs: object | null) => ({
+    text,
+    index,
+    finish_reason,
+    logprobs,
+  });
   const chunk = (c: object): StreamEvent => ({ data: { ...base, choices: [c], ...usageField } });
   return {
     opening: () => (echo ? echo.map((text, i) => chunk(choice(i, text, null, null))) : []),
@@ -131,7 +136,11 @@ export function chatRenderer({ model, includeUsage }: OpenAIOptions, choices: nu
       object: 'chat.completion',
       system_fingerprint: null,
       choices: answers.map((a, i) => {
-        const toolCalls = a.toolCalls.map((c, j) => ({ id: idOf(i, j), type: 'function', function: { name: c.name, arguments: c.arguments } }));
+        const toolCalls = a.toolCalls.map((c, j) => ({
+          id: idOf(i, j),
+          type: 'function',
+          function: { name: c.name, arguments: c.arguments },
+        }));
         const message = {
           role: 'assistant',
           // OpenAI: content is null when the answer is only tool calls.

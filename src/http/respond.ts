@@ -23,8 +23,8 @@ export interface StreamEvent {
 
 /** Turns the answers of a request into one API's wire format. */
 export interface Renderer {
-  /** Events sent with the headers, before any text. */
-  opening(): StreamEvent[];
+  /** Events sent with the headers, before any text (`promptTokens`: of the first choice that started). */
+  opening(promptTokens: number): StreamEvent[];
   text(choice: number, text: string, logprobs?: TokenLogprob[]): StreamEvent[];
   toolCall(choice: number, delta: ToolCallDelta, logprobs?: TokenLogprob[]): StreamEvent[];
   /** One choice ended. */
@@ -79,8 +79,9 @@ export function respond(dispatcher: Dispatcher, res: Response, opts: RespondOpti
     if (out?.started) out.fail(err);
     else if (!res.destroyed) sendError(res, err);
   };
-  const choiceDone = (i: number, reason: FinishReason, usage: Usage) => {
+  const choiceDone = (i: number, reason: FinishReason, usage: Usage, stopSequence?: string) => {
     answers[i]!.finishReason = reason;
+    answers[i]!.stopSequence = stopSequence;
     usages[i] = usage;
     out?.choiceDone(i, reason, answers[i]!);
     if (--pending > 0 || failed) return;
@@ -92,7 +93,7 @@ export function respond(dispatcher: Dispatcher, res: Response, opts: RespondOpti
 
   opts.tasks.forEach(({ countsPrompt: _, ...task }, i) => {
     const handlers: JobHandlers = {
-      onStarted: () => out?.start(),
+      onStarted: (promptTokens) => out?.start(promptTokens),
       onText: (t, logprobs) => {
         answers[i]!.addText(t, logprobs);
         out?.text(i, t, logprobs);
@@ -101,7 +102,7 @@ export function respond(dispatcher: Dispatcher, res: Response, opts: RespondOpti
         answers[i]!.addToolCall(delta, logprobs);
         out?.toolCall(i, delta, logprobs);
       },
-      onDone: (reason, usage) => choiceDone(i, reason, usage),
+      onDone: (reason, usage, stopSequence) => choiceDone(i, reason, usage, stopSequence),
       onError: (err) => fail(err),
     };
     jobs.push(dispatcher.submit(task, handlers));
@@ -126,7 +127,7 @@ export class StreamOutput {
     private readonly renderer: Renderer,
   ) {}
 
-  start(): void {
+  start(promptTokens: number): void {
     if (this.started || this.res.destroyed) return;
     this.started = true;
     this.res.writeHead(200, {
@@ -135,7 +136,7 @@ export class StreamOutput {
       Connection: 'keep-alive',
       'X-Accel-Buffering': 'no',
     });
-    this.write(this.renderer.opening());
+    this.write(this.renderer.opening(promptTokens));
   }
 
   text(choice: number, text: string, logprobs?: TokenLogprob[]): void {

@@ -11,7 +11,9 @@ const num = z.number().refine(Number.isFinite, 'must be a finite number');
 /** Most choices in one request (n × prompts): each holds a sequence of its own. */
 export const MAX_CHOICES = 16;
 
-const tokenIds = z.array(z.number().int('token ids must be integers').min(0, 'token ids must be >= 0'), { error: 'must be an array of token ids' });
+const tokenIds = z.array(z.number().int('token ids must be integers').min(0, 'token ids must be >= 0'), {
+  error: 'must be an array of token ids',
+});
 const optional = <T extends z.ZodType>(t: T) => t.nullish();
 
 /** Operator limits (flags), each named in the message of a request that exceeds it. */
@@ -47,13 +49,7 @@ function samplingFields(limits: InputLimits) {
     frequency_penalty: optional(num.min(-2, 'must be between -2 and 2').max(2, 'must be between -2 and 2')),
     stream: optional(z.boolean()),
     stream_options: optional(z.object({ include_usage: optional(z.boolean()) })),
-    n: optional(
-      z
-        .number()
-        .int('must be an integer')
-        .min(1, 'must be at least 1')
-        .max(MAX_CHOICES, `must be at most ${MAX_CHOICES}`),
-    ),
+    n: optional(z.number().int('must be an integer').min(1, 'must be at least 1').max(MAX_CHOICES, `must be at most ${MAX_CHOICES}`)),
     ignore_eos: optional(z.boolean()),
     logit_bias: optional(
       z.record(
@@ -294,12 +290,21 @@ export function completionInputs(body: CompletionBody): GenerateInput[] {
   const suffix = body.suffix ?? undefined;
   if (body.echo && suffix !== undefined) throw new InvalidRequestError('echo: cannot be combined with suffix', 'echo', 'invalid_value');
   if (body.echo && body.logprobs != null) {
-    throw new InvalidRequestError('echo: log probabilities of the prompt are not supported; drop logprobs or echo', 'echo', 'invalid_value');
+    throw new InvalidRequestError(
+      'echo: log probabilities of the prompt are not supported; drop logprobs or echo',
+      'echo',
+      'invalid_value',
+    );
   }
-  const prompts: (string | number[])[] = typeof prompt === 'string' ? [prompt] : typeof prompt[0] === 'number' ? [prompt as number[]] : (prompt as string[] | number[][]);
+  const prompts: (string | number[])[] =
+    typeof prompt === 'string' ? [prompt] : typeof prompt[0] === 'number' ? [prompt as number[]] : (prompt as string[] | number[][]);
   const n = body.n ?? 1;
   if (prompts.length * n > MAX_CHOICES) {
-    throw new InvalidRequestError(`prompt: ${prompts.length} prompts × n=${n} is more than ${MAX_CHOICES} choices`, 'prompt', 'invalid_value');
+    throw new InvalidRequestError(
+      `prompt: ${prompts.length} prompts × n=${n} is more than ${MAX_CHOICES} choices`,
+      'prompt',
+      'invalid_value',
+    );
   }
   return prompts.map((p) => (typeof p === 'string' ? { kind: 'text', prompt: p, suffix } : { kind: 'tokens', tokens: p, suffix }));
 }

@@ -147,10 +147,22 @@ export const WORKER = {
   loadSeconds: def('qwen_model_load_seconds', 'gauge', ['model'], 'Time the slowest worker took to load the model', { aggregator: 'max' }),
 } as const;
 
-/** The generation endpoints: they count in qwen_requests_* and in the dashboard's request latency. */
-export const GENERATION_ENDPOINTS: ReadonlySet<string> = new Set(['/v1/completions', '/v1/chat/completions']);
+/** The endpoints that run the model: they count in qwen_requests_* and in the dashboard's request latency. */
+export const GENERATION_ENDPOINTS: ReadonlySet<string> = new Set([
+  '/v1/completions',
+  '/v1/chat/completions',
+  '/v1/responses',
+  '/v1/messages',
+  '/v1/embeddings',
+]);
 /** Every API route template an `endpoint` label names as itself (any other path is `other`). */
-export const API_ENDPOINTS: ReadonlySet<string> = new Set([...GENERATION_ENDPOINTS, '/v1/models', '/tokenize', '/detokenize']);
+export const API_ENDPOINTS: ReadonlySet<string> = new Set([
+  ...GENERATION_ENDPOINTS,
+  '/v1/models',
+  '/v1/messages/count_tokens',
+  '/tokenize',
+  '/detokenize',
+]);
 
 export const FINISH_REASONS = ['stop', 'length', 'tool_calls', 'abort', 'error'] as const;
 /**

@@ -86,7 +86,16 @@ export interface WriteDemoModelOptions {
   type?: DemoModelType;
   /** Seed of the random weights. Default 1. (The tiny model's script does not depend on it.) */
   seed?: number;
+  /**
+   * Write `qwen2.pooling_type` (llama.cpp's marker of an embedding model, as in gte-Qwen2 GGUFs): the
+   * model is then served on /v1/embeddings. Default: none (a text-generation model).
+   */
+  pooling?: DemoPooling;
 }
+
+/** llama.cpp's pooling types an embedding GGUF declares. */
+export const DEMO_POOLINGS = { mean: 1, cls: 2, last: 3 } as const;
+export type DemoPooling = keyof typeof DEMO_POOLINGS;
 
 export interface DemoModelInfo {
   size: DemoModelSize;
@@ -215,7 +224,13 @@ function buildTensors(size: DemoModelSize, shape: DemoModelShape, vocab: DemoVoc
   return t;
 }
 
-function buildMetadata(size: DemoModelSize, shape: DemoModelShape, vocab: DemoVocab, type: DemoModelType): [string, GgufValue][] {
+function buildMetadata(
+  size: DemoModelSize,
+  shape: DemoModelShape,
+  vocab: DemoVocab,
+  type: DemoModelType,
+  pooling?: DemoPooling,
+): [string, GgufValue][] {
   const a = 'qwen2';
   return [
     ['general.architecture', gguf.str(a)],
@@ -233,6 +248,7 @@ function buildMetadata(size: DemoModelSize, shape: DemoModelShape, vocab: DemoVo
     [`${a}.attention.head_count_kv`, gguf.u32(shape.kvHeads)],
     [`${a}.rope.freq_base`, gguf.f32(1e6)],
     [`${a}.attention.layer_norm_rms_epsilon`, gguf.f32(1e-6)],
+    ...(pooling ? [[`${a}.pooling_type`, gguf.u32(DEMO_POOLINGS[pooling])] as [string, GgufValue]] : []),
     ['tokenizer.ggml.model', gguf.str('gpt2')],
     ['tokenizer.ggml.pre', gguf.str('qwen2')],
     ['tokenizer.ggml.tokens', gguf.arr(GgufType.STRING, vocab.tokens)],
@@ -254,7 +270,7 @@ export async function writeDemoModel(opts: WriteDemoModelOptions): Promise<DemoM
   const vocab = getVocab(opts.size);
   const shape: DemoModelShape = { ...DEMO_MODEL_SHAPES[opts.size], vocab: vocab.tokens.length };
   const tensors = buildTensors(opts.size, shape, vocab, GGML_TYPES[type], (opts.seed ?? 1) >>> 0);
-  const { bytes } = await writeGguf(opts.outPath, { metadata: buildMetadata(opts.size, shape, vocab, type), tensors });
+  const { bytes } = await writeGguf(opts.outPath, { metadata: buildMetadata(opts.size, shape, vocab, type, opts.pooling), tensors });
   return {
     size: opts.size,
     type,

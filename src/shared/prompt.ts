@@ -36,7 +36,11 @@ export function promptTokens(m: PromptModel, input: GenerateInput, constraints: 
 export function checkedTokens(tokens: readonly number[], vocabularySize: number, param: string): Token[] {
   const bad = tokens.find((t) => t >= vocabularySize);
   if (bad !== undefined) {
-    throw new InvalidRequestError(`${param}: token id ${bad} is not in the model's vocabulary (ids 0 to ${vocabularySize - 1})`, param, 'invalid_value');
+    throw new InvalidRequestError(
+      `${param}: token id ${bad} is not in the model's vocabulary (ids 0 to ${vocabularySize - 1})`,
+      param,
+      'invalid_value',
+    );
   }
   return tokens as Token[];
 }
@@ -45,7 +49,11 @@ export function checkedTokens(tokens: readonly number[], vocabularySize: number,
 function infill(model: LlamaModel, prefix: Token[], suffix: Token[]): Token[] {
   const { prefix: pre, suffix: suf, middle: mid } = model.tokens.infill;
   if (pre == null || suf == null || mid == null) {
-    throw new InvalidRequestError('suffix: this model has no fill-in-the-middle tokens, so it cannot complete between a prompt and a suffix', 'suffix', 'unsupported_value');
+    throw new InvalidRequestError(
+      'suffix: this model has no fill-in-the-middle tokens, so it cannot complete between a prompt and a suffix',
+      'suffix',
+      'unsupported_value',
+    );
   }
   return [pre, ...prefix, suf, ...suffix, mid];
 }
@@ -67,7 +75,12 @@ function chatHistory(messages: readonly ChatMessage[]): ChatHistoryItem[] {
     if (m.role === 'system') history.push({ type: 'system', text: m.content });
     else if (m.role === 'user') history.push({ type: 'user', text: m.content });
     else if (m.role === 'assistant') {
-      const calls = (m.toolCalls ?? []).map((c) => ({ type: 'functionCall' as const, name: c.name, params: c.arguments, result: results.get(c.id) ?? '' }));
+      const calls = (m.toolCalls ?? []).map((c) => ({
+        type: 'functionCall' as const,
+        name: c.name,
+        params: c.arguments,
+        result: results.get(c.id) ?? '',
+      }));
       history.push({ type: 'model', response: [...(m.content ? [m.content] : []), ...calls] });
     }
   }

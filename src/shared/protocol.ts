@@ -116,6 +116,8 @@ export interface GenerateTask {
   input: GenerateInput;
   sampling: SamplingParams;
   constraints: OutputConstraints;
+  /** 'embed': one embedding vector of the input (embedding models only); default: generate. */
+  mode?: 'generate' | 'embed';
   port: MessagePort;
 }
 
@@ -157,8 +159,18 @@ export type WorkerMessage =
   /** Answer text; `tokens` generated since the last message; `logprobs` of those tokens when asked for. */
   | { type: 'text'; text: string; tokens: number; logprobs?: TokenLogprob[] }
   | { type: 'tool_call'; delta: ToolCallDelta; tokens: number; logprobs?: TokenLogprob[] }
+  /** The input's embedding (mode 'embed'), L2-normalized. */
+  | { type: 'embedding'; vector: number[] }
   /** `cachedTokens`: prompt tokens found in the KV cache (or copied from another sequence), not evaluated again. */
-  | { type: 'done'; finishReason: FinishReason; promptTokens: number; completionTokens: number; cachedTokens: number }
+  | {
+      type: 'done';
+      finishReason: FinishReason;
+      promptTokens: number;
+      completionTokens: number;
+      cachedTokens: number;
+      /** The stop string that ended the answer, if one did (Anthropic reports it). */
+      stopSequence?: string;
+    }
   | { type: 'error'; error: ErrorPayload; promptTokens: number; completionTokens: number };
 
 /** Main → worker, on the task's port. */

@@ -1,11 +1,19 @@
 #!/usr/bin/env node
 /**
- * make-model --size tiny|full --out PATH [--type q8_0|f16|f32] [--seed N]
+ * make-model --size tiny|full --out PATH [--type q8_0|f16|f32] [--seed N] [--pooling mean|cls|last]
  *
  * Writes a demo qwen2 GGUF model (random weights; the tiny one follows a fixed script).
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { TINY_SCRIPT_TEXT, TINY_SCRIPT_TOKENS, writeDemoModel, type DemoModelSize, type DemoModelType } from '../model/demo-model.js';
+import {
+  DEMO_POOLINGS,
+  TINY_SCRIPT_TEXT,
+  TINY_SCRIPT_TOKENS,
+  writeDemoModel,
+  type DemoModelSize,
+  type DemoModelType,
+  type DemoPooling,
+} from '../model/demo-model.js';
 
 function parseSeed(value: string): number {
   const n = Number(value);
@@ -20,9 +28,14 @@ const program = new Command()
   .requiredOption('--out <path>', 'output .gguf path')
   .addOption(new Option('--type <type>', 'weight type of the matrices').choices(['q8_0', 'f16', 'f32']).default('q8_0'))
   .option('--seed <n>', 'seed of the random weights', parseSeed, 1)
-  .action(async (opts: { size: DemoModelSize; out: string; type: DemoModelType; seed: number }) => {
+  .addOption(
+    new Option('--pooling <type>', 'write an embedding model (llama.cpp pooling type), served on /v1/embeddings').choices(
+      Object.keys(DEMO_POOLINGS),
+    ),
+  )
+  .action(async (opts: { size: DemoModelSize; out: string; type: DemoModelType; seed: number; pooling?: DemoPooling }) => {
     const started = performance.now();
-    const info = await writeDemoModel({ size: opts.size, outPath: opts.out, type: opts.type, seed: opts.seed });
+    const info = await writeDemoModel({ size: opts.size, outPath: opts.out, type: opts.type, seed: opts.seed, pooling: opts.pooling });
     const secs = (performance.now() - started) / 1000;
     const s = info.shape;
     const mib = info.bytes / (1 << 20);

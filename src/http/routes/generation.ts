@@ -1,14 +1,13 @@
 /** POST /v1/completions and POST /v1/chat/completions. */
 import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
-import { NotFoundError, NotReadyError } from '../../errors.js';
-import { readyWorkers } from '../../engine/status.js';
 import type { GenerateInput, OutputConstraints, SamplingParams } from '../../shared/protocol.js';
 import type { AppContext } from '../context.js';
 import { chatConstraints, completionConstraints, featuresOf } from '../constraints.js';
 import { chatRenderer, completionRenderer } from '../openai-format.js';
 import { respond, type ChoiceTask } from '../respond.js';
 import { chatInput, completionInputs, createSchemas, parseBody, samplingParams } from '../schemas.js';
+import { checkModel } from './check-model.js';
 
 /** OpenAI's default for /v1/completions; chat defaults to the rest of the context. */
 const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
@@ -17,7 +16,12 @@ const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
  * n choices for each input. With a seed, choice i samples with seed + i: the same seed for all would give
  * n identical answers; without one, every choice draws its own.
  */
-export function choiceTasks(inputs: readonly GenerateInput[], n: number, sampling: SamplingParams, constraints: OutputConstraints): ChoiceTask[] {
+export function choiceTasks(
+  inputs: readonly GenerateInput[],
+  n: number,
+  sampling: SamplingParams,
+  constraints: OutputConstraints,
+): ChoiceTask[] {
   return inputs.flatMap((input) =>
     Array.from({ length: n }, (_, i) => ({
       requestId: randomUUID(),
@@ -33,22 +37,20 @@ export function generationRoutes(ctx: AppContext): Router {
   const router = Router();
   const schemas = createSchemas(ctx.limits);
 
-  const checkModel = (model: string | null | undefined) => {
-    if (model != null && model !== ctx.modelId) {
-      throw new NotFoundError(`The model '${model}' does not exist; this server serves '${ctx.modelId}'.`, 'model_not_found', 'model');
-    }
-    if (readyWorkers(ctx.engines) === 0) throw new NotReadyError();
-  };
-
   router.post('/v1/completions', (req, res) => {
     const body = parseBody(schemas.completion, req.body);
     const inputs = completionInputs(body);
     const constraints = completionConstraints(body);
-    checkModel(body.model);
+    checkModel(ctx, body.model);
     // echo sends each prompt's text first: token-id prompts are detokenized by the main thread's vocabulary.
     const echo = body.echo
       ? inputs.flatMap((input) => {
-          const text = input.kind === 'tokens' ? ctx.vocabulary.get().detokenize(input.tokens as never, false) : input.kind === 'text' ? input.prompt : '';
+          const text =
+            input.kind === 'tokens'
+              ? ctx.vocabulary.get().detokenize(input.tokens as never, false)
+              : input.kind === 'text'
+                ? input.prompt
+                : '';
           return Array<string>(body.n ?? 1).fill(text);
         })
       : undefined;
@@ -66,7 +68,7 @@ export function generationRoutes(ctx: AppContext): Router {
     const body = parseBody(schemas.chat, req.body);
     const input = chatInput(body);
     const constraints = chatConstraints(body);
-    checkModel(body.model);
+    checkModel(ctx, body.model);
     ctx.metrics.features(req.path, featuresOf(constraints, body.response_format));
     const maxTokensParam = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
     const sampling = samplingParams(body, body.max_completion_tokens ?? body.max_tokens ?? undefined, maxTokensParam);

@@ -24,6 +24,7 @@ export class DirectBaseline {
 
   static async load(o: DirectOptions): Promise<DirectBaseline> {
     const loaded = await loadModel({ ...o, gpuLayers: 'auto', modelId: 'direct', timeBuckets: [], faults: false });
+    if (loaded.kind !== 'generate') throw new Error('the direct baseline needs a text-generation model');
     return new DirectBaseline(loaded);
   }
 

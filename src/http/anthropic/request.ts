@@ -1,0 +1,168 @@
+/**
+ * The Anthropic Messages API request (POST /v1/messages, /v1/messages/count_tokens) as what the chat path
+ * serves: `system` and the content blocks become chat messages (tool_use blocks → assistant tool calls,
+ * tool_result blocks → tool messages), tools / tool_choice become the chat constraints.
+ */
+import { z } from 'zod';
+import { InvalidRequestError } from '../../errors.js';
+import type { ChatMessage, GenerateInput, OutputConstraints, SamplingParams } from '../../shared/protocol.js';
+import { chatConstraints, withParamNames } from '../constraints.js';
+import type { ChatBody, InputLimits } from '../schemas.js';
+
+const textBlock = z.object({ type: z.literal('text'), text: z.string() });
+const toolUse = z.object({
+  type: z.literal('tool_use'),
+  id: z.string().min(1),
+  name: z.string(),
+  input: z.record(z.string(), z.unknown()),
+});
+const toolResult = z.object({
+  type: z.literal('tool_result'),
+  tool_use_id: z.string().min(1),
+  content: z.union([z.string(), z.array(textBlock)]).optional(),
+  is_error: z.boolean().optional(),
+});
+const block = z.discriminatedUnion('type', [textBlock, toolUse, toolResult], {
+  error: "content blocks must be 'text', 'tool_use' or 'tool_result' (images and documents are not supported)",
+});
+const message = z.object({
+  role: z.enum(['user', 'assistant'], { error: "role must be 'user' or 'assistant' (the system prompt goes in `system`)" }),
+  content: z.union([z.string(), z.array(block)], { error: 'must be a string or an array of content blocks' }),
+});
+const tool = z.object({
+  name: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, underscores or dashes'),
+  description: z.string().optional(),
+  input_schema: z.record(z.string(), z.unknown(), { error: 'must be a JSON schema object' }),
+  type: z.literal('custom').optional(),
+});
+const toolChoice = z.discriminatedUnion(
+  'type',
+  [
+    z.object({ type: z.literal('auto'), disable_parallel_tool_use: z.boolean().optional() }),
+    z.object({ type: z.literal('any'), disable_parallel_tool_use: z.boolean().optional() }),
+    z.object({ type: z.literal('tool'), name: z.string(), disable_parallel_tool_use: z.boolean().optional() }),
+    z.object({ type: z.literal('none') }),
+  ],
+  { error: "type must be one of 'auto', 'any', 'tool', 'none'" },
+);
+
+/** Fields shared by /v1/messages and /v1/messages/count_tokens. */
+function promptFields(limits: InputLimits) {
+  return {
+    model: z.string().nullish(),
+    system: z.union([z.string(), z.array(textBlock)], { error: 'must be a string or an array of text blocks' }).optional(),
+    messages: z
+      .array(message)
+      .min(1, 'must contain at least one message')
+      .max(limits.maxMessages, `at most ${limits.maxMessages} messages (--max-messages)`),
+    tools: z.array(tool).optional(),
+    tool_choice: toolChoice.optional(),
+  };
+}
+
+export function messagesSchemas(limits: InputLimits) {
+  const unit = (name: string) =>
+    z
+      .number()
+      .refine(Number.isFinite, 'must be a finite number')
+      .min(0, `must be between 0 and 1`)
+      .max(1, `must be between 0 and 1`)
+      .describe(name);
+  const messages = z.object({
+    ...promptFields(limits),
+    // Required by the Messages API.
+    max_tokens: z
+      .number()
+      .int('must be an integer')
+      .min(1, 'must be at least 1')
+      .max(limits.maxTokens, `must be at most ${limits.maxTokens} (--max-tokens-limit)`),
+    temperature: unit('temperature').optional(),
+    top_p: unit('top_p').optional(),
+    top_k: z.number().int('must be an integer').min(0, 'must be at least 0').optional(),
+    stop_sequences: z.array(z.string()).max(limits.maxStop, `at most ${limits.maxStop} stop sequences (--max-stop)`).optional(),
+    stream: z.boolean().optional(),
+    metadata: z.object({ user_id: z.string().nullish() }).optional(),
+    thinking: z.object({ type: z.literal('disabled', { error: 'extended thinking is not supported' }) }).optional(),
+  });
+  return { messages, countTokens: z.object(promptFields(limits)) };
+}
+
+type PromptBody = z.infer<z.ZodObject<ReturnType<typeof promptFields>>>;
+export type MessagesBody = z.infer<ReturnType<typeof messagesSchemas>['messages']>;
+
+const joinText = (c: string | { text: string }[] | undefined) =>
+  c === undefined ? '' : typeof c === 'string' ? c : c.map((b) => b.text).join('');
+
+export function messagesInput(body: PromptBody): GenerateInput {
+  const messages: ChatMessage[] = [];
+  const system = joinText(body.system);
+  if (system) messages.push({ role: 'system', content: system });
+  const open = new Map<string, string>();
+  body.messages.forEach((m, i) => {
+    if (typeof m.content === 'string') return void messages.push({ role: m.role, content: m.content });
+    let text = '';
+    const calls: ChatMessage['toolCalls'] = [];
+    m.content.forEach((b, j) => {
+      if (b.type === 'text') text += b.text;
+      else if (b.type === 'tool_use') {
+        if (m.role !== 'assistant') throw invalid(`messages.${i}.content.${j}`, 'tool_use blocks belong to assistant messages');
+        calls.push({ id: b.id, name: b.name, arguments: b.input });
+        open.set(b.id, `messages.${i}.content.${j}`);
+      } else {
+        if (!open.delete(b.tool_use_id))
+          throw invalid(`messages.${i}.content.${j}.tool_use_id`, `no earlier tool_use block has id '${b.tool_use_id}'`);
+        const content = joinText(b.content);
+        messages.push({ role: 'tool', toolCallId: b.tool_use_id, content: b.is_error ? `Error: ${content}` : content });
+      }
+    });
+    if (calls.length > 0) messages.push({ role: 'assistant', content: text, toolCalls: calls });
+    else if (text !== '' || m.content.every((b) => b.type === 'text')) messages.push({ role: m.role, content: text });
+  });
+  for (const [id, param] of open) throw invalid(param, `the tool_use '${id}' has no tool_result`);
+  return { kind: 'chat', messages };
+}
+
+const invalid = (param: string, message: string) => new InvalidRequestError(`${param}: ${message}`, param, 'invalid_value');
+
+/** The chat constraints (tools) of the request, with errors naming the Messages API's own fields. */
+export function messagesConstraints(body: PromptBody): OutputConstraints {
+  const choice = body.tool_choice;
+  const chatLike = {
+    tools: body.tools?.map((t) => ({
+      type: 'function' as const,
+      function: { name: t.name, description: t.description, parameters: t.input_schema },
+    })),
+    tool_choice:
+      choice === undefined
+        ? undefined
+        : choice.type === 'any'
+          ? 'required'
+          : choice.type === 'tool'
+            ? { type: 'function', function: { name: choice.name } }
+            : choice.type,
+    parallel_tool_calls: choice && 'disable_parallel_tool_use' in choice && choice.disable_parallel_tool_use ? false : undefined,
+  } as ChatBody;
+  return withParamNames(RENAMES, () => chatConstraints(chatLike));
+}
+
+/** Chat parameter paths → the Messages API's. */
+const RENAMES: [RegExp, string][] = [
+  [/^tools\.(\d+)\.function\.parameters/, 'tools.$1.input_schema'],
+  [/^tools\.(\d+)\.function\./, 'tools.$1.'],
+  [/^tool_choice\.function\./, 'tool_choice.'],
+];
+
+export function messagesSampling(body: MessagesBody): SamplingParams {
+  return {
+    temperature: body.temperature ?? 1,
+    topP: body.top_p ?? 1,
+    topK: body.top_k ?? 0,
+    presencePenalty: 0,
+    frequencyPenalty: 0,
+    maxTokens: body.max_tokens,
+    maxTokensParam: 'max_tokens',
+    stop: (body.stop_sequences ?? []).filter((s) => s.length > 0),
+    ignoreEos: false,
+    logitBias: [],
+  };
+}
