@@ -67,7 +67,7 @@ const sampling = {
   frequency_penalty: field(fc.double({ min: -2, max: 2, noNaN: true }), fc.constantFrom(-2.5, 3)),
   stream: field(fc.boolean(), fc.constantFrom('true', 1)),
   stream_options: field(fc.record({ include_usage: fc.boolean() }), fc.constantFrom('yes', [])),
-  n: field(fc.constant(1), fc.constantFrom(0, 2, 3)),
+  n: field(fc.integer({ min: 1, max: 3 }), fc.constantFrom(0, 17, 1.5)),
   ignore_eos: field(fc.boolean(), fc.constantFrom('no', 0)),
   logit_bias: field(
     fc.dictionary(fc.integer({ min: 0, max: 500 }).map(String), fc.integer({ min: -100, max: 100 })),
@@ -202,7 +202,7 @@ function checkShape(status: number, contentType: string, text: string): void {
   const body = JSON.parse(text) as Record<string, any>;
   if (status === 200) {
     expect(['text_completion', 'chat.completion']).toContain(body.object);
-    expect(body.choices).toHaveLength(1);
+    expect(body.choices.length).toBeGreaterThanOrEqual(1);
     expect(['stop', 'length', 'tool_calls']).toContain(body.choices[0].finish_reason);
     expect(Number.isInteger(body.usage.completion_tokens)).toBe(true);
     return;

@@ -25,7 +25,7 @@ describe('StopMatcher', () => {
     const m = new StopMatcher(['END']);
     expect(m.push('abcE')).toEqual({ emit: 'abc', stopped: false });
     expect(m.push('N')).toEqual({ emit: '', stopped: false });
-    expect(m.push('Dxyz')).toEqual({ emit: '', stopped: true });
+    expect(m.push('Dxyz')).toEqual({ emit: '', stopped: true, stop: 'END' });
   });
 
   it('releases held text when the stop does not complete', () => {

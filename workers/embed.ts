@@ -16,9 +16,15 @@ export function isEmbeddingModel(model: LlamaModel): boolean {
   return pooling !== undefined && pooling > 0;
 }
 
-export async function embed(context: LlamaEmbeddingContext, model: LlamaModel, vocabularySize: number, input: GenerateInput): Promise<{ vector: number[]; tokens: number }> {
+export async function embed(
+  context: LlamaEmbeddingContext,
+  model: LlamaModel,
+  vocabularySize: number,
+  input: GenerateInput,
+): Promise<{ vector: number[]; tokens: number }> {
   const tokens: Token[] = asGenerationError(() => {
-    if (input.kind === 'chat' || input.suffix !== undefined) throw new InvalidRequestError('input: must be text or token ids', 'input', 'invalid_value');
+    if (input.kind === 'chat' || input.suffix !== undefined)
+      throw new InvalidRequestError('input: must be text or token ids', 'input', 'invalid_value');
     return input.kind === 'tokens' ? checkedTokens(input.tokens, vocabularySize, 'input') : model.tokenize(input.prompt, false);
   });
   const { vector } = await context.getEmbeddingFor(tokens);

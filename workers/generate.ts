@@ -104,7 +104,13 @@ export async function generate(loaded: LoadedModel, seq: SequenceState, prompt: 
   const { sampling, emit, constraints } = opts;
   const maxTokens = budget(prompt.length, loaded.contextSize, sampling, opts.input.kind === 'chat' ? 'messages' : 'prompt');
   // logit_bias keys must be tokens of this model's vocabulary (only the worker knows its size).
-  asGenerationError(() => checkedTokens(sampling.logitBias.map(([token]) => token), loaded.vocabularySize, 'logit_bias'));
+  asGenerationError(() =>
+    checkedTokens(
+      sampling.logitBias.map(([token]) => token),
+      loaded.vocabularySize,
+      'logit_bias',
+    ),
+  );
   const shaping = await prepareShaping(model, loaded.toolSyntax, constraints);
   opts.onStarted?.(prompt.length);
   emit({ type: 'started', promptTokens: prompt.length });
@@ -157,7 +163,9 @@ export async function generate(loaded: LoadedModel, seq: SequenceState, prompt: 
   const sampler = loaded.createSampler();
   try {
     sampler.applyConfig(samplerConfig(sampling, generated, grammar));
-    cachedTokens = (await loaded.loop.run({ sequence: seq, prompt, sampler, onToken, cancelled: opts.cancelled, probabilities: logprobs?.needs })).reusedTokens;
+    cachedTokens = (
+      await loaded.loop.run({ sequence: seq, prompt, sampler, onToken, cancelled: opts.cancelled, probabilities: logprobs?.needs })
+    ).reusedTokens;
   } finally {
     sampler.dispose();
   }

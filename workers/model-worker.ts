@@ -27,7 +27,11 @@ const announce = (msg: ControlMessage) => parentPort!.postMessage(msg);
 
 let loaded: LoadedModel | LoadedEmbedder | undefined;
 let loadError: string | undefined;
-const metrics = new WorkerMetrics({ modelId: init.modelId, timeBuckets: init.timeBuckets, kvUsage: () => (loaded?.kind === 'generate' ? loaded.kvUsage() : 0) });
+const metrics = new WorkerMetrics({
+  modelId: init.modelId,
+  timeBuckets: init.timeBuckets,
+  kvUsage: () => (loaded?.kind === 'generate' ? loaded.kvUsage() : 0),
+});
 
 // Metrics requests from the main thread; the reply goes back on parentPort.
 const requests = new BroadcastChannel(WORKERS_CHANNEL);

@@ -72,7 +72,11 @@ export async function loadModel(init: WorkerInit, hooks: ModelHooks = {}): Promi
   const model = await llama.loadModel({ modelPath: init.modelPath, gpuLayers: init.gpuLayers });
   const vocabularySize = model.fileInfo.metadata.tokenizer.ggml.tokens.length;
   if (isEmbeddingModel(model)) {
-    const embeddings = await model.createEmbeddingContext({ contextSize: init.contextSize, threads: init.threads, batchSize: init.batchSize });
+    const embeddings = await model.createEmbeddingContext({
+      contextSize: init.contextSize,
+      threads: init.threads,
+      batchSize: init.batchSize,
+    });
     return { kind: 'embed', model, embeddings, vocabularySize, llamaCppRelease: llama.llamaCppRelease.release };
   }
   const context = await model.createContext({

@@ -43,6 +43,9 @@ const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIO
 const KNOWN_ROUTES = [
   { method: 'POST', endpoint: '/v1/completions' },
   { method: 'POST', endpoint: '/v1/chat/completions' },
+  { method: 'POST', endpoint: '/v1/responses' },
+  { method: 'POST', endpoint: '/v1/messages' },
+  { method: 'POST', endpoint: '/v1/embeddings' },
   { method: 'GET', endpoint: '/v1/models' },
 ];
 /**

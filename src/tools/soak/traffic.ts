@@ -121,7 +121,7 @@ async function disconnect(o: TrafficOptions, t: Tally): Promise<void> {
 const BAD_BODIES: [Endpoint, string][] = [
   ['/v1/completions', '{"prompt": "unterminated'],
   ['/v1/completions', '{"prompt": 42}'],
-  ['/v1/completions', '{"prompt": "x", "n": 3}'],
+  ['/v1/completions', '{"prompt": "x", "n": 17}'],
   ['/v1/chat/completions', '{"messages": "not a list"}'],
   ['/v1/chat/completions', '{"messages": [{"role": "wizard", "content": "x"}]}'],
   ['/v1/completions', '{"prompt": "x", "max_tokens": -5}'],
