@@ -75,7 +75,22 @@ export function budget(promptTokens: number, contextSize: number, sampling: Samp
 const penalizes = (sampling: SamplingParams) => sampling.presencePenalty !== 0 || sampling.frequencyPenalty !== 0;
 
 /** The native sampler settings for one request (as node-llama-cpp's own evaluate() would resolve them). */
-function samplerConfig(sampling: SamplingParams, generated: readonly Token[], grammar: NativeGrammarState | undefined): SamplerConfig {
+/** The request's logit_bias, plus a ban (-Infinity) on `banned` tokens. */
+function tokenBias(logitBias: readonly [number, number][], banned: Uint32Array): [number, number][] {
+  const bans = new Set(banned);
+  return [...logitBias.filter(([token]) => !bans.has(token)), ...Array.from(banned, (t): [number, number] => [t, -Infinity])];
+}
+
+/**
+ * `grammar`: its native state, and the tokens to rule out while it is on (bytes that are never UTF-8
+ * text, which llama.cpp's grammars would let through in JSON strings).
+ */
+function samplerConfig(
+  sampling: SamplingParams,
+  generated: readonly Token[],
+  grammar: { state: NativeGrammarState; banned: Uint32Array } | undefined,
+): SamplerConfig {
+  const bias = grammar ? tokenBias(sampling.logitBias, grammar.banned) : sampling.logitBias;
   return {
     temperature: sampling.temperature,
     minP: 0,
@@ -90,12 +105,12 @@ function samplerConfig(sampling: SamplingParams, generated: readonly Token[], gr
       repeatPenaltyPresencePenalty: sampling.presencePenalty,
       repeatPenaltyFrequencyPenalty: sampling.frequencyPenalty,
     }),
-    ...(sampling.logitBias.length > 0 && {
-      tokenBiasKeys: Uint32Array.from(sampling.logitBias, ([token]) => token),
-      tokenBiasValues: Float32Array.from(sampling.logitBias, ([, bias]) => bias),
+    ...(bias.length > 0 && {
+      tokenBiasKeys: Uint32Array.from(bias, ([token]) => token),
+      tokenBiasValues: Float32Array.from(bias, ([, b]) => b),
     }),
     // The key must be absent without a grammar: the addon unwraps whatever value it holds.
-    ...(grammar && { grammarEvaluationState: grammar }),
+    ...(grammar && { grammarEvaluationState: grammar.state }),
   };
 }
 
@@ -154,15 +169,28 @@ export async function generate(loaded: LoadedModel, seq: SequenceState, prompt: 
     // A free answer just began a tool call: the rest of it follows the tools' grammar.
     const engaged = parser?.engagedWith !== undefined && grammar === undefined;
     if (engaged && parser.engagedWith === loaded.toolSyntax?.trigger) grammar = shaping.afterTrigger;
-    if (penalize || engaged) sampler.applyConfig(samplerConfig(sampling, generated, grammar));
+    // Under a grammar the UTF-8 guard changes after a lead byte with a restricted continuation, and back.
+    const previous = generated.at(-2);
+    const guardChanged =
+      grammar !== undefined && (guard().after(token) !== undefined || (previous !== undefined && guard().after(previous) !== undefined));
+    if (penalize || engaged || guardChanged) {
+      sampler.applyConfig(samplerConfig(sampling, generated, grammar && { state: grammar, banned: banned(generated) }));
+    }
     return true;
   };
 
   const penalize = penalizes(sampling);
+  const guard = () => loaded.utf8Guard();
+  /** Under a grammar: tokens never in UTF-8, and those the last token's lead byte cannot be followed by. */
+  const banned = (tokens: readonly Token[]): Uint32Array => {
+    const last = tokens.at(-1);
+    const after = last === undefined ? undefined : guard().after(last);
+    return after ? Uint32Array.from([...guard().never, ...after]) : guard().never;
+  };
   let cachedTokens = 0;
   const sampler = loaded.createSampler();
   try {
-    sampler.applyConfig(samplerConfig(sampling, generated, grammar));
+    sampler.applyConfig(samplerConfig(sampling, generated, grammar && { state: grammar, banned: banned(generated) }));
     cachedTokens = (
       await loaded.loop.run({ sequence: seq, prompt, sampler, onToken, cancelled: opts.cancelled, probabilities: logprobs?.needs })
     ).reusedTokens;

@@ -9,18 +9,7 @@ import type { LlamaModel, Token } from 'node-llama-cpp';
 import type { TokenLogprob } from '../src/shared/protocol.js';
 import type { Sampled } from './batch-loop.js';
 import { vocabularyText } from './native.js';
-
-/**
- * GPT-2 byte-level BPE stores every byte as a printable character (bytes_to_unicode); this is its inverse,
- * for a token's exact bytes (a token may hold part of a UTF-8 character, which its text cannot show).
- */
-const SYMBOL_TO_BYTE: ReadonlyMap<string, number> = (() => {
-  const printable = (b: number) => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
-  const map = new Map<string, number>();
-  let extra = 0;
-  for (let b = 0; b < 256; b++) map.set(String.fromCodePoint(printable(b) ? b : 256 + extra++), b);
-  return map;
-})();
+import { vocabularyBytes } from './token-bytes.js';
 
 /** The smallest log probability reported (OpenAI's floor for tokens the sampler ruled out). */
 const MIN_LOGPROB = -9999;
@@ -62,7 +51,7 @@ export class LogprobReader {
   private piece(token: Token): { token: string; bytes: number[] } {
     let piece = this.cache.get(token);
     if (!piece) {
-      const bytes = toBytes(this.vocabText(token));
+      const bytes = vocabularyBytes(this.vocabText(token));
       piece = { token: Buffer.from(bytes).toString('utf8'), bytes };
       this.cache.set(token, piece);
     }
@@ -71,14 +60,3 @@ export class LogprobReader {
 }
 
 const logOf = (p: number) => (p > 0 ? Math.max(MIN_LOGPROB, Math.log(p)) : MIN_LOGPROB);
-
-/** Bytes of a vocabulary entry: byte-level symbols decoded; other text (special tokens) as UTF-8. */
-function toBytes(text: string): number[] {
-  const bytes: number[] = [];
-  for (const ch of text) {
-    const b = SYMBOL_TO_BYTE.get(ch);
-    if (b === undefined) return [...Buffer.from(text, 'utf8')];
-    bytes.push(b);
-  }
-  return bytes;
-}

@@ -13,6 +13,7 @@ import {
   type LlamaModel,
 } from 'node-llama-cpp';
 import { isEmbeddingModel } from './embed.js';
+import { Utf8Guard } from './token-bytes.js';
 import type { WorkerInit } from '../src/shared/protocol.js';
 import { BatchLoop, type StepStats } from './batch-loop.js';
 import { nativeContext, samplerFactory, type NativeSampler } from './native.js';
@@ -35,6 +36,8 @@ export interface LoadedModel {
   vocabularySize: number;
   /** The llama.cpp release the backend was built from, for qwen_build_info. */
   llamaCppRelease: string;
+  /** Which tokens would break UTF-8, ruled out under grammars (built once, on demand: a pass over the vocabulary). */
+  utf8Guard(): Utf8Guard;
   /** Share of the context's KV cells holding tokens (0-1); cached prefixes count as used. */
   kvUsage(): number;
 }
@@ -93,6 +96,7 @@ export async function loadModel(init: WorkerInit, hooks: ModelHooks = {}): Promi
   const chatWrapper = resolveChatWrapper(model, { type: 'jinjaTemplate' });
   // The batch loop drives sequence ids 0..S-1 of the context directly; node-llama-cpp's
   // LlamaContextSequence objects are not used (their own decode loop would compete with ours).
+  let guard: Utf8Guard | undefined;
   const seqs: SequenceState[] = Array.from({ length: init.sequences }, (_, id) => ({ id, tokens: [] }));
   return {
     kind: 'generate',
@@ -111,6 +115,7 @@ export async function loadModel(init: WorkerInit, hooks: ModelHooks = {}): Promi
     createSampler,
     contextSize: init.contextSize,
     vocabularySize,
+    utf8Guard: () => (guard ??= new Utf8Guard(model, vocabularySize)),
     llamaCppRelease: llama.llamaCppRelease.release,
     kvUsage: () => seqs.reduce((used, s) => used + s.tokens.length, 0) / (init.contextSize * seqs.length),
   };

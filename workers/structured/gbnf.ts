@@ -59,12 +59,15 @@ function endOfQuoted(text: string, start: number, close: string): number {
 const JSON_GRAMMAR_TAIL = / "\\n\\n\\n\\n" \[\\n\]\*$/m;
 
 /**
- * node-llama-cpp's number rules allow exponents of up to 16 digits, so "integers" like 1e-5 and numbers
- * like 1e999 (Infinity after parsing): neither validates. Integers here have no fraction or exponent and at
- * most 15 digits (exact as JavaScript numbers; src/structured/json-schema.ts counts on the limit), and
- * exponents at most two digits.
+ * Rules of node-llama-cpp's JSON grammars redefined here. Its number rules allow exponents of up to 16
+ * digits, so "integers" like 1e-5 and numbers like 1e999 (Infinity after parsing): neither validates.
+ * Integers here have no fraction or exponent and at most 15 digits (exact as JavaScript numbers;
+ * src/structured/json-schema.ts counts on the limit), and exponents at most two digits.
  */
-const NUMBER_RULES: Record<string, string> = {
+const RULE_OVERRIDES: Record<string, string> = {
+  // Characters of JSON strings: also not UTF-16 surrogates, nor "characters" beyond U+10FFFF (llama.cpp
+  // decodes any lead byte from F0 up as a 4-byte character, so these would be bytes that are not text).
+  'string-char-rule': '[^"\\\\\\x7F\\x00-\\x1F\\uD800-\\uDFFF\\U00110000-\\U001FFFFF] | "\\\\" ["\\\\/bfnrt] | "\\\\u" [0-9a-fA-F]{4}',
   'integer-number-rule': '"-"? ("0" | [1-9] [0-9]{0,14})',
   'fractional-number-rule': '"-"? ("0" | [1-9] [0-9]{0,15}) ("." [0-9]{1,16})? ([eE] [-+]? [0-9]{1,2})?',
 };
@@ -76,7 +79,7 @@ const NUMBER_RULES: Record<string, string> = {
 export function jsonValueRules(schemaGrammar: string, prefix: string): string {
   const lines = schemaGrammar.split('\n').map((line) => {
     const name = line.slice(0, line.indexOf(' ::= '));
-    return name in NUMBER_RULES ? `${name} ::= ${NUMBER_RULES[name]}` : line;
+    return name in RULE_OVERRIDES ? `${name} ::= ${RULE_OVERRIDES[name]}` : line;
   });
   const rootAt = lines.findIndex((l) => l.startsWith('root ::= '));
   if (rootAt === -1 || !JSON_GRAMMAR_TAIL.test(lines[rootAt]!)) {
