@@ -72,6 +72,31 @@ describe('--engines 2 on CPU, each pinned to its own (pretend) GPU', () => {
     expect(new Set([server.proc.pid, ...h.engines.map((e) => e.pid)]).size).toBe(3);
   });
 
+  it('tool calls, n > 1 and /tokenize work through engine processes (their messages and the front vocabulary)', async () => {
+    const tools = [
+      { type: 'function' as const, function: { name: 'f', parameters: { type: 'object', properties: { ok: { type: 'boolean' } } } } },
+    ];
+    const res = await openai.chat.completions.create({
+      model: 'tiny',
+      messages: [{ role: 'user', content: 'x' }],
+      tools,
+      tool_choice: 'required',
+      n: 2,
+      temperature: 0,
+    });
+    expect(res.choices.map((c) => c.finish_reason)).toEqual(['tool_calls', 'tool_calls']);
+    expect(
+      typeof (
+        JSON.parse(
+          res.choices[0]!.message.tool_calls![0]!.type === 'function' ? res.choices[0]!.message.tool_calls![0]!.function.arguments : '',
+        ) as { ok: unknown }
+      ).ok,
+    ).toBe('boolean');
+    const counted = await postJson(`${server.url}/tokenize`, { messages: [{ role: 'user', content: 'x' }] });
+    const plain = await openai.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'x' }], max_tokens: 1 });
+    expect(counted.body.count).toBe(plain.usage!.prompt_tokens);
+  });
+
   it('fills both engines before queueing, and the merged counters equal the client tally over 16 requests', async () => {
     await waitIdle(server.url);
     const before = await scrape(server.url);
