@@ -170,27 +170,28 @@ export async function generate(loaded: LoadedModel, seq: SequenceState, prompt: 
     const engaged = parser?.engagedWith !== undefined && grammar === undefined;
     if (engaged && parser.engagedWith === loaded.toolSyntax?.trigger) grammar = shaping.afterTrigger;
     // Under a grammar the UTF-8 guard changes after a lead byte with a restricted continuation, and back.
-    const previous = generated.at(-2);
-    const guardChanged =
-      grammar !== undefined && (guard().after(token) !== undefined || (previous !== undefined && guard().after(previous) !== undefined));
-    if (penalize || engaged || guardChanged) {
-      sampler.applyConfig(samplerConfig(sampling, generated, grammar && { state: grammar, banned: banned(generated) }));
-    }
+    const after = grammar && guard().after(token);
+    const guardChanged = after !== bannedAfter;
+    bannedAfter = after;
+    if (penalize || engaged || guardChanged) sampler.applyConfig(config());
     return true;
   };
 
   const penalize = penalizes(sampling);
   const guard = () => loaded.utf8Guard();
-  /** Under a grammar: tokens never in UTF-8, and those the last token's lead byte cannot be followed by. */
-  const banned = (tokens: readonly Token[]): Uint32Array => {
-    const last = tokens.at(-1);
-    const after = last === undefined ? undefined : guard().after(last);
-    return after ? Uint32Array.from([...guard().never, ...after]) : guard().never;
-  };
+  /** Tokens the last one's lead byte cannot be followed by (under a grammar; see Utf8Guard). */
+  let bannedAfter: Uint32Array | undefined;
+  /** The sampler settings now; under a grammar, tokens never in UTF-8 and bannedAfter are ruled out. */
+  const config = () =>
+    samplerConfig(
+      sampling,
+      generated,
+      grammar && { state: grammar, banned: bannedAfter ? Uint32Array.from([...guard().never, ...bannedAfter]) : guard().never },
+    );
   let cachedTokens = 0;
   const sampler = loaded.createSampler();
   try {
-    sampler.applyConfig(samplerConfig(sampling, generated, grammar && { state: grammar, banned: banned(generated) }));
+    sampler.applyConfig(config());
     cachedTokens = (
       await loaded.loop.run({ sequence: seq, prompt, sampler, onToken, cancelled: opts.cancelled, probabilities: logprobs?.needs })
     ).reusedTokens;

@@ -9,6 +9,8 @@ export class Answer {
   readonly toolCalls: { name: string; arguments: string }[] = [];
   /** undefined when the request did not ask for logprobs. */
   logprobs: TokenLogprob[] | undefined;
+  /** The input's embedding (embedding requests). */
+  embedding: number[] | undefined;
 
   addText(text: string, logprobs?: TokenLogprob[]): void {
     this.text += text;

@@ -42,13 +42,12 @@ export type ChoiceTask = Omit<GenerateTask, 'port' | 'admittedAtMs'> & {
   countsPrompt: boolean;
 };
 
-export interface RespondOptions {
+export type RespondOptions = {
   tasks: ChoiceTask[];
-  renderer: Renderer;
-  stream: boolean;
   /** Called once, when every choice is complete, with the tool calls they returned. */
   onToolCalls?: (count: number) => void;
-}
+  // A request that never streams (embeddings) needs only the body.
+} & ({ stream: boolean; renderer: Renderer } | { stream: false; renderer: Pick<Renderer, 'full'> });
 
 /** Sums the choices' usage: prompts once each, every choice's completion. */
 function totalUsage(tasks: readonly ChoiceTask[], usages: readonly (Usage | undefined)[]): Usage {
@@ -86,9 +85,9 @@ export function respond(dispatcher: Dispatcher, res: Response, opts: RespondOpti
     out?.choiceDone(i, reason, answers[i]!);
     if (--pending > 0 || failed) return;
     opts.onToolCalls?.(answers.reduce((n, a) => n + a.toolCalls.length, 0));
-    const usage_ = totalUsage(opts.tasks, usages);
-    if (out) out.close(usage_, answers);
-    else if (!res.destroyed) res.json(opts.renderer.full(answers, usage_));
+    const total = totalUsage(opts.tasks, usages);
+    if (out) out.close(total, answers);
+    else if (!res.destroyed) res.json(opts.renderer.full(answers, total));
   };
 
   opts.tasks.forEach(({ countsPrompt: _, ...task }, i) => {
@@ -102,6 +101,7 @@ export function respond(dispatcher: Dispatcher, res: Response, opts: RespondOpti
         answers[i]!.addToolCall(delta, logprobs);
         out?.toolCall(i, delta, logprobs);
       },
+      onEmbedding: (vector) => (answers[i]!.embedding = vector),
       onDone: (reason, usage, stopSequence) => choiceDone(i, reason, usage, stopSequence),
       onError: (err) => fail(err),
     };

@@ -4,9 +4,10 @@
  */
 import { z } from 'zod';
 import { InvalidRequestError } from '../errors.js';
+import { ToolCallLedger } from './tool-results.js';
 import type { ChatMessage, GenerateInput, SamplingParams } from '../shared/protocol.js';
 
-const num = z.number().refine(Number.isFinite, 'must be a finite number');
+export const num = z.number().refine(Number.isFinite, 'must be a finite number');
 
 /** Most choices in one request (n × prompts): each holds a sequence of its own. */
 export const MAX_CHOICES = 16;
@@ -14,6 +15,28 @@ export const MAX_CHOICES = 16;
 const tokenIds = z.array(z.number().int('token ids must be integers').min(0, 'token ids must be >= 0'), {
   error: 'must be an array of token ids',
 });
+
+/** Completion prompts and embedding inputs in OpenAI's four forms: text, texts, token ids, token-id arrays. */
+export const textsOrTokens = z.union(
+  [
+    z.string(),
+    z.array(z.string()).min(1, 'must not be an empty array'),
+    tokenIds.min(1, 'must not be an empty array'),
+    z.array(tokenIds.min(1, 'a token-id prompt must not be empty')).min(1, 'must not be an empty array'),
+  ],
+  { error: 'must be a string, an array of strings, an array of token ids, or an array of token-id arrays' },
+);
+
+/** One input per text or token-id array of a textsOrTokens value. */
+export function inputsOf(value: z.infer<typeof textsOrTokens>, suffix?: string): GenerateInput[] {
+  const each: (string | number[])[] =
+    typeof value === 'string' ? [value] : typeof value[0] === 'number' ? [value as number[]] : (value as string[] | number[][]);
+  return each.map((p) => (typeof p === 'string' ? { kind: 'text', prompt: p, suffix } : { kind: 'tokens', tokens: p, suffix }));
+}
+
+/** An integer field between 0 and `max`. */
+const upTo = (max: number) =>
+  z.number().int('must be an integer').min(0, `must be between 0 and ${max}`).max(max, `must be between 0 and ${max}`);
 const optional = <T extends z.ZodType>(t: T) => t.nullish();
 
 /** Operator limits (flags), each named in the message of a request that exceeds it. */
@@ -68,7 +91,7 @@ const textPart = z.object({ type: z.literal('text', { error: 'only text content 
 const content = z.union([z.string(), z.array(textPart)], { error: 'must be a string or an array of text parts' });
 
 /** OpenAI's rule for function names. */
-const functionName = z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, underscores or dashes');
+export const functionName = z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, underscores or dashes');
 
 const toolCall = z.object({
   id: z.string().min(1, 'must not be empty'),
@@ -137,23 +160,9 @@ export function createSchemas(limits: InputLimits) {
   const sampling = samplingFields(limits);
   const completion = z.object({
     ...sampling,
-    prompt: z.union(
-      [
-        z.string(),
-        z.array(z.string()).min(1, 'must not be an empty array'),
-        tokenIds.min(1, 'must not be an empty array'),
-        z.array(tokenIds.min(1, 'a token-id prompt must not be empty')).min(1, 'must not be an empty array'),
-      ],
-      { error: 'must be a string, an array of strings, an array of token ids, or an array of token-id arrays' },
-    ),
+    prompt: textsOrTokens,
     echo: optional(z.boolean()),
-    logprobs: optional(
-      z
-        .number()
-        .int('must be an integer')
-        .min(0, `must be between 0 and ${MAX_COMPLETION_LOGPROBS}`)
-        .max(MAX_COMPLETION_LOGPROBS, `must be between 0 and ${MAX_COMPLETION_LOGPROBS}`),
-    ),
+    logprobs: optional(upTo(MAX_COMPLETION_LOGPROBS)),
     response_format: optional(responseFormat),
     best_of: optional(z.literal(1, { error: 'only best_of=1 is supported' })),
     suffix: optional(z.string()),
@@ -166,13 +175,7 @@ export function createSchemas(limits: InputLimits) {
       .max(limits.maxMessages, `at most ${limits.maxMessages} messages (--max-messages)`),
     max_completion_tokens: maxTokensField(limits.maxTokens),
     logprobs: optional(z.boolean()),
-    top_logprobs: optional(
-      z
-        .number()
-        .int('must be an integer')
-        .min(0, `must be between 0 and ${MAX_TOP_LOGPROBS}`)
-        .max(MAX_TOP_LOGPROBS, `must be between 0 and ${MAX_TOP_LOGPROBS}`),
-    ),
+    top_logprobs: optional(upTo(MAX_TOP_LOGPROBS)),
     tools: optional(z.array(tool).max(MAX_TOOLS, `at most ${MAX_TOOLS} tools`)),
     tool_choice: optional(toolChoice),
     parallel_tool_calls: optional(z.boolean()),
@@ -255,7 +258,7 @@ export function chatInput(body: ChatBody): GenerateInput {
 }
 
 /** A call's arguments as the client sent them (a JSON string), parsed for the chat template. */
-function callArguments(text: string, param: string): unknown {
+export function callArguments(text: string, param: string): unknown {
   try {
     return JSON.parse(text);
   } catch {
@@ -265,23 +268,15 @@ function callArguments(text: string, param: string): unknown {
 
 /** As OpenAI requires: every tool message answers an earlier call, and every call gets an answer. */
 function checkToolResults(messages: readonly ChatMessage[]): void {
-  const open = new Map<string, number>();
-  messages.forEach((m, i) => {
-    for (const call of m.toolCalls ?? []) open.set(call.id, i);
-    if (m.role !== 'tool') return;
-    if (!open.delete(m.toolCallId!)) {
-      const param = `messages.${i}.tool_call_id`;
-      throw new InvalidRequestError(
-        `${param}: no earlier assistant message has a tool call with id '${m.toolCallId}'`,
-        param,
-        'invalid_value',
-      );
-    }
+  const ledger = new ToolCallLedger({
+    unknown: (id) => `no earlier assistant message has a tool call with id '${id}'`,
+    unanswered: (id) => `the tool call '${id}' has no tool message with its result`,
   });
-  for (const [id, i] of open) {
-    const param = `messages.${i}.tool_calls`;
-    throw new InvalidRequestError(`${param}: the tool call '${id}' has no tool message with its result`, param, 'invalid_value');
-  }
+  messages.forEach((m, i) => {
+    for (const call of m.toolCalls ?? []) ledger.call(call.id, `messages.${i}.tool_calls`);
+    if (m.role === 'tool') ledger.result(m.toolCallId!, `messages.${i}.tool_call_id`);
+  });
+  ledger.close();
 }
 
 /** The prompts of a completion request (a string, several, token ids, or several token-id arrays). */
@@ -296,8 +291,7 @@ export function completionInputs(body: CompletionBody): GenerateInput[] {
       'invalid_value',
     );
   }
-  const prompts: (string | number[])[] =
-    typeof prompt === 'string' ? [prompt] : typeof prompt[0] === 'number' ? [prompt as number[]] : (prompt as string[] | number[][]);
+  const prompts = inputsOf(prompt, suffix);
   const n = body.n ?? 1;
   if (prompts.length * n > MAX_CHOICES) {
     throw new InvalidRequestError(
@@ -306,7 +300,7 @@ export function completionInputs(body: CompletionBody): GenerateInput[] {
       'invalid_value',
     );
   }
-  return prompts.map((p) => (typeof p === 'string' ? { kind: 'text', prompt: p, suffix } : { kind: 'tokens', tokens: p, suffix }));
+  return prompts;
 }
 
 type SamplingFields = Pick<CompletionBody, keyof ReturnType<typeof samplingFields>>;

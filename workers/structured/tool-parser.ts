@@ -40,10 +40,11 @@ export class ToolCallParser {
   push(text: string): Piece[] {
     const out: Piece[] = [];
     this.buffer += text;
+    // Each step consumes text or moves to another phase; stop when one does neither (it needs more text).
     for (;;) {
-      const before = this.buffer.length + this.phase;
+      const [buffer, phase] = [this.buffer, this.phase];
       this.step(out);
-      if (this.buffer.length + this.phase === before) break;
+      if (this.buffer === buffer && this.phase === phase) break;
     }
     return out;
   }

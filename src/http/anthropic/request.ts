@@ -7,7 +7,8 @@ import { z } from 'zod';
 import { InvalidRequestError } from '../../errors.js';
 import type { ChatMessage, GenerateInput, OutputConstraints, SamplingParams } from '../../shared/protocol.js';
 import { chatConstraints, withParamNames } from '../constraints.js';
-import type { ChatBody, InputLimits } from '../schemas.js';
+import { functionName, num, samplingParams, type ChatBody, type InputLimits } from '../schemas.js';
+import { ToolCallLedger } from '../tool-results.js';
 
 const textBlock = z.object({ type: z.literal('text'), text: z.string() });
 const toolUse = z.object({
@@ -30,7 +31,7 @@ const message = z.object({
   content: z.union([z.string(), z.array(block)], { error: 'must be a string or an array of content blocks' }),
 });
 const tool = z.object({
-  name: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, underscores or dashes'),
+  name: functionName,
   description: z.string().optional(),
   input_schema: z.record(z.string(), z.unknown(), { error: 'must be a JSON schema object' }),
   type: z.literal('custom').optional(),
@@ -61,13 +62,7 @@ function promptFields(limits: InputLimits) {
 }
 
 export function messagesSchemas(limits: InputLimits) {
-  const unit = (name: string) =>
-    z
-      .number()
-      .refine(Number.isFinite, 'must be a finite number')
-      .min(0, `must be between 0 and 1`)
-      .max(1, `must be between 0 and 1`)
-      .describe(name);
+  const unit = num.min(0, 'must be between 0 and 1').max(1, 'must be between 0 and 1');
   const messages = z.object({
     ...promptFields(limits),
     // Required by the Messages API.
@@ -76,8 +71,8 @@ export function messagesSchemas(limits: InputLimits) {
       .int('must be an integer')
       .min(1, 'must be at least 1')
       .max(limits.maxTokens, `must be at most ${limits.maxTokens} (--max-tokens-limit)`),
-    temperature: unit('temperature').optional(),
-    top_p: unit('top_p').optional(),
+    temperature: unit.optional(),
+    top_p: unit.optional(),
     top_k: z.number().int('must be an integer').min(0, 'must be at least 0').optional(),
     stop_sequences: z.array(z.string()).max(limits.maxStop, `at most ${limits.maxStop} stop sequences (--max-stop)`).optional(),
     stream: z.boolean().optional(),
@@ -97,7 +92,10 @@ export function messagesInput(body: PromptBody): GenerateInput {
   const messages: ChatMessage[] = [];
   const system = joinText(body.system);
   if (system) messages.push({ role: 'system', content: system });
-  const open = new Map<string, string>();
+  const ledger = new ToolCallLedger({
+    unknown: (id) => `no earlier tool_use block has id '${id}'`,
+    unanswered: (id) => `the tool_use '${id}' has no tool_result`,
+  });
   body.messages.forEach((m, i) => {
     if (typeof m.content === 'string') return void messages.push({ role: m.role, content: m.content });
     let text = '';
@@ -107,10 +105,9 @@ export function messagesInput(body: PromptBody): GenerateInput {
       else if (b.type === 'tool_use') {
         if (m.role !== 'assistant') throw invalid(`messages.${i}.content.${j}`, 'tool_use blocks belong to assistant messages');
         calls.push({ id: b.id, name: b.name, arguments: b.input });
-        open.set(b.id, `messages.${i}.content.${j}`);
+        ledger.call(b.id, `messages.${i}.content.${j}`);
       } else {
-        if (!open.delete(b.tool_use_id))
-          throw invalid(`messages.${i}.content.${j}.tool_use_id`, `no earlier tool_use block has id '${b.tool_use_id}'`);
+        ledger.result(b.tool_use_id, `messages.${i}.content.${j}.tool_use_id`);
         const content = joinText(b.content);
         messages.push({ role: 'tool', toolCallId: b.tool_use_id, content: b.is_error ? `Error: ${content}` : content });
       }
@@ -118,7 +115,7 @@ export function messagesInput(body: PromptBody): GenerateInput {
     if (calls.length > 0) messages.push({ role: 'assistant', content: text, toolCalls: calls });
     else if (text !== '' || m.content.every((b) => b.type === 'text')) messages.push({ role: m.role, content: text });
   });
-  for (const [id, param] of open) throw invalid(param, `the tool_use '${id}' has no tool_result`);
+  ledger.close();
   return { kind: 'chat', messages };
 }
 
@@ -152,17 +149,11 @@ const RENAMES: [RegExp, string][] = [
   [/^tool_choice\.function\./, 'tool_choice.'],
 ];
 
+/** The chat path's sampling defaults, under the Messages API's field names. */
 export function messagesSampling(body: MessagesBody): SamplingParams {
-  return {
-    temperature: body.temperature ?? 1,
-    topP: body.top_p ?? 1,
-    topK: body.top_k ?? 0,
-    presencePenalty: 0,
-    frequencyPenalty: 0,
-    maxTokens: body.max_tokens,
-    maxTokensParam: 'max_tokens',
-    stop: (body.stop_sequences ?? []).filter((s) => s.length > 0),
-    ignoreEos: false,
-    logitBias: [],
-  };
+  return samplingParams(
+    { temperature: body.temperature, top_p: body.top_p, top_k: body.top_k, stop: body.stop_sequences },
+    body.max_tokens,
+    'max_tokens',
+  );
 }

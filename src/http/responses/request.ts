@@ -5,10 +5,10 @@
  * tools, images) are a 400 naming them.
  */
 import { z } from 'zod';
-import { InvalidRequestError } from '../../errors.js';
 import type { ChatMessage, GenerateInput, OutputConstraints } from '../../shared/protocol.js';
 import { chatConstraints, withParamNames } from '../constraints.js';
-import { createSchemas, type ChatBody, type InputLimits } from '../schemas.js';
+import { callArguments, createSchemas, type ChatBody, type InputLimits } from '../schemas.js';
+import { ToolCallLedger } from '../tool-results.js';
 
 const text = z.string();
 const inputText = z.object({
@@ -91,8 +91,10 @@ export function responsesInput(body: ResponsesBody): GenerateInput {
   const messages: ChatMessage[] = [];
   if (body.instructions) messages.push({ role: 'system', content: body.instructions });
   const items = typeof body.input === 'string' ? [{ role: 'user' as const, content: body.input }] : body.input;
-  // As with chat: every output answers an earlier call, and every call gets an output.
-  const open = new Map<string, number>();
+  const ledger = new ToolCallLedger({
+    unknown: (id) => `no earlier function_call has call_id '${id}'`,
+    unanswered: (id) => `the function_call '${id}' has no function_call_output`,
+  });
   items.forEach((it, i) => {
     if ('role' in it) {
       messages.push({ role: it.role === 'developer' ? 'system' : it.role, content: flatten(it.content) });
@@ -100,25 +102,15 @@ export function responsesInput(body: ResponsesBody): GenerateInput {
       // Calls join the assistant turn they follow (or open one).
       let last = messages.at(-1);
       if (last?.role !== 'assistant') messages.push((last = { role: 'assistant', content: '' }));
-      (last.toolCalls ??= []).push({ id: it.call_id, name: it.name, arguments: parseArguments(it.arguments, `input.${i}.arguments`) });
-      open.set(it.call_id, i);
+      (last.toolCalls ??= []).push({ id: it.call_id, name: it.name, arguments: callArguments(it.arguments, `input.${i}.arguments`) });
+      ledger.call(it.call_id, `input.${i}`);
     } else {
-      if (!open.delete(it.call_id)) throw invalid(`input.${i}.call_id`, `no earlier function_call has call_id '${it.call_id}'`);
+      ledger.result(it.call_id, `input.${i}.call_id`);
       messages.push({ role: 'tool', content: it.output, toolCallId: it.call_id });
     }
   });
-  for (const [id, i] of open) throw invalid(`input.${i}`, `the function_call '${id}' has no function_call_output`);
+  ledger.close();
   return { kind: 'chat', messages };
-}
-
-const invalid = (param: string, message: string) => new InvalidRequestError(`${param}: ${message}`, param, 'invalid_value');
-
-function parseArguments(textArgs: string, param: string): unknown {
-  try {
-    return JSON.parse(textArgs);
-  } catch {
-    throw invalid(param, 'must be a JSON string (the arguments of the call)');
-  }
 }
 
 /** The chat constraints for this request, with errors naming the Responses API's own fields. */
