@@ -181,7 +181,7 @@ async function main(): Promise<void> {
       const scraper = new Scraper(o.url, o.metricsScrape, o.apiKey);
       scraper.start();
       const got = await runLevel(http(ours), workload, concurrency);
-      scraper.stop();
+      await scraper.stop();
       level.scraped = {
         result: summarize(`${ours.name} + scraping`, concurrency, got),
         scrapeMs: scrapeSummary(scraper.timesMs),

@@ -1,6 +1,8 @@
 /** Scrapes /metrics on an interval during a level and times each scrape. */
 export class Scraper {
   private timer: NodeJS.Timeout | undefined;
+  /** Scrapes still in flight: stop() waits for them, so a scrape begun during the level is counted. */
+  private readonly inFlight = new Set<Promise<void>>();
   readonly timesMs: number[] = [];
   errors = 0;
 
@@ -22,11 +24,16 @@ export class Scraper {
         this.errors++;
       }
     };
-    this.timer = setInterval(() => void once(), this.intervalSeconds * 1000);
-    void once();
+    const track = () => {
+      const p = once().finally(() => this.inFlight.delete(p));
+      this.inFlight.add(p);
+    };
+    this.timer = setInterval(track, this.intervalSeconds * 1000);
+    track();
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     clearInterval(this.timer);
+    await Promise.all(this.inFlight);
   }
 }
