@@ -75,6 +75,36 @@ export class InvalidSchemaError extends ApiError {
   }
 }
 
+/** A request's schemas exceed an operator limit (--max-enum-values, --max-schema-bytes, …): the message names the flag. */
+export class SchemaLimitError extends ApiError {
+  constructor(param: string, what: string, limit: number, flag: string) {
+    super(400, 'invalid_request_error', 'schema_too_large', `${param}: ${what}; the limit is ${limit} (${flag})`, param);
+  }
+}
+
+/** The grammar composed from a request's schemas has more rules than --max-grammar-rules allows. */
+export class GrammarTooLargeError extends ApiError {
+  constructor(param: string, rules: number, limit: number) {
+    super(
+      400,
+      'invalid_request_error',
+      'grammar_too_large',
+      `${param}: the schemas compile to a grammar of ${rules} rules; the limit is ${limit} (--max-grammar-rules). Use fewer or simpler schemas.`,
+      param,
+    );
+  }
+}
+
+/**
+ * A request asks for more than its budget: n × max_tokens over --max-request-tokens, or its log
+ * probabilities over --max-request-logprobs. The message names the fields, the numbers and the flag.
+ */
+export class RequestBudgetError extends ApiError {
+  constructor(message: string, param: string) {
+    super(400, 'invalid_request_error', 'request_too_large', message, param);
+  }
+}
+
 export class UnauthorizedError extends ApiError {
   constructor(message: string) {
     super(401, 'invalid_request_error', 'invalid_api_key', message, null, { 'WWW-Authenticate': 'Bearer' });

@@ -1,5 +1,6 @@
 /** The process logger: pino, JSON lines on stdout (one line per event, easy to ship and to grep). */
 import { pino, type Logger } from 'pino';
+import type { LlamaLogMessage } from './shared/protocol.js';
 
 export function createLogger(level: string): Logger {
   return pino({
@@ -12,4 +13,9 @@ export function createLogger(level: string): Logger {
       censor: '[redacted]',
     },
   });
+}
+
+/** A llama.cpp log line forwarded by a worker thread (workers/llama-log.ts), already cut to size. */
+export function logLlama(log: Logger, msg: LlamaLogMessage, source: 'model' | 'tokenizer'): void {
+  log[msg.level]({ source, truncated: msg.truncated, dropped: msg.dropped, llama: msg.message }, 'llama.cpp');
 }

@@ -24,7 +24,7 @@ import { Dispatcher, type DispatchObserver } from './dispatch/dispatcher.js';
 import { createEngines } from './engine/create.js';
 import type { Engine } from './engine/engine.js';
 import { inEngineProcesses, readyWorkers } from './engine/status.js';
-import { Vocabulary, VocabularyHandle } from './tokenizer/vocabulary.js';
+import { Preparer } from './prepare/preparer.js';
 
 /** After cancelling, how long workers get to stop (they stop within one decode step). */
 const CANCEL_GRACE_MS = 10_000;
@@ -61,12 +61,27 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     bodyLimitBytes: config.bodyLimitBytes,
     limits: { maxTokens: config.maxTokensLimit, maxMessages: config.maxMessages, maxStop: config.maxStop },
     contextSize: config.contextSize,
+    budgets: { contextSize: config.contextSize, maxRequestTokens: config.maxRequestTokens, maxRequestLogprobs: config.maxRequestLogprobs },
+    schemaLimits: config.schemaLimits,
     apiKeys: config.apiKeys,
     metricsAuth: config.metricsAuth,
     corsOrigins: config.corsOrigins,
     dispatcher,
-    // Loaded beside the workers; it holds no weights (a few MB for a 152k-token vocabulary).
-    vocabulary: new VocabularyHandle(Vocabulary.load(model.path, inEngineProcesses(engines) ? 'off' : config.gpu), log),
+    prepare: new Preparer(
+      {
+        threads: config.tokenizerThreads,
+        maxQueue: config.maxQueue,
+        modelPath: model.path,
+        // The process's one node-llama-cpp binary: the model workers' in-process, the CPU build in the front of engine processes.
+        gpu: inEngineProcesses(engines) ? 'off' : config.gpu,
+        faults: config.testFaults,
+        logLevel: config.logLevel,
+        grammarCacheSize: config.grammarCacheSize,
+        maxGrammarRules: config.maxGrammarRules,
+      },
+      log,
+      { prepared: (op, seconds) => metrics.prepared(op, seconds) },
+    ),
     engines,
     log,
     metrics,
@@ -180,6 +195,7 @@ async function drainAndStop(
   metricsServer?.closeAllConnections();
   // Only an idle pool may be closed: terminating a worker mid-decode aborts the process.
   if (dispatcher.activeCount === 0) await Promise.all(engines.map((e) => e.close()));
+  await o.ctx.prepare.close();
   o.nvml?.close();
   log.info('stopped');
 }

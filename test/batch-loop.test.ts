@@ -27,6 +27,7 @@ beforeAll(async () => {
       batchSize: 64,
       gpu: 'off',
       gpuLayers: 0,
+      grammarCacheSize: 0,
     },
     { onStep: (s) => steps.push(s) },
   );

@@ -3,9 +3,7 @@
  * context instead of a generation context, and each task returns one vector, L2-normalized as OpenAI's
  * embeddings are (cosine similarity is then a dot product).
  */
-import type { LlamaEmbeddingContext, LlamaModel, Token } from 'node-llama-cpp';
-import { InvalidRequestError } from '../src/errors.js';
-import type { GenerateInput } from '../src/shared/protocol.js';
+import type { LlamaEmbeddingContext, LlamaModel } from 'node-llama-cpp';
 import { checkedTokens } from '../src/shared/prompt.js';
 import { asGenerationError } from './generation-error.js';
 
@@ -18,15 +16,11 @@ export function isEmbeddingModel(model: LlamaModel): boolean {
 
 export async function embed(
   context: LlamaEmbeddingContext,
-  model: LlamaModel,
   vocabularySize: number,
-  input: GenerateInput,
+  prompt: readonly number[],
+  param: string,
 ): Promise<{ vector: number[]; tokens: number }> {
-  const tokens: Token[] = asGenerationError(() => {
-    if (input.kind === 'chat' || input.suffix !== undefined)
-      throw new InvalidRequestError('input: must be text or token ids', 'input', 'invalid_value');
-    return input.kind === 'tokens' ? checkedTokens(input.tokens, vocabularySize, 'input') : model.tokenize(input.prompt, false);
-  });
+  const tokens = asGenerationError(() => checkedTokens(prompt, vocabularySize, param));
   const { vector } = await context.getEmbeddingFor(tokens);
   const norm = Math.hypot(...vector) || 1;
   return { vector: Array.from(vector, (v) => v / norm), tokens: tokens.length };

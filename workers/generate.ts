@@ -1,19 +1,19 @@
 /**
- * One completion on one sequence: tokenize, check the context budget, evaluate, stream text,
- * stop on EOS / stop strings / max tokens / cancel. Reports through the `emit` callback only, so it
- * knows nothing about ports or metrics.
+ * One completion on one sequence: evaluate the (already tokenized) prompt, stream text, stop on EOS /
+ * stop strings / max tokens / cancel. Reports through the `emit` callback only, so it knows nothing about
+ * ports or metrics.
  */
 import type { Token } from 'node-llama-cpp';
 import { ContextLengthExceededError } from '../src/errors.js';
-import { checkedTokens, promptTokens } from '../src/shared/prompt.js';
-import type { FinishReason, GenerateInput, OutputConstraints, SamplingParams, WorkerMessage } from '../src/shared/protocol.js';
+import { checkedTokens } from '../src/shared/prompt.js';
+import type { FinishReason, SamplingParams, Shaping, WorkerMessage } from '../src/shared/protocol.js';
 import { AnswerWriter } from './answer-writer.js';
 import type { Sampled, SequenceState } from './batch-loop.js';
 import { asGenerationError, GenerationError } from './generation-error.js';
 import { LogprobReader } from './logprobs.js';
 import type { LoadedModel } from './model.js';
 import type { NativeGrammarState, SamplerConfig } from './native.js';
-import { prepareShaping } from './structured/constraints.js';
+import { compileShaping } from './structured/constraints.js';
 import { TokenTextDecoder } from './token-text.js';
 
 /** Repeat penalties look back this many tokens at least (node-llama-cpp's default window). */
@@ -22,9 +22,11 @@ const DEFAULT_PUNISH_WINDOW = 64;
 export { GenerationError };
 
 export interface GenerateOptions {
-  input: GenerateInput;
-  sampling: SamplingParams;
-  constraints: OutputConstraints;
+  /** The request field that holds the prompt, for errors. */
+  promptParam: string;
+  sampling: SamplingParams & { maxTokens: number };
+  shaping?: Shaping;
+  logprobs?: { top: number };
   emit: (msg: WorkerMessage) => void;
   /** True once the task was cancelled; checked before every decode step and with every token. */
   cancelled: () => boolean;
@@ -42,33 +44,18 @@ export interface GenerateResult {
   stopSequence?: string;
 }
 
-/** The prompt's tokens; a request the model cannot take (unknown token ids, no FIM tokens) is a 400. */
-export function tokenizeInput(loaded: LoadedModel, input: GenerateInput, constraints: OutputConstraints): Token[] {
-  return asGenerationError(() => promptTokens(loaded, input, constraints));
-}
-
-function contextError(message: string, param: string | null): GenerationError {
-  return new GenerationError(new ContextLengthExceededError(message, param).toPayload());
-}
-
-/** Decides how many tokens may be generated; rejects prompts that do not fit (never truncates). */
-export function budget(promptTokens: number, contextSize: number, sampling: SamplingParams, promptParam: string): number {
-  const param = sampling.maxTokensParam;
-  if (promptTokens >= contextSize) {
-    throw contextError(
-      `This model's maximum context length is ${contextSize} tokens (--context-size); the prompt has ${promptTokens} tokens. Shorten the prompt.`,
+/**
+ * The front checked that the prompt and max_tokens fit the context (the client gets a 400 before its request
+ * is queued); this is the worker's own guard against a task that does not, never a client's error.
+ */
+export function checkFits(promptTokens: number, contextSize: number, sampling: { maxTokens: number }, promptParam: string): void {
+  if (promptTokens < contextSize && promptTokens + sampling.maxTokens <= contextSize) return;
+  throw new GenerationError(
+    new ContextLengthExceededError(
+      `This model's maximum context length is ${contextSize} tokens (--context-size); the prompt has ${promptTokens} tokens and ${sampling.maxTokens} were asked for.`,
       promptParam,
-    );
-  }
-  const room = contextSize - promptTokens;
-  if (sampling.maxTokens === undefined) return room;
-  if (sampling.maxTokens > room) {
-    throw contextError(
-      `This model's maximum context length is ${contextSize} tokens (--context-size). However, you requested ${promptTokens + sampling.maxTokens} tokens (${promptTokens} in the prompt, ${sampling.maxTokens} for ${param}). Lower ${param} to at most ${room} or shorten the prompt.`,
-      param,
-    );
-  }
-  return sampling.maxTokens;
+    ).toPayload(),
+  );
 }
 
 /** Whether the request's repeat penalties are on (their window then moves with every token). */
@@ -116,8 +103,9 @@ function samplerConfig(
 
 export async function generate(loaded: LoadedModel, seq: SequenceState, prompt: Token[], opts: GenerateOptions): Promise<GenerateResult> {
   const { model } = loaded;
-  const { sampling, emit, constraints } = opts;
-  const maxTokens = budget(prompt.length, loaded.contextSize, sampling, opts.input.kind === 'chat' ? 'messages' : 'prompt');
+  const { sampling, emit } = opts;
+  checkFits(prompt.length, loaded.contextSize, sampling, opts.promptParam);
+  const maxTokens = sampling.maxTokens;
   // logit_bias keys must be tokens of this model's vocabulary (only the worker knows its size).
   asGenerationError(() =>
     checkedTokens(
@@ -126,12 +114,12 @@ export async function generate(loaded: LoadedModel, seq: SequenceState, prompt: 
       'logit_bias',
     ),
   );
-  const shaping = await prepareShaping(model, loaded.toolSyntax, constraints);
+  const shaping = await compileShaping(loaded.grammars, loaded.toolSyntax, opts.shaping);
   opts.onStarted?.(prompt.length);
   emit({ type: 'started', promptTokens: prompt.length });
 
   const decoder = new TokenTextDecoder(model);
-  const logprobs = constraints.logprobs && new LogprobReader(model, constraints.logprobs.top);
+  const logprobs = opts.logprobs && new LogprobReader(model, opts.logprobs.top);
   const writer = new AnswerWriter(emit, shaping.json ? [] : sampling.stop, shaping.parser, logprobs !== undefined);
   const generated: Token[] = [];
   let grammar = shaping.grammar;
@@ -178,7 +166,7 @@ export async function generate(loaded: LoadedModel, seq: SequenceState, prompt: 
   };
 
   const penalize = penalizes(sampling);
-  const guard = () => loaded.utf8Guard();
+  const guard = () => loaded.utf8Guard;
   /** Tokens the last one's lead byte cannot be followed by (under a grammar; see Utf8Guard). */
   let bannedAfter: Uint32Array | undefined;
   /** The sampler settings now; under a grammar, tokens never in UTF-8 and bannedAfter are ruled out. */

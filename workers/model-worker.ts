@@ -5,6 +5,7 @@
  * worker is never terminated while generating (that aborts the whole process).
  */
 import { BroadcastChannel, parentPort, threadId } from 'node:worker_threads';
+import type { Token } from 'node-llama-cpp';
 import { workerData } from 'piscina';
 import { WorkerMetrics } from '../src/metrics/worker-metrics.js';
 import {
@@ -19,8 +20,8 @@ import {
 } from '../src/shared/protocol.js';
 import { embed } from './embed.js';
 import { loadModel, type LoadedEmbedder, type LoadedModel } from './model.js';
-import { crashWorker, faultIn, injectFault, InjectedCrash } from './faults.js';
-import { generate, GenerationError, tokenizeInput } from './generate.js';
+import { crashWorker, injectFault, InjectedCrash } from './faults.js';
+import { generate, GenerationError } from './generate.js';
 
 const init = workerData as WorkerInit;
 const announce = (msg: ControlMessage) => parentPort!.postMessage(msg);
@@ -80,7 +81,7 @@ export default async function run(task: GenerateTask): Promise<void> {
   });
   const emit = (msg: WorkerMessage) => port.postMessage(msg);
   const observer = metrics.request(task.admittedAtMs);
-  const fault = faultIn(JSON.stringify(task.input), init.faults);
+  const fault = init.faults ? task.fault : undefined;
   let promptTokens = 0;
   let completionTokens = 0;
   let generating = false;
@@ -88,7 +89,7 @@ export default async function run(task: GenerateTask): Promise<void> {
     if (!loaded) throw new Error(`model failed to load: ${loadError}`);
     checkMode(loaded.kind, task.mode ?? 'generate');
     if (loaded.kind === 'embed') {
-      const { vector, tokens } = await embed(loaded.embeddings, loaded.model, loaded.vocabularySize, task.input);
+      const { vector, tokens } = await embed(loaded.embeddings, loaded.vocabularySize, task.prompt, task.promptParam);
       promptTokens = tokens;
       observer.started(tokens);
       generating = true;
@@ -97,14 +98,15 @@ export default async function run(task: GenerateTask): Promise<void> {
       emit({ type: 'done', finishReason: 'stop', promptTokens: tokens, completionTokens: 0, cachedTokens: 0 });
       return;
     }
-    const prompt = tokenizeInput(loaded, task.input, task.constraints);
+    const prompt = task.prompt as Token[];
     promptTokens = prompt.length;
     const seq = await loaded.sequences.acquire();
     try {
       const result = await generate(loaded, seq, prompt, {
-        input: task.input,
+        promptParam: task.promptParam,
         sampling: task.sampling,
-        constraints: task.constraints,
+        shaping: task.shaping,
+        logprobs: task.logprobs,
         cancelled: () => cancelled,
         emit,
         onStarted: (n) => {

@@ -13,6 +13,8 @@ import {
   type LlamaModel,
 } from 'node-llama-cpp';
 import { isEmbeddingModel } from './embed.js';
+import { llamaLogger } from './llama-log.js';
+import { GrammarCache } from './structured/constraints.js';
 import { Utf8Guard } from './token-bytes.js';
 import type { WorkerInit } from '../src/shared/protocol.js';
 import { BatchLoop, type StepStats } from './batch-loop.js';
@@ -36,8 +38,13 @@ export interface LoadedModel {
   vocabularySize: number;
   /** The llama.cpp release the backend was built from, for qwen_build_info. */
   llamaCppRelease: string;
-  /** Which tokens would break UTF-8, ruled out under grammars (built once, on demand: a pass over the vocabulary). */
-  utf8Guard(): Utf8Guard;
+  /**
+   * Which tokens would break UTF-8, ruled out under grammars. Built at load (a pass over the vocabulary,
+   * 270 ms for 152k tokens): built on the first grammar request, it stopped the decode loop that long.
+   */
+  utf8Guard: Utf8Guard;
+  /** Compiled grammars by text (agents send the same tools every turn). */
+  grammars: GrammarCache;
   /** Share of the context's KV cells holding tokens (0-1); cached prefixes count as used. */
   kvUsage(): number;
 }
@@ -71,6 +78,7 @@ export async function loadModel(init: WorkerInit, hooks: ModelHooks = {}): Promi
     maxThreads: init.threads,
     build: 'never',
     logLevel: LlamaLogLevel.error,
+    logger: llamaLogger(),
   });
   const model = await llama.loadModel({ modelPath: init.modelPath, gpuLayers: init.gpuLayers });
   const vocabularySize = model.fileInfo.metadata.tokenizer.ggml.tokens.length;
@@ -96,7 +104,6 @@ export async function loadModel(init: WorkerInit, hooks: ModelHooks = {}): Promi
   const chatWrapper = resolveChatWrapper(model, { type: 'jinjaTemplate' });
   // The batch loop drives sequence ids 0..S-1 of the context directly; node-llama-cpp's
   // LlamaContextSequence objects are not used (their own decode loop would compete with ours).
-  let guard: Utf8Guard | undefined;
   const seqs: SequenceState[] = Array.from({ length: init.sequences }, (_, id) => ({ id, tokens: [] }));
   return {
     kind: 'generate',
@@ -115,7 +122,8 @@ export async function loadModel(init: WorkerInit, hooks: ModelHooks = {}): Promi
     createSampler,
     contextSize: init.contextSize,
     vocabularySize,
-    utf8Guard: () => (guard ??= new Utf8Guard(model, vocabularySize)),
+    utf8Guard: new Utf8Guard(model, vocabularySize),
+    grammars: new GrammarCache(model, init.grammarCacheSize),
     llamaCppRelease: llama.llamaCppRelease.release,
     kvUsage: () => seqs.reduce((used, s) => used + s.tokens.length, 0) / (init.contextSize * seqs.length),
   };

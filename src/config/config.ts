@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '../errors.js';
 import type { GpuLayers, GpuMode } from '../shared/protocol.js';
+import type { SchemaLimits } from '../structured/json-schema.js';
 import { FLAGS, defaultThreads, envName, type FlagName, type FlagValues } from './options.js';
 
 /** `--gpus`: every GPU NVML reports, engine processes without GPUs, or the listed indices. */
@@ -45,6 +46,14 @@ export interface Config {
   maxTokensLimit: number;
   maxMessages: number;
   maxStop: number;
+  /** Budget of one request: tokens generated over all its choices, and log probabilities returned. */
+  maxRequestTokens: number;
+  maxRequestLogprobs: number;
+  /** Bounds on a request's schemas and the grammar composed from them. */
+  schemaLimits: SchemaLimits;
+  maxGrammarRules: number;
+  grammarCacheSize: number;
+  tokenizerThreads: number;
   /** Accepted API keys (from --api-key and --api-key-file); empty = no auth. */
   apiKeys: string[];
   metricsAuth: boolean;
@@ -211,6 +220,16 @@ function toConfig(values: FlagValues, env: NodeJS.ProcessEnv): Config {
     maxTokensLimit: values['max-tokens-limit'] ?? values['context-size'],
     maxMessages: values['max-messages'],
     maxStop: values['max-stop'],
+    maxRequestTokens: values['max-request-tokens'] ?? 4 * values['context-size'],
+    maxRequestLogprobs: values['max-request-logprobs'],
+    schemaLimits: {
+      maxBytes: values['max-schema-bytes'],
+      maxEnumValues: values['max-enum-values'],
+      maxAlternatives: values['max-schema-alternatives'],
+    },
+    maxGrammarRules: values['max-grammar-rules'],
+    grammarCacheSize: values['grammar-cache'],
+    tokenizerThreads: values['tokenizer-threads'],
     apiKeys: apiKeys(values['api-key'], values['api-key-file']),
     metricsAuth: values['metrics-auth'],
     corsOrigins: corsOrigins(values['cors-origin']),

@@ -32,6 +32,7 @@ export function createEngines(config: Config, model: ModelRef, log: Logger, gpuC
     modelId: model.id,
     timeBuckets: config.latencyBuckets,
     faults: config.testFaults,
+    grammarCacheSize: config.grammarCacheSize,
   });
   if (!specs) return [new InProcessEngine({ pool: pool(), metricsPerWorker: config.metricsPerWorker, processMetrics: false }, log)];
   log.info({ engines: specs.map((s) => ({ engine: s.index, device: s.device })) }, 'starting engine processes');

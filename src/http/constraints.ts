@@ -5,31 +5,31 @@
 import { ApiError, InvalidRequestError } from '../errors.js';
 import type { Feature } from '../metrics/definitions.js';
 import type { GrammarSchema, OutputConstraints, ToolChoice, ToolFunction } from '../shared/protocol.js';
-import { ANY_OBJECT, toGrammarSchema } from '../structured/json-schema.js';
+import { ANY_OBJECT, SchemaBudget, toGrammarSchema, type SchemaLimits } from '../structured/json-schema.js';
 import type { ChatBody, CompletionBody } from './schemas.js';
 
 type ResponseFormat = NonNullable<ChatBody['response_format']>;
 
 /** The answer's JSON schema for response_format, or undefined for free text. */
-function jsonSchema(format: ResponseFormat | null | undefined): GrammarSchema | undefined {
+function jsonSchema(format: ResponseFormat | null | undefined, budget: SchemaBudget): GrammarSchema | undefined {
   if (format == null || format.type === 'text') return undefined;
   if (format.type === 'json_object') return ANY_OBJECT;
   const { schema, strict } = format.json_schema;
   if (schema == null) return ANY_OBJECT;
-  return toGrammarSchema(schema, 'response_format.json_schema.schema', strict === true);
+  return toGrammarSchema(schema, 'response_format.json_schema.schema', strict === true, budget);
 }
 
 /** A function without parameters takes an empty object. */
 const NO_PARAMETERS = { type: 'object', properties: {} };
 
-function toolFunctions(tools: NonNullable<ChatBody['tools']>): ToolFunction[] {
+function toolFunctions(tools: NonNullable<ChatBody['tools']>, budget: SchemaBudget): ToolFunction[] {
   const seen = new Set<string>();
   return tools.map(({ function: f }, i) => {
     const param = `tools.${i}.function`;
     if (seen.has(f.name)) throw new InvalidRequestError(`${param}.name: '${f.name}' is defined twice`, `${param}.name`, 'invalid_value');
     seen.add(f.name);
     const parameters = f.parameters ?? NO_PARAMETERS;
-    const grammarSchema = toGrammarSchema(parameters, `${param}.parameters`, f.strict === true);
+    const grammarSchema = toGrammarSchema(parameters, `${param}.parameters`, f.strict === true, budget);
     if (grammarSchema.type !== 'object') {
       throw new InvalidRequestError(`${param}.parameters: must be a schema of type 'object'`, `${param}.parameters`, 'invalid_value');
     }
@@ -55,23 +55,25 @@ function toolChoice(body: ChatBody, functions: readonly ToolFunction[]): ToolCho
   return { type: 'function', name };
 }
 
-export function chatConstraints(body: ChatBody): OutputConstraints {
-  const functions = body.tools ? toolFunctions(body.tools) : [];
+/** `limits` bound the request's schemas together (tools and response_format). */
+export function chatConstraints(body: ChatBody, limits: SchemaLimits): OutputConstraints {
+  const budget = new SchemaBudget(limits);
+  const functions = body.tools ? toolFunctions(body.tools, budget) : [];
   const choice = toolChoice(body, functions);
   if (body.top_logprobs != null && body.logprobs !== true) {
     throw new InvalidRequestError('top_logprobs: requires logprobs to be true', 'top_logprobs', 'invalid_value');
   }
   return {
-    json: jsonSchema(body.response_format),
+    json: jsonSchema(body.response_format, budget),
     // tool_choice none: the model is not shown the tools at all, so it cannot write a call.
     tools: choice === 'none' ? undefined : { functions, choice, parallel: body.parallel_tool_calls ?? true },
     logprobs: body.logprobs === true ? { top: body.top_logprobs ?? 0 } : undefined,
   };
 }
 
-export function completionConstraints(body: CompletionBody): OutputConstraints {
+export function completionConstraints(body: CompletionBody, limits: SchemaLimits): OutputConstraints {
   return {
-    json: jsonSchema(body.response_format),
+    json: jsonSchema(body.response_format, new SchemaBudget(limits)),
     logprobs: body.logprobs != null ? { top: body.logprobs } : undefined,
   };
 }

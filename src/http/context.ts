@@ -5,7 +5,9 @@ import type { MainMetrics } from '../metrics/main-metrics.js';
 import type { InputLimits } from './schemas.js';
 import type { Dispatcher } from '../dispatch/dispatcher.js';
 import type { Engine } from '../engine/engine.js';
-import type { VocabularyHandle } from '../tokenizer/vocabulary.js';
+import type { Preparer } from '../prepare/preparer.js';
+import type { SchemaLimits } from '../structured/json-schema.js';
+import type { BudgetLimits } from './budget.js';
 
 /** What the routes need from the rest of the server. */
 export interface AppContext {
@@ -21,8 +23,12 @@ export interface AppContext {
   metricsAuth: boolean;
   corsOrigins?: string[] | '*';
   dispatcher: Dispatcher;
-  /** The model's vocabulary in the main thread (tokenize, token counts). */
-  vocabulary: VocabularyHandle;
+  /** The tokenizer workers: prompts, chat templates, grammars, /tokenize (never on the main thread). */
+  prepare: Preparer;
+  /** The context and each request's budgets (--context-size, --max-request-tokens, --max-request-logprobs). */
+  budgets: BudgetLimits;
+  /** Bounds on each request's schemas. */
+  schemaLimits: SchemaLimits;
   engines: Engine[];
   log: Logger;
   metrics: MainMetrics;

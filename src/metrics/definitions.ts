@@ -69,6 +69,19 @@ export const MAIN = {
   queueTime: def('qwen_request_queue_seconds', 'histogram', ['model'], 'Time from admission until a sequence started the request', {
     buckets: 'time',
   }),
+  prepareTime: def(
+    'qwen_request_prepare_seconds',
+    'histogram',
+    ['model', 'op'],
+    'Time a request spent in the tokenizer workers, waiting included (op: prompts = tokenizing, chat template and grammars; tokenize; detokenize)',
+    { buckets: 'time' },
+  ),
+  grammarCache: def(
+    'qwen_grammar_cache_requests_total',
+    'counter',
+    ['model', 'result'],
+    'Requests with a grammar (tools, response_format), by whether it came from the cache of composed grammars (hit) or was composed (miss)',
+  ),
   running: def('qwen_requests_running', 'gauge', ['model'], 'Requests holding a sequence'),
   waiting: def('qwen_requests_waiting', 'gauge', ['model'], 'Requests queued for a free sequence'),
   capacity: def('qwen_sequences_capacity', 'gauge', ['model'], 'Sequences of the ready workers (workers x --sequences)'),
@@ -146,6 +159,10 @@ export const WORKER = {
   }),
   loadSeconds: def('qwen_model_load_seconds', 'gauge', ['model'], 'Time the slowest worker took to load the model', { aggregator: 'max' }),
 } as const;
+
+/** Jobs of the tokenizer workers (the `op` label of qwen_request_prepare_seconds). */
+export const PREPARE_OPS = ['prompts', 'tokenize', 'detokenize'] as const;
+export type PrepareOp = (typeof PREPARE_OPS)[number];
 
 /** The endpoints that run the model: they count in qwen_requests_* and in the dashboard's request latency. */
 export const GENERATION_ENDPOINTS: ReadonlySet<string> = new Set([

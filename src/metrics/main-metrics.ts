@@ -9,6 +9,8 @@ import {
   API_ENDPOINTS,
   FEATURES,
   FINISH_REASONS,
+  PREPARE_OPS,
+  type PrepareOp,
   GENERATION_ENDPOINTS,
   MAIN,
   REJECT_REASONS,
@@ -75,6 +77,8 @@ export class MainMetrics {
   private readonly featureRequests;
   private readonly toolCallsTotal;
   private readonly queueTime;
+  private readonly prepareTime;
+  private readonly grammarCache;
   private readonly engineRestarts;
   private readonly collectTimeouts;
   private readonly buildInfo;
@@ -90,6 +94,8 @@ export class MainMetrics {
     this.featureRequests = counter(MAIN.features, r);
     this.toolCallsTotal = counter(MAIN.toolCalls, r);
     this.queueTime = histogram(MAIN.queueTime, r, opts.timeBuckets);
+    this.prepareTime = histogram(MAIN.prepareTime, r, opts.timeBuckets);
+    this.grammarCache = counter(MAIN.grammarCache, r);
     this.engineRestarts = counter(MAIN.engineRestarts, r);
     this.collectTimeouts = counter(MAIN.collectTimeouts, r);
     this.buildInfo = gauge(MAIN.buildInfo, r);
@@ -104,6 +110,8 @@ export class MainMetrics {
       for (const feature of FEATURES) this.featureRequests.inc({ ...model, endpoint, feature }, 0);
     this.toolCallsTotal.inc(model, 0);
     this.queueTime.zero(model);
+    for (const op of PREPARE_OPS) this.prepareTime.zero({ ...model, op });
+    for (const result of ['hit', 'miss']) this.grammarCache.inc({ ...model, result }, 0);
     this.collectTimeouts.inc(0);
     this.active.set(0);
     this.setLlamaCpp('unknown');
@@ -186,6 +194,16 @@ export class MainMetrics {
 
   finished(reason: FinishOutcome): void {
     this.finishedTotal.inc({ ...this.model, finish_reason: reason });
+  }
+
+  /** A tokenizer-worker job ended (successfully or not). */
+  prepared(op: PrepareOp, seconds: number): void {
+    this.prepareTime.observe({ ...this.model, op }, seconds);
+  }
+
+  /** A request's grammar came from the composed-grammar cache, or not. */
+  grammarComposed(cached: boolean): void {
+    this.grammarCache.inc({ ...this.model, result: cached ? 'hit' : 'miss' });
   }
 
   queued(seconds: number): void {

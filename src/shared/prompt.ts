@@ -1,10 +1,12 @@
 /**
  * A request's prompt as tokens: plain text, token ids, fill-in-the-middle (completions `suffix`), or chat
  * messages rendered with the model's own template through node-llama-cpp's chat wrapper (tools included).
- * Used by the workers (to generate) and by the main thread's vocabulary-only model (/tokenize, token counts).
+ * Used by the tokenizer workers (workers/prepare-worker.ts), with the vocabulary-only model: client text is
+ * tokenized there, never on the main thread or in a model worker's decode loop.
  */
 import type { ChatHistoryItem, ChatModelFunctions, ChatWrapper, GbnfJsonSchema, LlamaModel, Token } from 'node-llama-cpp';
 import { InvalidRequestError } from '../errors.js';
+import type { TextTokenizer } from '../tokenizer/text-tokenizer.js';
 import type { ChatMessage, GenerateInput, OutputConstraints, ToolFunction } from './protocol.js';
 
 export interface PromptModel {
@@ -12,10 +14,13 @@ export interface PromptModel {
   chatWrapper: ChatWrapper;
   /** Tokens in the vocabulary (ids 0 to vocabularySize - 1). */
   vocabularySize: number;
+  /** Splits special tokens in linear time (llama.cpp's own split is quadratic in their number). */
+  tokenizer: TextTokenizer;
 }
 
-export function promptTokens(m: PromptModel, input: GenerateInput, constraints: OutputConstraints = {}): Token[] {
-  const { model } = m;
+/** `param`: the request field holding the prompt, for errors. */
+export function promptTokens(m: PromptModel, input: GenerateInput, constraints: OutputConstraints = {}, param = 'prompt'): Token[] {
+  const { model, tokenizer } = m;
   if (input.kind === 'chat') {
     const history = chatHistory(input.messages);
     history.push({ type: 'model', response: [] });
@@ -23,10 +28,10 @@ export function promptTokens(m: PromptModel, input: GenerateInput, constraints: 
       chatHistory: history,
       availableFunctions: constraints.tools && availableFunctions(constraints.tools.functions),
     });
-    return contextText.tokenize(model.tokenizer);
+    return contextText.tokenize(tokenizer.asTokenizer());
   }
-  const prompt = input.kind === 'tokens' ? checkedTokens(input.tokens, m.vocabularySize, 'prompt') : model.tokenize(input.prompt, false);
-  if (input.suffix !== undefined) return infill(model, prompt, model.tokenize(input.suffix, false));
+  const prompt = input.kind === 'tokens' ? checkedTokens(input.tokens, m.vocabularySize, param) : tokenizer.tokenize(input.prompt, false);
+  if (input.suffix !== undefined) return infill(model, prompt, tokenizer.tokenize(input.suffix, false));
   // An empty prompt starts from BOS, as the OpenAI API allows an empty prompt.
   if (prompt.length === 0 && model.tokens.bos != null) return [model.tokens.bos];
   return prompt;

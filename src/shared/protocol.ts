@@ -32,6 +32,8 @@ export interface WorkerInit {
   batchSize: number;
   gpu: GpuMode;
   gpuLayers: GpuLayers;
+  /** Compiled grammars each worker keeps (--grammar-cache). */
+  grammarCacheSize: number;
 }
 
 export type ChatRole = 'system' | 'user' | 'assistant' | 'tool';
@@ -89,6 +91,20 @@ export interface OutputConstraints {
   logprobs?: { top: number };
 }
 
+/** The grammars a model worker compiles (GBNF text), composed in the tokenizer worker. */
+export interface Shaping {
+  /** Applied from the first token. */
+  grammar?: string;
+  /** For a free answer with tools: the grammar of the rest of a call, once the model wrote its trigger. */
+  afterTrigger?: string;
+  /** The answer is calls from its first token (tool_choice required or a named function). */
+  forcedCalls: boolean;
+  /** Calls are parsed out of the answer (a request with tools). */
+  tools: boolean;
+  /** The answer is one JSON value (response_format): stop strings are not applied to it. */
+  json: boolean;
+}
+
 export interface SamplingParams {
   /** 0 = greedy. */
   temperature: number;
@@ -108,16 +124,28 @@ export interface SamplingParams {
   logitBias: [number, number][];
 }
 
-/** The task handed to Piscina's run(); `port` is transferred. */
+/**
+ * The task handed to Piscina's run(); `port` is transferred. The prompt arrives tokenized and the grammars
+ * composed (by the tokenizer workers, workers/prepare-worker.ts): nothing a model worker does for a task
+ * grows with the client's text, so its decode loop never waits for one.
+ */
 export interface GenerateTask {
   requestId: string;
   /** Admission time as epoch milliseconds (performance.timeOrigin + now()), comparable across threads. */
   admittedAtMs: number;
-  input: GenerateInput;
-  sampling: SamplingParams;
-  constraints: OutputConstraints;
-  /** 'embed': one embedding vector of the input (embedding models only); default: generate. */
+  prompt: number[];
+  /** The request field that holds the prompt (`messages`, `prompt`, `input`, …), for errors. */
+  promptParam: string;
+  /** `maxTokens` is decided by the front: the prompt fits the context with it (checked before admission). */
+  sampling: SamplingParams & { maxTokens: number };
+  /** Grammars and how to read the answer; absent for free text. */
+  shaping?: Shaping;
+  /** Report log probabilities, with this many alternatives per token (0-20). */
+  logprobs?: { top: number };
+  /** 'embed': one embedding vector of the prompt (embedding models only); default: generate. */
   mode?: 'generate' | 'embed';
+  /** Test-only fault injection (QWEN_TEST_FAULTS=1): the marker the tokenizer worker found in the prompt. */
+  fault?: 'throw' | 'crash';
   port: MessagePort;
 }
 
@@ -181,7 +209,22 @@ export type ControlMessage =
   | { type: 'ready'; workerId: number; loadSeconds: number; llamaCpp: string }
   | { type: 'load_failed'; workerId: number; message: string }
   /** Reply to a CollectRequest: the worker registry's getMetricsAsJSON(). */
-  | { type: 'metrics'; workerId: number; id: number; metrics: unknown[] };
+  | { type: 'metrics'; workerId: number; id: number; metrics: unknown[] }
+  | LlamaLogMessage;
+
+/**
+ * Worker → main, on the worker's parentPort (model and tokenizer workers): one llama.cpp log line, cut to
+ * size and rate-limited in the worker (workers/llama-log.ts), for the main thread's logger.
+ */
+export interface LlamaLogMessage {
+  type: 'llama_log';
+  level: 'error' | 'warn' | 'info' | 'debug';
+  message: string;
+  /** Characters cut from the end of the line. */
+  truncated?: number;
+  /** Lines dropped before this one by the rate limit. */
+  dropped?: number;
+}
 
 /** Main → workers, on WORKERS_CHANNEL. */
 export type WorkerRequest = { type: 'collect'; id: number };

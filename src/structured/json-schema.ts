@@ -13,7 +13,7 @@
  *   with `strict: true`; without it the answer keeps the schema's structure and types but those keywords
  *   are not guaranteed.
  */
-import { InvalidSchemaError } from '../errors.js';
+import { InvalidSchemaError, SchemaLimitError } from '../errors.js';
 import type { GrammarSchema } from '../shared/protocol.js';
 
 const TYPES = ['string', 'number', 'integer', 'boolean', 'null', 'object', 'array'] as const;
@@ -72,10 +72,71 @@ type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isScalar = (v: unknown) => v === null || ['string', 'number', 'boolean'].includes(typeof v);
 
-/** Converts `schema` (found at request path `path`); throws InvalidSchemaError naming the offending keyword. */
-export function toGrammarSchema(schema: unknown, path: string, strict: boolean): GrammarSchema {
-  return new Converter(path, strict).convert(schema, path, 0);
+/** Operator bounds on one request's schemas (flags), so that no request composes an unbounded grammar. */
+export interface SchemaLimits {
+  /** JSON bytes of all the request's schemas (--max-schema-bytes). */
+  maxBytes: number;
+  /** Enum values over all the request's schemas (--max-enum-values). */
+  maxEnumValues: number;
+  /** anyOf / oneOf branches and listed types over all its schemas (--max-schema-alternatives). */
+  maxAlternatives: number;
 }
+
+/**
+ * What one request's schemas have used of the limits: tools and response_format are counted together, so
+ * a request cannot pass by spreading its schemas over many tools.
+ */
+export class SchemaBudget {
+  private bytes = 0;
+  private enumValues = 0;
+  private branches = 0;
+
+  constructor(readonly limits: SchemaLimits) {}
+
+  schema(schema: unknown, path: string): void {
+    this.bytes += Buffer.byteLength(JSON.stringify(schema) ?? '');
+    if (this.bytes > this.limits.maxBytes) {
+      throw new SchemaLimitError(path, `the request's schemas reach ${this.bytes} bytes of JSON here`, this.limits.maxBytes, '--max-schema-bytes');
+    }
+  }
+
+  enum(count: number, path: string): void {
+    this.enumValues += count;
+    if (this.enumValues > this.limits.maxEnumValues) {
+      throw new SchemaLimitError(path, `the request's schemas reach ${this.enumValues} enum values here`, this.limits.maxEnumValues, '--max-enum-values');
+    }
+  }
+
+  alternatives(count: number, path: string): void {
+    this.branches += count;
+    if (this.branches > this.limits.maxAlternatives) {
+      throw new SchemaLimitError(
+        path,
+        `the request's schemas reach ${this.branches} anyOf / oneOf branches and listed types here`,
+        this.limits.maxAlternatives,
+        '--max-schema-alternatives',
+      );
+    }
+  }
+}
+
+/** No limits: for schemas that are not the client's (tests, fixed formats). */
+export const UNLIMITED: SchemaLimits = { maxBytes: Infinity, maxEnumValues: Infinity, maxAlternatives: Infinity };
+
+/**
+ * Converts `schema` (found at request path `path`); throws InvalidSchemaError naming the offending keyword,
+ * or SchemaLimitError when the request's schemas together exceed `budget`'s limits.
+ */
+export function toGrammarSchema(schema: unknown, path: string, strict: boolean, budget = new SchemaBudget(UNLIMITED)): GrammarSchema {
+  budget.schema(schema, path);
+  return new Converter(path, strict, budget).convert(schema, path, 0);
+}
+
+/**
+ * llama.cpp's grammars repeat at most this many times (MAX_REPETITION_THRESHOLD): a larger minimum is
+ * refused, a larger maximum silently becomes "unbounded".
+ */
+export const MAX_REPETITION = 2000;
 
 const MAX_DEPTH = 64;
 
@@ -83,6 +144,7 @@ class Converter {
   constructor(
     private readonly rootPath: string,
     private readonly strict: boolean,
+    private readonly budget: SchemaBudget,
   ) {}
 
   convert(schema: unknown, path: string, depth: number): GrammarSchema {
@@ -113,14 +175,19 @@ class Converter {
       const values = schema.enum;
       if (!Array.isArray(values) || values.length === 0) throw fail(`${path}.enum`, 'must be a non-empty array');
       if (!values.every(isScalar)) throw fail(`${path}.enum`, 'values must be strings, numbers, booleans or null');
+      this.budget.enum(values.length, `${path}.enum`);
       return { ...out, enum: values };
     }
     for (const key of ['anyOf', 'oneOf'] as const) {
       if (!(key in schema)) continue;
       const alts = schema[key];
       if (!Array.isArray(alts) || alts.length === 0) throw fail(`${path}.${key}`, 'must be a non-empty array of schemas');
+      this.budget.alternatives(alts.length, `${path}.${key}`);
       // Generating one alternative satisfies anyOf; oneOf is taken the same way.
-      return { ...out, oneOf: alts.map((s, i) => this.convert(s, `${path}.${key}[${i}]`, depth + 1)) };
+      const converted = alts.map((s, i) => this.convert(s, `${path}.${key}[${i}]`, depth + 1));
+      // Constants only (the "enum with descriptions" idiom): an enum, which the grammar writes as a trie.
+      if (converted.every((c) => Object.keys(c).length === 1 && 'const' in c)) return { ...out, enum: converted.map((c) => c.const) };
+      return { ...out, oneOf: converted };
     }
     const types = this.types(schema, path);
     if (types === undefined) return { ...out, ...ANY };
@@ -145,6 +212,7 @@ class Converter {
     if (list.length === 0 || !list.every((x): x is JsonType => TYPES.includes(x as JsonType))) {
       throw fail(`${path}.type`, `must be one of ${TYPES.join(', ')} (or an array of them)`);
     }
+    if (list.length > 1) this.budget.alternatives(list.length, `${path}.type`);
     return [...new Set(list)];
   }
 
@@ -154,7 +222,7 @@ class Converter {
     if (type !== 'string') return { type };
     const out: Obj = { type };
     if (typeof schema.format === 'string' && FORMATS.has(schema.format)) return { type, format: schema.format };
-    for (const key of ['minLength', 'maxLength'] as const) if (key in schema) out[key] = count(schema[key], `${path}.${key}`);
+    for (const key of ['minLength', 'maxLength'] as const) if (key in schema) this.repetition(schema, key, path, out);
     return out;
   }
 
@@ -184,8 +252,24 @@ class Converter {
       if (!Array.isArray(schema.prefixItems)) throw fail(`${path}.prefixItems`, 'must be an array of schemas');
       out.prefixItems = schema.prefixItems.map((s, i) => this.convert(s, `${path}.prefixItems[${i}]`, depth + 1));
     }
-    for (const key of ['minItems', 'maxItems'] as const) if (key in schema) out[key] = count(schema[key], `${path}.${key}`);
+    for (const key of ['minItems', 'maxItems'] as const) if (key in schema) this.repetition(schema, key, path, out);
     return out;
+  }
+
+  /**
+   * A length or item bound, within what llama.cpp's grammars repeat (MAX_REPETITION): a larger minimum
+   * cannot be generated (400); a larger maximum is not enforced, so it is a 400 under strict and dropped
+   * (the value may then be longer) otherwise.
+   */
+  private repetition(schema: Obj, key: 'minLength' | 'maxLength' | 'minItems' | 'maxItems', path: string, out: Obj): void {
+    const n = count(schema[key], `${path}.${key}`);
+    if (n <= MAX_REPETITION) {
+      out[key] = n;
+      return;
+    }
+    if (key.startsWith('min') || this.strict) {
+      throw fail(`${path}.${key}`, `must be at most ${MAX_REPETITION}: grammars repeat at most ${MAX_REPETITION} times${key.startsWith('max') ? ' (or set strict to false: the bound is then not enforced)' : ''}`);
+    }
   }
 
   /** `$defs` and the older `definitions`, both as $defs (the only place node-llama-cpp resolves refs). */

@@ -1,19 +1,20 @@
 /**
- * Turns a request's OutputConstraints into what generation needs: the grammar to sample with from the
- * first token, the one to switch to when a free answer starts a tool call, and the parser that splits the
- * answer into text and calls. Grammars are compiled before the request starts, so a schema that does not
- * compile is a plain 400.
+ * A task's Shaping (GBNF text composed by a tokenizer worker) as what generation needs: the native
+ * grammar state to sample with from the first token, the one to switch to when a free answer starts a tool
+ * call, and the parser that splits the answer into text and calls.
+ *
+ * Compiled grammars are cached by their text. llama.cpp parses a grammar's text again for every evaluation
+ * state made from it (llama_sampler_init_grammar), so the cache keeps one pristine state per grammar and each
+ * request gets a clone of it (llama_sampler_clone: a copy, no parse).
  */
 import { LlamaGrammarEvaluationState, type LlamaModel } from 'node-llama-cpp';
-import { InvalidSchemaError } from '../../src/errors.js';
-import type { GrammarSchema, OutputConstraints } from '../../src/shared/protocol.js';
-import { GenerationError } from '../generation-error.js';
+import { LruCache } from '../../src/shared/lru.js';
+import type { Shaping } from '../../src/shared/protocol.js';
 import { nativeGrammarState, type NativeGrammarState } from '../native.js';
-import { answerGrammar, callsAfter, type SchemaGrammarText, type ToolsPlan } from './grammar.js';
 import { ToolCallParser } from './tool-parser.js';
 import type { ToolCallSyntax } from './tool-syntax.js';
 
-export interface Shaping {
+export interface CompiledShaping {
   /** Applied from the first token. */
   grammar?: NativeGrammarState;
   /** Splits tool calls from text (requests with tools). */
@@ -24,36 +25,36 @@ export interface Shaping {
   json: boolean;
 }
 
-export async function prepareShaping(model: LlamaModel, syntax: ToolCallSyntax | undefined, c: OutputConstraints): Promise<Shaping> {
-  const llama = model.llama;
-  const schemaText: SchemaGrammarText = async (schema: GrammarSchema) => (await llama.createGrammarForJsonSchema(schema as never)).grammar;
-  const compile = async (param: string, make: () => Promise<string | undefined>): Promise<NativeGrammarState | undefined> => {
-    try {
-      const gbnf = await make();
-      if (gbnf === undefined) return undefined;
-      const grammar = await llama.createGrammar({ grammar: gbnf });
-      return nativeGrammarState(new LlamaGrammarEvaluationState({ model, grammar }));
-    } catch (err) {
-      const why = err instanceof Error ? err.message : String(err);
-      throw schemaError(`${param}: the schema could not be compiled to a grammar (${why})`, param);
+export class GrammarCache {
+  private readonly pristine: LruCache<string, LlamaGrammarEvaluationState>;
+
+  constructor(
+    private readonly model: LlamaModel,
+    size: number,
+  ) {
+    this.pristine = new LruCache(size);
+  }
+
+  /** A fresh evaluation state of `gbnf` (its own parse position, advanced by the sampler). */
+  async state(gbnf: string): Promise<LlamaGrammarEvaluationState> {
+    let base = this.pristine.get(gbnf);
+    if (!base) {
+      const grammar = await this.model.llama.createGrammar({ grammar: gbnf });
+      base = new LlamaGrammarEvaluationState({ model: this.model, grammar });
+      this.pristine.set(gbnf, base);
     }
-  };
-  if (c.tools && !syntax) throw schemaError("This model's chat template has no tool-call syntax that qwen-serve can enforce.", 'tools');
-  const tools = c.tools && syntax ? { syntax, functions: c.tools.functions, parallel: c.tools.parallel } : undefined;
-  const choice = c.tools?.choice;
-  const forced = choice?.type === 'required' || choice?.type === 'function';
-  const plan: ToolsPlan | undefined =
-    tools && choice?.type === 'function' ? { ...tools, functions: tools.functions.filter((f) => f.name === choice.name) } : tools;
-  const param = c.tools ? 'tools' : 'response_format';
-  const grammar = await compile(param, () => answerGrammar(c.json, plan && { ...plan, forced }, schemaText));
-  const afterTrigger =
-    plan && !forced && !c.json ? await compile(param, () => callsAfter(plan.syntax.trigger, plan, schemaText)) : undefined;
-  return {
-    grammar,
-    afterTrigger,
-    parser: plan ? new ToolCallParser(plan.syntax, forced) : undefined,
-    json: c.json !== undefined,
-  };
+    return base.clone();
+  }
 }
 
-const schemaError = (message: string, param: string) => new GenerationError(new InvalidSchemaError(message, param).toPayload());
+export async function compileShaping(cache: GrammarCache, syntax: ToolCallSyntax | undefined, s: Shaping | undefined): Promise<CompiledShaping> {
+  if (!s) return { json: false };
+  const native = async (gbnf: string | undefined) => (gbnf === undefined ? undefined : nativeGrammarState(await cache.state(gbnf)));
+  return {
+    grammar: await native(s.grammar),
+    afterTrigger: await native(s.afterTrigger),
+    // The tokenizer worker composed the calls grammar from the same template, so the syntax is there.
+    parser: s.tools && syntax ? new ToolCallParser(syntax, s.forcedCalls) : undefined,
+    json: s.json,
+  };
+}

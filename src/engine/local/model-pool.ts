@@ -11,6 +11,7 @@ import { BroadcastChannel, MessageChannel, type MessagePort } from 'node:worker_
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { Logger } from 'pino';
+import { logLlama } from '../../log.js';
 import { WORKERS_CHANNEL, type ControlMessage, type GenerateTask, type WorkerInit, type WorkerRequest } from '../../shared/protocol.js';
 
 const WORKER_FILE = fileURLToPath(new URL('../../../workers/model-worker.js', import.meta.url));
@@ -82,6 +83,9 @@ export class ModelPool extends EventEmitter<PoolEvents> {
         break;
       case 'metrics':
         this.emit('metrics', msg);
+        break;
+      case 'llama_log':
+        logLlama(this.log, msg, 'model');
         break;
     }
   }

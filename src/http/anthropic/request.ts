@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { InvalidRequestError } from '../../errors.js';
 import type { ChatMessage, GenerateInput, OutputConstraints, SamplingParams } from '../../shared/protocol.js';
 import { chatConstraints, withParamNames } from '../constraints.js';
+import type { SchemaLimits } from '../../structured/json-schema.js';
 import { functionName, num, samplingParams, type ChatBody, type InputLimits } from '../schemas.js';
 import { ToolCallLedger } from '../tool-results.js';
 
@@ -122,7 +123,7 @@ export function messagesInput(body: PromptBody): GenerateInput {
 const invalid = (param: string, message: string) => new InvalidRequestError(`${param}: ${message}`, param, 'invalid_value');
 
 /** The chat constraints (tools) of the request, with errors naming the Messages API's own fields. */
-export function messagesConstraints(body: PromptBody): OutputConstraints {
+export function messagesConstraints(body: PromptBody, limits: SchemaLimits): OutputConstraints {
   const choice = body.tool_choice;
   const chatLike = {
     tools: body.tools?.map((t) => ({
@@ -139,7 +140,7 @@ export function messagesConstraints(body: PromptBody): OutputConstraints {
             : choice.type,
     parallel_tool_calls: choice && 'disable_parallel_tool_use' in choice && choice.disable_parallel_tool_use ? false : undefined,
   } as ChatBody;
-  return withParamNames(RENAMES, () => chatConstraints(chatLike));
+  return withParamNames(RENAMES, () => chatConstraints(chatLike, limits));
 }
 
 /** Chat parameter paths → the Messages API's. */

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import type { ChatMessage, GenerateInput, OutputConstraints } from '../../shared/protocol.js';
 import { chatConstraints, withParamNames } from '../constraints.js';
+import type { SchemaLimits } from '../../structured/json-schema.js';
 import { callArguments, createSchemas, type ChatBody, type InputLimits } from '../schemas.js';
 import { ToolCallLedger } from '../tool-results.js';
 
@@ -114,7 +115,7 @@ export function responsesInput(body: ResponsesBody): GenerateInput {
 }
 
 /** The chat constraints for this request, with errors naming the Responses API's own fields. */
-export function responsesConstraints(body: ResponsesBody): OutputConstraints {
+export function responsesConstraints(body: ResponsesBody, limits: SchemaLimits): OutputConstraints {
   const format = body.text?.format;
   const chatLike = {
     tools: body.tools?.map((t) => ({
@@ -133,7 +134,7 @@ export function responsesConstraints(body: ResponsesBody): OutputConstraints {
     logprobs: body.top_logprobs != null ? true : undefined,
     top_logprobs: body.top_logprobs,
   } as ChatBody;
-  return withParamNames(RENAMES, () => chatConstraints(chatLike));
+  return withParamNames(RENAMES, () => chatConstraints(chatLike, limits));
 }
 
 /** Chat parameter paths → the Responses API's. */

@@ -11,7 +11,7 @@ import type { AppContext } from '../context.js';
 import { respond } from '../respond.js';
 import { inputsOf, parseBody, textsOrTokens } from '../schemas.js';
 import { checkModel } from './check-model.js';
-import { choiceTasks } from './generation.js';
+import { prepareChoices } from '../prepare.js';
 
 /** Most inputs in one request: each is a task of its own. */
 const MAX_INPUTS = 64;
@@ -43,15 +43,22 @@ const base64 = (v: number[]) => Buffer.from(new Float32Array(v).buffer).toString
 
 export function embeddingsRoutes(ctx: AppContext): Router {
   const router = Router();
-  router.post('/v1/embeddings', (req, res) => {
+  router.post('/v1/embeddings', async (req, res) => {
     const b = parseBody(body, req.body);
     const inputs = inputsOf(b.input);
     if (inputs.length > MAX_INPUTS) {
       throw new InvalidRequestError(`input: at most ${MAX_INPUTS} inputs per request`, 'input', 'invalid_value');
     }
+    inputs.forEach((input, i) => {
+      if (input.kind === 'text' && input.prompt === '') {
+        const param = inputs.length > 1 ? `input.${i}` : 'input';
+        throw new InvalidRequestError(`${param}: must not be empty (an empty input has no embedding)`, param, 'invalid_value');
+      }
+    });
     checkModel(ctx, b.model);
+    const { tasks } = await prepareChoices(ctx, { inputs, n: 1, sampling: NO_SAMPLING, constraints: {}, params: { prompt: 'input', shaping: 'input' }, mode: 'embed' });
     respond(ctx.dispatcher, res, {
-      tasks: choiceTasks(inputs, 1, NO_SAMPLING, {}).map((task) => ({ ...task, mode: 'embed' as const })),
+      tasks,
       stream: false,
       renderer: {
         full: (answers, usage) => ({

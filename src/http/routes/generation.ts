@@ -1,81 +1,63 @@
 /** POST /v1/completions and POST /v1/chat/completions. */
-import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
-import type { GenerateInput, OutputConstraints, SamplingParams } from '../../shared/protocol.js';
 import type { AppContext } from '../context.js';
 import { chatConstraints, completionConstraints, featuresOf } from '../constraints.js';
 import { chatRenderer, completionRenderer } from '../openai-format.js';
-import { respond, type ChoiceTask } from '../respond.js';
+import { prepareChoices } from '../prepare.js';
+import { respond } from '../respond.js';
 import { chatInput, completionInputs, createSchemas, parseBody, samplingParams } from '../schemas.js';
 import { checkModel } from './check-model.js';
 
 /** OpenAI's default for /v1/completions; chat defaults to the rest of the context. */
 const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
 
-/**
- * n choices for each input. With a seed, choice i samples with seed + i: the same seed for all would give
- * n identical answers; without one, every choice draws its own.
- */
-export function choiceTasks(
-  inputs: readonly GenerateInput[],
-  n: number,
-  sampling: SamplingParams,
-  constraints: OutputConstraints,
-): ChoiceTask[] {
-  return inputs.flatMap((input) =>
-    Array.from({ length: n }, (_, i) => ({
-      requestId: randomUUID(),
-      input,
-      sampling: sampling.seed === undefined ? sampling : { ...sampling, seed: (sampling.seed + i) % 2 ** 32 },
-      constraints,
-      countsPrompt: i === 0,
-    })),
-  );
-}
-
 export function generationRoutes(ctx: AppContext): Router {
   const router = Router();
   const schemas = createSchemas(ctx.limits);
 
-  router.post('/v1/completions', (req, res) => {
+  router.post('/v1/completions', async (req, res) => {
     const body = parseBody(schemas.completion, req.body);
     const inputs = completionInputs(body);
-    const constraints = completionConstraints(body);
+    const constraints = completionConstraints(body, ctx.schemaLimits);
     checkModel(ctx, body.model);
-    // echo sends each prompt's text first: token-id prompts are detokenized by the main thread's vocabulary.
-    const echo = body.echo
-      ? inputs.flatMap((input) => {
-          const text =
-            input.kind === 'tokens'
-              ? ctx.vocabulary.get().detokenize(input.tokens as never, false)
-              : input.kind === 'text'
-                ? input.prompt
-                : '';
-          return Array<string>(body.n ?? 1).fill(text);
-        })
-      : undefined;
     ctx.metrics.features(req.path, featuresOf(constraints, body.response_format));
     const sampling = samplingParams(body, body.max_tokens ?? COMPLETIONS_DEFAULT_MAX_TOKENS, 'max_tokens');
     const stream = body.stream === true;
+    // echo sends each prompt's text first (token-id prompts are detokenized by the tokenizer workers).
+    const { tasks, echo } = await prepareChoices(ctx, {
+      inputs,
+      n: body.n ?? 1,
+      sampling,
+      constraints,
+      params: { prompt: 'prompt', shaping: 'response_format', logprobs: 'logprobs' },
+      echo: body.echo === true,
+    });
     respond(ctx.dispatcher, res, {
-      tasks: choiceTasks(inputs, body.n ?? 1, sampling, constraints),
+      tasks,
       renderer: completionRenderer({ model: ctx.modelId, includeUsage: stream && body.stream_options?.include_usage === true, echo }),
       stream,
     });
   });
 
-  router.post('/v1/chat/completions', (req, res) => {
+  router.post('/v1/chat/completions', async (req, res) => {
     const body = parseBody(schemas.chat, req.body);
     const input = chatInput(body);
-    const constraints = chatConstraints(body);
+    const constraints = chatConstraints(body, ctx.schemaLimits);
     checkModel(ctx, body.model);
     ctx.metrics.features(req.path, featuresOf(constraints, body.response_format));
     const maxTokensParam = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
     const sampling = samplingParams(body, body.max_completion_tokens ?? body.max_tokens ?? undefined, maxTokensParam);
     const stream = body.stream === true;
     const n = body.n ?? 1;
+    const { tasks } = await prepareChoices(ctx, {
+      inputs: [input],
+      n,
+      sampling,
+      constraints,
+      params: { prompt: 'messages', shaping: constraints.tools ? 'tools' : 'response_format', logprobs: body.top_logprobs ? 'top_logprobs' : 'logprobs' },
+    });
     respond(ctx.dispatcher, res, {
-      tasks: choiceTasks([input], n, sampling, constraints),
+      tasks,
       renderer: chatRenderer({ model: ctx.modelId, includeUsage: stream && body.stream_options?.include_usage === true }, n),
       stream,
       onToolCalls: (count) => ctx.metrics.toolCalls(count),

@@ -29,6 +29,11 @@ export function infoRoutes(ctx: AppContext): Router {
       sendError(res, new NotReadyError(`The model is loading (0 of ${workers} workers ready).`));
       return;
     }
+    // Every request is tokenized by the tokenizer workers first: without one ready, none can be served.
+    if (!ctx.prepare.ready) {
+      sendError(res, new NotReadyError('The tokenizer workers are loading the vocabulary.'));
+      return;
+    }
     res.json({
       // Degraded: some worker or engine process is loading or restarting; the others serve meanwhile.
       status: ready < workers ? 'degraded' : 'ok',

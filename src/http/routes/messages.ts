@@ -11,30 +11,38 @@ import { featuresOf } from '../constraints.js';
 import { respond } from '../respond.js';
 import { parseBody } from '../schemas.js';
 import { checkModel } from './check-model.js';
-import { choiceTasks } from './generation.js';
+import { prepareChoices } from '../prepare.js';
 
 export function messagesRoutes(ctx: AppContext): Router {
   const router = Router();
   const schemas = messagesSchemas(ctx.limits);
 
-  router.post('/v1/messages', (req, res) => {
+  router.post('/v1/messages', async (req, res) => {
     const body = parseBody(schemas.messages, req.body);
     const input = messagesInput(body);
-    const constraints = messagesConstraints(body);
+    const constraints = messagesConstraints(body, ctx.schemaLimits);
     checkModel(ctx, body.model);
     ctx.metrics.features(req.path, featuresOf(constraints, undefined));
+    const { tasks } = await prepareChoices(ctx, {
+      inputs: [input],
+      n: 1,
+      sampling: messagesSampling(body),
+      constraints,
+      params: { prompt: 'messages', shaping: 'tools' },
+    });
     respond(ctx.dispatcher, res, {
-      tasks: choiceTasks([input], 1, messagesSampling(body), constraints),
+      tasks,
       renderer: messagesRenderer(ctx.modelId),
       stream: body.stream === true,
       onToolCalls: (count) => ctx.metrics.toolCalls(count),
     });
   });
 
-  router.post('/v1/messages/count_tokens', (req, res) => {
+  router.post('/v1/messages/count_tokens', async (req, res) => {
     const body = parseBody(schemas.countTokens, req.body);
-    const tokens = ctx.vocabulary.get().prompt(messagesInput(body), messagesConstraints(body));
-    res.json({ input_tokens: tokens.length });
+    const tools = messagesConstraints(body, ctx.schemaLimits).tools?.functions;
+    const { value } = await ctx.prepare.run({ op: 'prompts', inputs: [messagesInput(body)], tools, param: 'messages' });
+    res.json({ input_tokens: value.prompts[0]!.tokens.length });
   });
 
   return router;

@@ -7,16 +7,16 @@ import { responsesConstraints, responsesInput, responsesSchema } from '../respon
 import { responsesRenderer } from '../responses/render.js';
 import { parseBody, samplingParams } from '../schemas.js';
 import { checkModel } from './check-model.js';
-import { choiceTasks } from './generation.js';
+import { prepareChoices } from '../prepare.js';
 
 export function responsesRoutes(ctx: AppContext): Router {
   const router = Router();
   const schema = responsesSchema(ctx.limits);
 
-  router.post('/v1/responses', (req, res) => {
+  router.post('/v1/responses', async (req, res) => {
     const body = parseBody(schema, req.body);
     const input = responsesInput(body);
-    const constraints = responsesConstraints(body);
+    const constraints = responsesConstraints(body, ctx.schemaLimits);
     checkModel(ctx, body.model);
     const format = body.text?.format;
     ctx.metrics.features(
@@ -24,8 +24,15 @@ export function responsesRoutes(ctx: AppContext): Router {
       featuresOf(constraints, format?.type === 'json_schema' ? { type: 'json_schema', json_schema: { name: format.name } } : format),
     );
     const sampling = samplingParams(body, body.max_output_tokens ?? undefined, 'max_output_tokens');
+    const { tasks } = await prepareChoices(ctx, {
+      inputs: [input],
+      n: 1,
+      sampling,
+      constraints,
+      params: { prompt: 'input', shaping: constraints.tools ? 'tools' : 'text.format', logprobs: 'top_logprobs' },
+    });
     respond(ctx.dispatcher, res, {
-      tasks: choiceTasks([input], 1, sampling, constraints),
+      tasks,
       renderer: responsesRenderer(ctx.modelId, body),
       stream: body.stream === true,
       onToolCalls: (count) => ctx.metrics.toolCalls(count),

@@ -3,12 +3,13 @@
  * `with_pieces`, answers `tokens` / `content`) and vLLM's (`prompt` or chat `messages`, answers `tokens`,
  * `count`, `max_model_len` / `prompt`). Chat messages are rendered with the model's template exactly as a
  * generation would be, so `count` is the prompt_tokens a chat completion would report.
+ *
+ * The work (and the answer's JSON, megabytes for a large input) is done by a tokenizer worker: the main
+ * thread only parses the request and writes the body out.
  */
 import { Router } from 'express';
 import { z } from 'zod';
-import type { Token } from 'node-llama-cpp';
 import { InvalidRequestError } from '../../errors.js';
-import { checkedTokens } from '../../shared/prompt.js';
 import type { AppContext } from '../context.js';
 import { chatInput, createSchemas, parseBody } from '../schemas.js';
 
@@ -32,28 +33,19 @@ export function tokenizeRoutes(ctx: AppContext): Router {
   const router = Router();
   const chatSchema = createSchemas(ctx.limits).chat;
 
-  router.post('/tokenize', (req, res) => {
+  router.post('/tokenize', async (req, res) => {
     const body = parseBody(tokenizeBody, req.body);
-    const vocabulary = ctx.vocabulary.get();
-    let tokens: Token[];
-    if (body.messages !== undefined) {
-      tokens = vocabulary.prompt(chatInput(parseBody(chatSchema, { messages: body.messages })));
-    } else {
-      const text = body.content ?? body.prompt;
-      if (text === undefined) throw parseError('content', 'is required (the text to tokenize; or prompt, or messages)');
-      tokens = vocabulary.tokenize(text, body.parse_special ?? true);
-    }
-    res.json({
-      tokens: body.with_pieces ? tokens.map((id) => ({ id, piece: vocabulary.piece(id) })) : tokens,
-      count: tokens.length,
-      max_model_len: ctx.contextSize,
-    });
+    const text = body.content ?? body.prompt;
+    if (body.messages === undefined && text === undefined) throw parseError('content', 'is required (the text to tokenize; or prompt, or messages)');
+    const source =
+      body.messages !== undefined ? { input: chatInput(parseBody(chatSchema, { messages: body.messages })) } : { text: text!, special: body.parse_special ?? true };
+    const result = await ctx.prepare.run({ op: 'tokenize', source, pieces: body.with_pieces === true, maxModelLen: ctx.contextSize });
+    res.type('application/json').send(result.body);
   });
 
-  router.post('/detokenize', (req, res) => {
+  router.post('/detokenize', async (req, res) => {
     const body = parseBody(detokenizeBody, req.body);
-    const vocabulary = ctx.vocabulary.get();
-    const text = vocabulary.detokenize(checkedTokens(body.tokens, vocabulary.size, 'tokens'), true);
+    const { text } = await ctx.prepare.run({ op: 'detokenize', tokens: body.tokens, param: 'tokens' });
     res.json({ content: text, prompt: text });
   });
 

@@ -5,7 +5,8 @@
  */
 import { loadModel, type LoadedModel } from '../../../workers/model.js';
 import type { GpuMode } from '../../shared/protocol.js';
-import { generate, tokenizeInput } from '../../../workers/generate.js';
+import { generate } from '../../../workers/generate.js';
+import { TextTokenizer } from '../../tokenizer/text-tokenizer.js';
 import type { RequestSample } from './stats.js';
 import type { Workload } from './workload.js';
 import { promptText } from './workload.js';
@@ -20,27 +21,29 @@ export interface DirectOptions {
 }
 
 export class DirectBaseline {
-  private constructor(private readonly loaded: LoadedModel) {}
+  private readonly tokenizer: TextTokenizer;
+
+  private constructor(private readonly loaded: LoadedModel) {
+    this.tokenizer = new TextTokenizer(loaded.model);
+  }
 
   static async load(o: DirectOptions): Promise<DirectBaseline> {
-    const loaded = await loadModel({ ...o, gpuLayers: 'auto', modelId: 'direct', timeBuckets: [], faults: false });
+    const loaded = await loadModel({ ...o, gpuLayers: 'auto', modelId: 'direct', timeBuckets: [], faults: false, grammarCacheSize: 0 });
     if (loaded.kind !== 'generate') throw new Error('the direct baseline needs a text-generation model');
     return new DirectBaseline(loaded);
   }
 
   async request(w: Workload): Promise<RequestSample> {
-    const input = { kind: 'text' as const, prompt: promptText(w.promptTokens) };
     const startMs = performance.now();
     let ttftMs = NaN;
     let last = NaN;
     const itlMs: number[] = [];
     try {
-      const prompt = tokenizeInput(this.loaded, input, {});
+      const prompt = this.tokenizer.tokenize(promptText(w.promptTokens), false);
       const seq = await this.loaded.sequences.acquire();
       try {
         const result = await generate(this.loaded, seq, prompt, {
-          input,
-          constraints: {},
+          promptParam: 'prompt',
           sampling: {
             temperature: w.temperature,
             topP: 1,

@@ -1,0 +1,94 @@
+/**
+ * From a validated request to the tasks the dispatcher queues: the tokenizer workers tokenize its prompts
+ * and compose its grammars (off the main thread), then the main thread checks what only needs the token
+ * counts — the context and the request's budgets (budget.ts) — so a request that cannot be served is a
+ * 400 before it takes a place in the queue.
+ */
+import { randomUUID } from 'node:crypto';
+import { ContextLengthExceededError, InvalidRequestError } from '../errors.js';
+import type { ShapingRequest } from '../shared/prepare-protocol.js';
+import type { GenerateInput, OutputConstraints, SamplingParams } from '../shared/protocol.js';
+import { choiceMaxTokens } from './budget.js';
+import type { AppContext } from './context.js';
+import type { ChoiceTask } from './respond.js';
+
+export interface ChoicesRequest {
+  inputs: GenerateInput[];
+  /** Choices per input. */
+  n: number;
+  sampling: SamplingParams;
+  constraints: OutputConstraints;
+  /** Request fields, for errors: the prompts, the schemas (tools / response_format / text.format), logprobs. */
+  params: { prompt: string; shaping: string; logprobs?: string };
+  /** Token-id inputs come back as text too (completions `echo`). */
+  echo?: boolean;
+  mode?: 'generate' | 'embed';
+}
+
+export interface PreparedChoices {
+  tasks: ChoiceTask[];
+  /** Each choice's prompt as text (with `echo`). */
+  echo?: string[];
+}
+
+export async function prepareChoices(ctx: AppContext, r: ChoicesRequest): Promise<PreparedChoices> {
+  const { constraints: c, sampling } = r;
+  const shaping: ShapingRequest | undefined = c.json || c.tools ? { json: c.json, tools: c.tools, param: r.params.shaping } : undefined;
+  const { value } = await ctx.prepare.run({
+    op: 'prompts',
+    inputs: r.inputs,
+    tools: c.tools?.functions,
+    shaping,
+    echo: r.echo,
+    param: r.params.prompt,
+  });
+  if (value.grammarCached !== undefined) ctx.metrics.grammarComposed(value.grammarCached);
+  const maxTokens =
+    r.mode === 'embed'
+      ? value.prompts.map((p, i) => embedFits(p.tokens.length, ctx.contextSize, r.inputs.length > 1 ? `${r.params.prompt}.${i}` : r.params.prompt))
+      : choiceMaxTokens(
+          {
+            promptTokens: value.prompts.map((p) => p.tokens.length),
+            n: r.n,
+            maxTokens: sampling.maxTokens,
+            maxTokensParam: sampling.maxTokensParam,
+            promptParam: r.params.prompt,
+            logprobsTop: c.logprobs?.top,
+            logprobsParam: r.params.logprobs,
+          },
+          ctx.budgets,
+        );
+  const tasks = value.prompts.flatMap((p, i) =>
+    Array.from(
+      { length: r.n },
+      (_, j): ChoiceTask => ({
+        requestId: randomUUID(),
+        prompt: p.tokens,
+        promptParam: r.params.prompt,
+        // With a seed, choice j samples with seed + j: the same seed for all would give n identical answers.
+        sampling: { ...sampling, maxTokens: maxTokens[i]!, ...(sampling.seed !== undefined && { seed: (sampling.seed + j) % 2 ** 32 }) },
+        shaping: value.shaping,
+        logprobs: c.logprobs,
+        mode: r.mode,
+        fault: value.fault,
+        countsPrompt: j === 0,
+      }),
+    ),
+  );
+  const echo = r.echo
+    ? r.inputs.flatMap((input, i) => Array<string>(r.n).fill(input.kind === 'text' ? input.prompt : (value.prompts[i]!.echo ?? '')))
+    : undefined;
+  return { tasks, echo };
+}
+
+/** An embedding input must fit one sequence; an empty one has no embedding (OpenAI refuses it too). */
+function embedFits(tokens: number, contextSize: number, param: string): number {
+  if (tokens === 0) throw new InvalidRequestError(`${param}: must not be empty (an empty input has no embedding)`, param, 'invalid_value');
+  if (tokens > contextSize) {
+    throw new ContextLengthExceededError(
+      `This model's maximum context length is ${contextSize} tokens (--context-size); the input has ${tokens} tokens. Shorten the input.`,
+      param,
+    );
+  }
+  return 1;
+}

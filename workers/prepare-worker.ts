@@ -1,0 +1,93 @@
+/**
+ * Tokenizer worker (Piscina): everything a request needs before a model worker can take it, whose cost
+ * grows with what the client sent — tokenizing prompts (linear-time special-token split), rendering chat
+ * templates, composing grammars — and the /tokenize and /detokenize answers. It loads the model's
+ * vocabulary only (no weights, no context). One job at a time; nothing here holds a client's connection.
+ */
+import { parentPort } from 'node:worker_threads';
+import { getLlama, LlamaLogLevel, resolveChatWrapper } from 'node-llama-cpp';
+import { workerData } from 'piscina';
+import { ApiError, InternalError } from '../src/errors.js';
+import type { PrepareControl, PrepareInit, PrepareJob, PrepareResult, PreparedPrompts } from '../src/shared/prepare-protocol.js';
+import { checkedTokens, promptTokens, type PromptModel } from '../src/shared/prompt.js';
+import type { GenerateInput } from '../src/shared/protocol.js';
+import { TextTokenizer } from '../src/tokenizer/text-tokenizer.js';
+import { faultIn } from './faults.js';
+import { llamaLogger } from './llama-log.js';
+import { CompositionError, GrammarComposer } from './structured/compose.js';
+import { toolCallSyntax } from './structured/tool-syntax.js';
+import { tokenizeBody } from './tokenize-body.js';
+
+const init = workerData as PrepareInit;
+const announce = (msg: PrepareControl) => parentPort!.postMessage(msg);
+
+interface Loaded {
+  prompt: PromptModel;
+  composer: GrammarComposer;
+  pieces: (token: number) => string;
+}
+
+let loaded: Loaded | undefined;
+try {
+  const llama = await getLlama({
+    gpu: init.gpu === 'off' ? false : init.gpu,
+    maxThreads: 1,
+    build: 'never',
+    logLevel: LlamaLogLevel.error,
+    logger: llamaLogger(),
+  });
+  const model = await llama.loadModel({ modelPath: init.modelPath, vocabOnly: true });
+  // The model's own Jinja template, as the model workers use it (see workers/model.ts).
+  const chatWrapper = resolveChatWrapper(model, { type: 'jinjaTemplate' });
+  const vocabularySize = model.fileInfo.metadata.tokenizer.ggml.tokens.length;
+  const pieceCache = new Map<number, string>();
+  loaded = {
+    prompt: { model, chatWrapper, vocabularySize, tokenizer: new TextTokenizer(model) },
+    composer: new GrammarComposer(llama, toolCallSyntax(chatWrapper), { maxRules: init.maxGrammarRules, cacheSize: init.grammarCacheSize }),
+    // A token's text; pieces of multi-byte characters come out as U+FFFD. At most one entry per token id.
+    pieces: (token) => {
+      let piece = pieceCache.get(token);
+      if (piece === undefined) pieceCache.set(token, (piece = model.detokenize([token as never], true)));
+      return piece;
+    },
+  };
+  announce({ type: 'prepare_ready', vocabularySize });
+} catch (err) {
+  announce({ type: 'prepare_failed', message: err instanceof Error ? err.message : String(err) });
+}
+
+async function prompts(l: Loaded, job: Extract<PrepareJob, { op: 'prompts' }>): Promise<PreparedPrompts> {
+  const tools = job.tools && { functions: job.tools, choice: { type: 'auto' as const }, parallel: true };
+  const prompts = job.inputs.map((input: GenerateInput) => ({
+    tokens: promptTokens(l.prompt, input, tools && { tools }, job.param),
+    ...(job.echo && input.kind === 'tokens' && { echo: l.prompt.model.detokenize(checkedTokens(input.tokens, l.prompt.vocabularySize, job.param), false) }),
+  }));
+  const composed = job.shaping ? await l.composer.compose(job.shaping) : undefined;
+  const fault = faultIn(init.faults ? JSON.stringify(job.inputs) : '', init.faults);
+  return { prompts, shaping: composed?.shaping, grammarCached: composed?.cached, ...(fault && { fault }) };
+}
+
+export default async function run(job: PrepareJob): Promise<PrepareResult> {
+  if (!loaded) throw new Error('the tokenizer worker could not load the vocabulary');
+  try {
+    switch (job.op) {
+      case 'prompts':
+        return { ok: true, op: 'prompts', value: await prompts(loaded, job) };
+      case 'tokenize': {
+        const { source } = job;
+        const tokens = 'text' in source ? loaded.prompt.tokenizer.tokenize(source.text, source.special) : promptTokens(loaded.prompt, source.input, {}, 'messages');
+        return { ok: true, op: 'tokenize', body: tokenizeBody(tokens, job.pieces ? loaded.pieces : undefined, job.maxModelLen) };
+      }
+      case 'detokenize': {
+        const tokens = checkedTokens(job.tokens, loaded.prompt.vocabularySize, job.param);
+        return { ok: true, op: 'detokenize', text: loaded.prompt.model.detokenize(tokens, true) };
+      }
+    }
+  } catch (err) {
+    if (err instanceof CompositionError) {
+      return { ok: false, error: new InternalError('The grammar for this request could not be built.').toPayload(), detail: `${err.message}; grammar begins: ${err.grammarHead}` };
+    }
+    if (err instanceof ApiError) return { ok: false, error: err.toPayload() };
+    throw err;
+  }
+}
