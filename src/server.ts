@@ -23,7 +23,7 @@ import { resolveModel } from './model/resolve.js';
 import { Dispatcher, type DispatchObserver } from './dispatch/dispatcher.js';
 import { createEngines } from './engine/create.js';
 import type { Engine } from './engine/engine.js';
-import { inEngineProcesses, readyWorkers } from './engine/status.js';
+import { inEngineProcesses, readyWorkers, totalWorkers } from './engine/status.js';
 import { Preparer } from './prepare/preparer.js';
 
 /** After cancelling, how long workers get to stop (they stop within one decode step). */
@@ -70,7 +70,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     prepare: new Preparer(
       {
         threads: config.tokenizerThreads,
-        maxQueue: config.maxQueue,
+        // Never refuse a request the dispatcher would take: every sequence's worth plus its queue.
+        maxQueue: config.maxQueue + config.sequences * totalWorkers(engines),
         modelPath: model.path,
         // The process's one node-llama-cpp binary: the model workers' in-process, the CPU build in the front of engine processes.
         gpu: inEngineProcesses(engines) ? 'off' : config.gpu,

@@ -133,12 +133,17 @@ export function toGrammarSchema(schema: unknown, path: string, strict: boolean, 
 }
 
 /**
- * llama.cpp's grammars repeat at most this many times (MAX_REPETITION_THRESHOLD): a larger minimum is
- * refused, a larger maximum silently becomes "unbounded".
+ * The largest length, item or property bound a grammar can carry. llama.cpp's grammar parser refuses a
+ * repetition whose count times the rules it repeats reaches 2000 (MAX_REPETITION_THRESHOLD), and it
+ * prints the whole grammar to stderr when it does; node-llama-cpp repeats up to two rules per bound, so
+ * 999 always parses (test/grammar.test.ts checks each keyword at this bound). Beyond it a minimum is a 400;
+ * a maximum is a 400 under strict, and otherwise not enforced (as llama.cpp would do past its threshold).
  */
-export const MAX_REPETITION = 2000;
+export const MAX_REPETITION = 999;
 
 const MAX_DEPTH = 64;
+
+type RepetitionKey = 'minLength' | 'maxLength' | 'minItems' | 'maxItems' | 'minProperties' | 'maxProperties';
 
 class Converter {
   constructor(
@@ -241,7 +246,7 @@ class Converter {
     if (extra === true || isObj(extra))
       out.additionalProperties = extra === true ? true : this.convert(extra, `${path}.additionalProperties`, depth + 1);
     else if (extra !== undefined && extra !== false) throw fail(`${path}.additionalProperties`, 'must be a boolean or a schema');
-    for (const key of ['minProperties', 'maxProperties'] as const) if (key in schema) out[key] = count(schema[key], `${path}.${key}`);
+    for (const key of ['minProperties', 'maxProperties'] as const) if (key in schema) this.repetition(schema, key, path, out);
     return out;
   }
 
@@ -256,19 +261,16 @@ class Converter {
     return out;
   }
 
-  /**
-   * A length or item bound, within what llama.cpp's grammars repeat (MAX_REPETITION): a larger minimum
-   * cannot be generated (400); a larger maximum is not enforced, so it is a 400 under strict and dropped
-   * (the value may then be longer) otherwise.
-   */
-  private repetition(schema: Obj, key: 'minLength' | 'maxLength' | 'minItems' | 'maxItems', path: string, out: Obj): void {
+  /** A length, item or property bound, within MAX_REPETITION (see there). */
+  private repetition(schema: Obj, key: RepetitionKey, path: string, out: Obj): void {
     const n = count(schema[key], `${path}.${key}`);
     if (n <= MAX_REPETITION) {
       out[key] = n;
       return;
     }
     if (key.startsWith('min') || this.strict) {
-      throw fail(`${path}.${key}`, `must be at most ${MAX_REPETITION}: grammars repeat at most ${MAX_REPETITION} times${key.startsWith('max') ? ' (or set strict to false: the bound is then not enforced)' : ''}`);
+      const or = key.startsWith('max') ? ' (or set strict to false: the bound is then not enforced)' : '';
+      throw fail(`${path}.${key}`, `must be at most ${MAX_REPETITION}: the grammar cannot repeat more${or}`);
     }
   }
 
