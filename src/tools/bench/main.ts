@@ -5,12 +5,15 @@
  * A sweep over concurrency with a fixed prompt and a fixed number of generated tokens (ignore_eos),
  * streamed. Endpoints run alternately, level by level, in the same run, so machine drift cancels out of
  * the ratios. Writes bench.md, bench.json and bench.svg to --out.
+ *
+ * bench --url URL --noisy all|KIND,… : the noisy-neighbour mode (noisy.ts) instead of the sweep.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { DirectBaseline } from './direct.js';
 import { resolveEndpoint, streamCompletion, type Endpoint } from './http-client.js';
+import { HEAVY, noisyMarkdown, runNoisy } from './noisy.js';
 import { chartSvg, markdown, scrapeSummary, type BenchReport, type LevelReport } from './report.js';
 import { Scraper } from './scrape.js';
 import { addDelta, figures, readStepTotals, type StepTotals } from './steps.js';
@@ -48,6 +51,10 @@ const program = new Command('bench')
   .option('--temperature <t>', 'sampling temperature', Number, 0)
   .option('--rounds <n>', 'repeat each level this many times, rotating the endpoint order; tokens/s is the median', int('--rounds'), 1)
   .option('--metrics-scrape <seconds>', 'also run each level of --url while scraping /metrics on this interval', Number)
+  .option(
+    '--noisy <kinds>',
+    `noisy-neighbour mode: normal traffic at the first --concurrency level, alone and beside a client looping each heavy kind (all, or: ${Object.keys(HEAVY).join(', ')})`,
+  )
   .option('--api-key <key>', 'bearer key for --url')
   .option('--out <dir>', 'where bench.md, bench.json and bench.svg go', 'bench-results');
 
@@ -69,6 +76,7 @@ interface Opts {
   temperature: number;
   rounds: number;
   metricsScrape?: number;
+  noisy?: string;
   apiKey?: string;
   out: string;
 }
@@ -130,6 +138,7 @@ async function main(): Promise<void> {
   };
   const http = (ep: Endpoint): Runner => ({ name: ep.name, run: (w) => streamCompletion(ep, w) });
   const ours = await resolveEndpoint(o.name, o.url, o.apiKey);
+  if (o.noisy !== undefined) return noisy(o, ours, workload);
   const runners: Runner[] = [http(ours)];
   if (o.compare) runners.push(http(await resolveEndpoint(o.compareName, o.compare)));
   let direct: DirectBaseline | undefined;
@@ -204,6 +213,23 @@ async function main(): Promise<void> {
   console.log(`wrote ${path.join(o.out, 'bench.md')}, bench.json and bench.svg`);
   const errors = report.levels.flatMap((l) => l.results).reduce((s, r) => s + r.errors, 0);
   if (errors > 0) console.log(`${errors} requests failed`);
+}
+
+/** The noisy-neighbour mode: writes noisy.md and noisy.json. */
+async function noisy(o: Opts, ep: Endpoint, workload: Workload): Promise<void> {
+  const kinds = o.noisy === 'all' ? Object.keys(HEAVY) : o.noisy!.split(',').map((k) => k.trim());
+  const unknown = kinds.filter((k) => !(k in HEAVY));
+  if (unknown.length > 0) throw new Error(`--noisy: unknown kind ${unknown.join(', ')} (known: ${Object.keys(HEAVY).join(', ')})`);
+  await streamCompletion(ep, { ...workload, genTokens: 8 });
+  const concurrency = o.concurrency[0]!;
+  const rows = await runNoisy(ep, kinds, workload, concurrency, o.rounds, progress);
+  if (process.stderr.isTTY) process.stderr.write('\n');
+  fs.mkdirSync(o.out, { recursive: true });
+  const md = noisyMarkdown(rows, concurrency, workload);
+  fs.writeFileSync(path.join(o.out, 'noisy.md'), md);
+  fs.writeFileSync(path.join(o.out, 'noisy.json'), JSON.stringify({ startedAt: new Date().toISOString(), settings: { ...o, apiKey: o.apiKey ? '[set]' : undefined }, rows }, null, 2));
+  console.log(md);
+  console.log(`wrote ${path.join(o.out, 'noisy.md')} and noisy.json`);
 }
 
 main().then(
