@@ -107,37 +107,41 @@ describe('npm run bench (smoke)', () => {
 });
 
 describe('npm run bench --noisy (smoke)', () => {
-  it('runs normal traffic alone and beside each heavy client, and reports the ratios and what the heavy client got', { timeout: 120_000 }, async () => {
-    const server = await startServer(['--context-size', '512']);
-    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'qwen-noisy-'));
-    try {
-      const args = [
-        path.resolve('dist/src/tools/bench/main.js'),
-        ...['--url', server.url, '--noisy', 'long-prompt,big-answer,top-logprobs'],
-        ...['--concurrency', '1', '--requests', '3', '--gen-tokens', '6', '--prompt-tokens', '8', '--rounds', '2', '--out', out],
-      ];
-      const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-      let stderr = '';
-      proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      const code = await new Promise<number | null>((resolve) => proc.once('exit', resolve));
-      expect(code, stderr).toBe(0);
-      const json = JSON.parse(fs.readFileSync(path.join(out, 'noisy.json'), 'utf8'));
-      expect(json.rows.map((r: { kind: string }) => r.kind)).toEqual(['long-prompt', 'big-answer', 'top-logprobs']);
-      for (const row of json.rows) {
-        expect(row.alone.requests).toBe(6);
-        expect(row.beside.requests).toBe(6);
-        expect(row.alone.errors + row.beside.errors).toBe(0);
-        expect(Object.values(row.heavyStatuses).reduce((a: number, b) => a + (b as number), 0)).toBeGreaterThan(0);
+  it(
+    'runs normal traffic alone and beside each heavy client, and reports the ratios and what the heavy client got',
+    { timeout: 120_000 },
+    async () => {
+      const server = await startServer(['--context-size', '512']);
+      const out = fs.mkdtempSync(path.join(os.tmpdir(), 'qwen-noisy-'));
+      try {
+        const args = [
+          path.resolve('dist/src/tools/bench/main.js'),
+          ...['--url', server.url, '--noisy', 'long-prompt,big-answer,top-logprobs'],
+          ...['--concurrency', '1', '--requests', '3', '--gen-tokens', '6', '--prompt-tokens', '8', '--rounds', '2', '--out', out],
+        ];
+        const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+        let stderr = '';
+        proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        const code = await new Promise<number | null>((resolve) => proc.once('exit', resolve));
+        expect(code, stderr).toBe(0);
+        const json = JSON.parse(fs.readFileSync(path.join(out, 'noisy.json'), 'utf8'));
+        expect(json.rows.map((r: { kind: string }) => r.kind)).toEqual(['long-prompt', 'big-answer', 'top-logprobs']);
+        for (const row of json.rows) {
+          expect(row.alone.requests).toBe(6);
+          expect(row.beside.requests).toBe(6);
+          expect(row.alone.errors + row.beside.errors).toBe(0);
+          expect(Object.values(row.heavyStatuses).reduce((a: number, b) => a + (b as number), 0)).toBeGreaterThan(0);
+        }
+        // The refused kinds are refused (a 400 each), the served one is served.
+        const statuses = (kind: string) => Object.keys(json.rows.find((r: { kind: string }) => r.kind === kind).heavyStatuses);
+        expect(statuses('long-prompt')).toEqual(['400']);
+        expect(statuses('big-answer')).toEqual(['400']);
+        expect(statuses('top-logprobs')).toEqual(['200']);
+        expect(fs.readFileSync(path.join(out, 'noisy.md'), 'utf8')).toContain('| long-prompt:');
+      } finally {
+        await server.stop();
+        fs.rmSync(out, { recursive: true, force: true });
       }
-      // The refused kinds are refused (a 400 each), the served one is served.
-      const statuses = (kind: string) => Object.keys(json.rows.find((r: { kind: string }) => r.kind === kind).heavyStatuses);
-      expect(statuses('long-prompt')).toEqual(['400']);
-      expect(statuses('big-answer')).toEqual(['400']);
-      expect(statuses('top-logprobs')).toEqual(['200']);
-      expect(fs.readFileSync(path.join(out, 'noisy.md'), 'utf8')).toContain('| long-prompt:');
-    } finally {
-      await server.stop();
-      fs.rmSync(out, { recursive: true, force: true });
-    }
-  });
+    },
+  );
 });

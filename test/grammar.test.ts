@@ -59,7 +59,10 @@ describe('enum tries', () => {
 
   it('a 10k-value enum is a grammar of about one rule per branching point', async () => {
     const values = Array.from({ length: 10_000 }, (_, i) => `value-${i}`);
-    const rules = trieRules(values.map((v) => JSON.stringify(v)), 'e');
+    const rules = trieRules(
+      values.map((v) => JSON.stringify(v)),
+      'e',
+    );
     // One rule per node with several children: "value-" then digits, 1 + 10 + 100 + 1000 such nodes.
     expect(rules.length).toBeLessThanOrEqual(1_112);
   });

@@ -72,7 +72,11 @@ describe('hostile inputs, default limits', () => {
     const values = Array.from({ length: 5000 }, (_, i) => `value-${i}`);
     const schema = { type: 'object', properties: { v: { enum: values } }, required: ['v'] };
     const res = await alongside(
-      chat(server, { max_tokens: 40, seed: 3, response_format: { type: 'json_schema', json_schema: { name: 'pick', schema, strict: true } } }),
+      chat(server, {
+        max_tokens: 40,
+        seed: 3,
+        response_format: { type: 'json_schema', json_schema: { name: 'pick', schema, strict: true } },
+      }),
     );
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     expect(values).toContain(JSON.parse(res.body.choices[0].message.content).v);
@@ -168,7 +172,10 @@ describe('budgets and schema limits as flags', () => {
 
   it('tools over --max-schema-bytes or --max-grammar-rules are a 400 naming tools', async () => {
     expect400(await chat(server, { tools: AGENT_TOOLS, tool_choice: 'required' }), 'grammar_too_large', 'tools', '--max-grammar-rules');
-    const big = { type: 'object', properties: Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`property_${i}`, { type: 'string' }])) };
+    const big = {
+      type: 'object',
+      properties: Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`property_${i}`, { type: 'string' }])),
+    };
     const tools = [{ type: 'function', function: { name: 'f', parameters: big } }];
     expect400(await chat(server, { tools }), 'schema_too_large', 'tools.0.function.parameters', '--max-schema-bytes');
   });

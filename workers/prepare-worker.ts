@@ -60,7 +60,10 @@ async function prompts(l: Loaded, job: Extract<PrepareJob, { op: 'prompts' }>): 
   const tools = job.tools && { functions: job.tools, choice: { type: 'auto' as const }, parallel: true };
   const prompts = job.inputs.map((input: GenerateInput) => ({
     tokens: promptTokens(l.prompt, input, tools && { tools }, job.param),
-    ...(job.echo && input.kind === 'tokens' && { echo: l.prompt.model.detokenize(checkedTokens(input.tokens, l.prompt.vocabularySize, job.param), false) }),
+    ...(job.echo &&
+      input.kind === 'tokens' && {
+        echo: l.prompt.model.detokenize(checkedTokens(input.tokens, l.prompt.vocabularySize, job.param), false),
+      }),
   }));
   const composed = job.shaping ? await l.composer.compose(job.shaping) : undefined;
   const fault = faultIn(init.faults ? JSON.stringify(job.inputs) : '', init.faults);
@@ -75,7 +78,10 @@ export default async function run(job: PrepareJob): Promise<PrepareResult> {
         return { ok: true, op: 'prompts', value: await prompts(loaded, job) };
       case 'tokenize': {
         const { source } = job;
-        const tokens = 'text' in source ? loaded.prompt.tokenizer.tokenize(source.text, source.special) : promptTokens(loaded.prompt, source.input, {}, 'messages');
+        const tokens =
+          'text' in source
+            ? loaded.prompt.tokenizer.tokenize(source.text, source.special)
+            : promptTokens(loaded.prompt, source.input, {}, 'messages');
         return { ok: true, op: 'tokenize', body: tokenizeBody(tokens, job.pieces ? loaded.pieces : undefined, job.maxModelLen) };
       }
       case 'detokenize': {
@@ -85,7 +91,11 @@ export default async function run(job: PrepareJob): Promise<PrepareResult> {
     }
   } catch (err) {
     if (err instanceof CompositionError) {
-      return { ok: false, error: new InternalError('The grammar for this request could not be built.').toPayload(), detail: `${err.message}; grammar begins: ${err.grammarHead}` };
+      return {
+        ok: false,
+        error: new InternalError('The grammar for this request could not be built.').toPayload(),
+        detail: `${err.message}; grammar begins: ${err.grammarHead}`,
+      };
     }
     if (err instanceof ApiError) return { ok: false, error: err.toPayload() };
     throw err;

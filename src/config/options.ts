@@ -222,7 +222,8 @@ export const FLAGS = [
   {
     name: 'grammar-cache',
     arg: 'n',
-    description: 'composed and compiled grammars kept per tokenizer and model worker, for requests that send the same schemas and tools again',
+    description:
+      'composed and compiled grammars kept per tokenizer and model worker, for requests that send the same schemas and tools again',
     default: '64',
     schema: int(0, 100_000),
   },

@@ -45,7 +45,9 @@ export async function prepareChoices(ctx: AppContext, r: ChoicesRequest): Promis
   if (value.grammarCached !== undefined) ctx.metrics.grammarComposed(value.grammarCached);
   const maxTokens =
     r.mode === 'embed'
-      ? value.prompts.map((p, i) => embedFits(p.tokens.length, ctx.contextSize, r.inputs.length > 1 ? `${r.params.prompt}.${i}` : r.params.prompt))
+      ? value.prompts.map((p, i) =>
+          embedFits(p.tokens.length, ctx.contextSize, r.inputs.length > 1 ? `${r.params.prompt}.${i}` : r.params.prompt),
+        )
       : choiceMaxTokens(
           {
             promptTokens: value.prompts.map((p) => p.tokens.length),

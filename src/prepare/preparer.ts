@@ -87,7 +87,8 @@ export class Preparer {
       this.observer?.prepared(job.op, (performance.now() - started) / 1000);
     }
     if (!result.ok) {
-      if (result.error.status >= 500) this.log.error({ code: result.error.code, detail: result.detail, op: job.op }, 'a tokenizer job failed');
+      if (result.error.status >= 500)
+        this.log.error({ code: result.error.code, detail: result.detail, op: job.op }, 'a tokenizer job failed');
       const e = result.error;
       throw new ApiError(e.status, e.type, e.code, e.message, e.param);
     }

@@ -96,14 +96,24 @@ export class SchemaBudget {
   schema(schema: unknown, path: string): void {
     this.bytes += Buffer.byteLength(JSON.stringify(schema) ?? '');
     if (this.bytes > this.limits.maxBytes) {
-      throw new SchemaLimitError(path, `the request's schemas reach ${this.bytes} bytes of JSON here`, this.limits.maxBytes, '--max-schema-bytes');
+      throw new SchemaLimitError(
+        path,
+        `the request's schemas reach ${this.bytes} bytes of JSON here`,
+        this.limits.maxBytes,
+        '--max-schema-bytes',
+      );
     }
   }
 
   enum(count: number, path: string): void {
     this.enumValues += count;
     if (this.enumValues > this.limits.maxEnumValues) {
-      throw new SchemaLimitError(path, `the request's schemas reach ${this.enumValues} enum values here`, this.limits.maxEnumValues, '--max-enum-values');
+      throw new SchemaLimitError(
+        path,
+        `the request's schemas reach ${this.enumValues} enum values here`,
+        this.limits.maxEnumValues,
+        '--max-enum-values',
+      );
     }
   }
 

@@ -52,7 +52,8 @@ export class GrammarComposer {
 
   private async build(req: ShapingRequest): Promise<Shaping> {
     const { json, tools: t, param } = req;
-    if (t && !this.syntax) throw new InvalidSchemaError("This model's chat template has no tool-call syntax that qwen-serve can enforce.", 'tools');
+    if (t && !this.syntax)
+      throw new InvalidSchemaError("This model's chat template has no tool-call syntax that qwen-serve can enforce.", 'tools');
     const tools = t && this.syntax ? { syntax: this.syntax, functions: t.functions, parallel: t.parallel } : undefined;
     const choice = t?.choice;
     const forced = choice?.type === 'required' || choice?.type === 'function';
@@ -60,7 +61,8 @@ export class GrammarComposer {
       tools && choice?.type === 'function' ? { ...tools, functions: tools.functions.filter((f) => f.name === choice.name) } : tools;
     const schemaText: SchemaGrammarText = (schema) => this.schemaText(schema, param);
     const grammar = await this.checked(await answerGrammar(json, plan && { ...plan, forced }, schemaText), param);
-    const afterTrigger = plan && !forced && !json ? await this.checked(await callsAfter(plan.syntax.trigger, plan, schemaText), param) : undefined;
+    const afterTrigger =
+      plan && !forced && !json ? await this.checked(await callsAfter(plan.syntax.trigger, plan, schemaText), param) : undefined;
     return { grammar, afterTrigger, forcedCalls: forced, tools: plan !== undefined, json: json !== undefined };
   }
 
@@ -92,7 +94,10 @@ export class GrammarComposer {
       await this.llama.createGrammar({ grammar });
     } catch (err) {
       if (err instanceof ApiError) throw err;
-      throw new CompositionError(`the composed grammar does not parse (${err instanceof Error ? err.message : String(err)})`, grammar.slice(0, HEAD_CHARS));
+      throw new CompositionError(
+        `the composed grammar does not parse (${err instanceof Error ? err.message : String(err)})`,
+        grammar.slice(0, HEAD_CHARS),
+      );
     }
     return grammar;
   }

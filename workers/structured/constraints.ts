@@ -47,7 +47,11 @@ export class GrammarCache {
   }
 }
 
-export async function compileShaping(cache: GrammarCache, syntax: ToolCallSyntax | undefined, s: Shaping | undefined): Promise<CompiledShaping> {
+export async function compileShaping(
+  cache: GrammarCache,
+  syntax: ToolCallSyntax | undefined,
+  s: Shaping | undefined,
+): Promise<CompiledShaping> {
   if (!s) return { json: false };
   const native = async (gbnf: string | undefined) => (gbnf === undefined ? undefined : nativeGrammarState(await cache.state(gbnf)));
   return {

@@ -56,7 +56,14 @@ export function embeddingsRoutes(ctx: AppContext): Router {
       }
     });
     checkModel(ctx, b.model);
-    const { tasks } = await prepareChoices(ctx, { inputs, n: 1, sampling: NO_SAMPLING, constraints: {}, params: { prompt: 'input', shaping: 'input' }, mode: 'embed' });
+    const { tasks } = await prepareChoices(ctx, {
+      inputs,
+      n: 1,
+      sampling: NO_SAMPLING,
+      constraints: {},
+      params: { prompt: 'input', shaping: 'input' },
+      mode: 'embed',
+    });
     respond(ctx.dispatcher, res, {
       tasks,
       stream: false,

@@ -54,7 +54,11 @@ export function generationRoutes(ctx: AppContext): Router {
       n,
       sampling,
       constraints,
-      params: { prompt: 'messages', shaping: constraints.tools ? 'tools' : 'response_format', logprobs: body.top_logprobs ? 'top_logprobs' : 'logprobs' },
+      params: {
+        prompt: 'messages',
+        shaping: constraints.tools ? 'tools' : 'response_format',
+        logprobs: body.top_logprobs ? 'top_logprobs' : 'logprobs',
+      },
     });
     respond(ctx.dispatcher, res, {
       tasks,

@@ -36,9 +36,12 @@ export function tokenizeRoutes(ctx: AppContext): Router {
   router.post('/tokenize', async (req, res) => {
     const body = parseBody(tokenizeBody, req.body);
     const text = body.content ?? body.prompt;
-    if (body.messages === undefined && text === undefined) throw parseError('content', 'is required (the text to tokenize; or prompt, or messages)');
+    if (body.messages === undefined && text === undefined)
+      throw parseError('content', 'is required (the text to tokenize; or prompt, or messages)');
     const source =
-      body.messages !== undefined ? { input: chatInput(parseBody(chatSchema, { messages: body.messages })) } : { text: text!, special: body.parse_special ?? true };
+      body.messages !== undefined
+        ? { input: chatInput(parseBody(chatSchema, { messages: body.messages })) }
+        : { text: text!, special: body.parse_special ?? true };
     const result = await ctx.prepare.run({ op: 'tokenize', source, pieces: body.with_pieces === true, maxModelLen: ctx.contextSize });
     res.type('application/json').send(result.body);
   });

@@ -93,7 +93,11 @@ export const AGENT_TOOLS = [
     type: 'object',
     properties: {
       question: { type: 'string' },
-      options: { type: 'array', items: { type: 'object', properties: { label: { type: 'string' }, value: { type: 'string' } } }, maxItems: 4 },
+      options: {
+        type: 'array',
+        items: { type: 'object', properties: { label: { type: 'string' }, value: { type: 'string' } } },
+        maxItems: 4,
+      },
     },
     required: ['question'],
   }),

@@ -227,7 +227,10 @@ async function noisy(o: Opts, ep: Endpoint, workload: Workload): Promise<void> {
   fs.mkdirSync(o.out, { recursive: true });
   const md = noisyMarkdown(rows, concurrency, workload);
   fs.writeFileSync(path.join(o.out, 'noisy.md'), md);
-  fs.writeFileSync(path.join(o.out, 'noisy.json'), JSON.stringify({ startedAt: new Date().toISOString(), settings: { ...o, apiKey: o.apiKey ? '[set]' : undefined }, rows }, null, 2));
+  fs.writeFileSync(
+    path.join(o.out, 'noisy.json'),
+    JSON.stringify({ startedAt: new Date().toISOString(), settings: { ...o, apiKey: o.apiKey ? '[set]' : undefined }, rows }, null, 2),
+  );
   console.log(md);
   console.log(`wrote ${path.join(o.out, 'noisy.md')} and noisy.json`);
 }
