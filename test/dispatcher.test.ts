@@ -10,6 +10,7 @@ import type { Engine, EngineEvents, EngineTask, TaskChannel } from '../src/engin
 import { FINAL_MESSAGE_GRACE_MS, finalOrGrace } from '../src/engine/final-message.js';
 import { createLogger } from '../src/log.js';
 import { Dispatcher } from '../src/dispatch/dispatcher.js';
+import { QueueFullError } from '../src/errors.js';
 import type { JobHandlers, JobOutcome } from '../src/dispatch/job.js';
 import type { WorkerMessage } from '../src/shared/protocol.js';
 
@@ -205,5 +206,27 @@ describe('job: exactly one final call', () => {
     await new Promise((r) => setTimeout(r, 20));
     expect(calls).toEqual(['started 3', 'text hi', 'done length 1']);
     expect(outcomes).toHaveLength(1);
+  });
+});
+
+describe('dispatcher: places held while requests are prepared', () => {
+  it('reserve() refuses at once when every sequence and queue place is taken or held, and counts it', () => {
+    const outcomes: string[] = [];
+    const engine = new LateEngine([], 0) as unknown as Engine;
+    const dispatcher = new Dispatcher([engine], { maxQueue: 1, requestTimeoutSeconds: 60 }, createLogger('silent'), {
+      queueFull: () => outcomes.push('queue_full'),
+      started: () => {},
+      ended: () => {},
+    });
+    const a = dispatcher.reserve();
+    const b = dispatcher.reserve();
+    expect(() => dispatcher.reserve()).toThrow(QueueFullError);
+    expect(outcomes).toEqual(['queue_full']);
+    a();
+    a(); // giving a place back twice frees it once
+    const c = dispatcher.reserve();
+    expect(() => dispatcher.reserve()).toThrow(QueueFullError);
+    b();
+    c();
   });
 });

@@ -34,6 +34,8 @@ export class Dispatcher {
   private closed = false;
   /** Where the search for the freest engine starts: rotates, so ties are shared in turn. */
   private next = 0;
+  /** Requests admitted by reserve() whose prompts are still being prepared (not yet submitted). */
+  private reserved = 0;
 
   constructor(
     private readonly engines: Engine[],
@@ -49,6 +51,27 @@ export class Dispatcher {
   /** Sequences that may run at once now: the ready sequences of every engine. */
   get readySequences(): number {
     return this.engines.reduce((sum, e) => sum + e.readySequences, 0);
+  }
+
+  /**
+   * Holds a place for a request while the tokenizer threads prepare it, or refuses it at once (429) when
+   * every sequence and queue place is taken or held: under overload the excess is refused before any
+   * tokenizing, and as fast as before there was any. Call the returned function when the request is
+   * submitted (synchronously after it, so no other request can take the place in between) or failed.
+   */
+  reserve(): () => void {
+    if (this.closed) throw new ShuttingDownError();
+    const free = this.engines.reduce((sum, e, i) => sum + Math.max(0, e.readySequences - this.runningOn[i]!), 0);
+    if (free + (this.opts.maxQueue - this.queue.length) - this.reserved < 1) {
+      this.observer.queueFull();
+      throw new QueueFullError(this.retryAfterSeconds());
+    }
+    this.reserved++;
+    let held = true;
+    return () => {
+      if (held) this.reserved--;
+      held = false;
+    };
   }
 
   /** Admits a request or throws (QueueFullError, ShuttingDownError) without touching any worker. */

@@ -27,11 +27,28 @@ export interface ChoicesRequest {
 
 export interface PreparedChoices {
   tasks: ChoiceTask[];
+  /** Gives back the request's place in the dispatcher (respond() calls it just before submitting). */
+  release: () => void;
   /** Each choice's prompt as text (with `echo`). */
   echo?: string[];
 }
 
+/**
+ * Prepares a request's tasks while it holds a place in the dispatcher (Dispatcher.reserve: under overload
+ * the excess is refused at once, before any tokenizing). The place is given back by respond() right before
+ * it submits the tasks, so no other request can take it in between; or here, when preparing fails.
+ */
 export async function prepareChoices(ctx: AppContext, r: ChoicesRequest): Promise<PreparedChoices> {
+  const release = ctx.dispatcher.reserve();
+  try {
+    return { ...(await prepareTasks(ctx, r)), release };
+  } catch (err) {
+    release();
+    throw err;
+  }
+}
+
+async function prepareTasks(ctx: AppContext, r: ChoicesRequest): Promise<Omit<PreparedChoices, 'release'>> {
   const { constraints: c, sampling } = r;
   const shaping: ShapingRequest | undefined = c.json || c.tools ? { json: c.json, tools: c.tools, param: r.params.shaping } : undefined;
   const { value } = await ctx.prepare.run({

@@ -44,6 +44,8 @@ export type ChoiceTask = Omit<GenerateTask, 'port' | 'admittedAtMs'> & {
 
 export type RespondOptions = {
   tasks: ChoiceTask[];
+  /** The place the request held in the dispatcher while it was prepared: given back right before submitting. */
+  release?: () => void;
   /** Called once, when every choice is complete, with the tool calls they returned. */
   onToolCalls?: (count: number) => void;
   // A request that never streams (embeddings) needs only the body.
@@ -64,6 +66,9 @@ function totalUsage(tasks: readonly ChoiceTask[], usages: readonly (Usage | unde
 }
 
 export function respond(dispatcher: Dispatcher, res: Response, opts: RespondOptions): void {
+  opts.release?.();
+  // The client left while the request was being prepared: nothing to generate for.
+  if (res.destroyed) return;
   const out = opts.stream ? new StreamOutput(res, opts.renderer) : undefined;
   const answers = opts.tasks.map(() => new Answer());
   const usages: (Usage | undefined)[] = opts.tasks.map(() => undefined);

@@ -56,7 +56,7 @@ export function embeddingsRoutes(ctx: AppContext): Router {
       }
     });
     checkModel(ctx, b.model);
-    const { tasks } = await prepareChoices(ctx, {
+    const { tasks, release } = await prepareChoices(ctx, {
       inputs,
       n: 1,
       sampling: NO_SAMPLING,
@@ -66,6 +66,7 @@ export function embeddingsRoutes(ctx: AppContext): Router {
     });
     respond(ctx.dispatcher, res, {
       tasks,
+      release,
       stream: false,
       renderer: {
         full: (answers, usage) => ({

@@ -24,7 +24,7 @@ export function generationRoutes(ctx: AppContext): Router {
     const sampling = samplingParams(body, body.max_tokens ?? COMPLETIONS_DEFAULT_MAX_TOKENS, 'max_tokens');
     const stream = body.stream === true;
     // echo sends each prompt's text first (token-id prompts are detokenized by the tokenizer workers).
-    const { tasks, echo } = await prepareChoices(ctx, {
+    const { tasks, echo, release } = await prepareChoices(ctx, {
       inputs,
       n: body.n ?? 1,
       sampling,
@@ -34,6 +34,7 @@ export function generationRoutes(ctx: AppContext): Router {
     });
     respond(ctx.dispatcher, res, {
       tasks,
+      release,
       renderer: completionRenderer({ model: ctx.modelId, includeUsage: stream && body.stream_options?.include_usage === true, echo }),
       stream,
     });
@@ -49,7 +50,7 @@ export function generationRoutes(ctx: AppContext): Router {
     const sampling = samplingParams(body, body.max_completion_tokens ?? body.max_tokens ?? undefined, maxTokensParam);
     const stream = body.stream === true;
     const n = body.n ?? 1;
-    const { tasks } = await prepareChoices(ctx, {
+    const { tasks, release } = await prepareChoices(ctx, {
       inputs: [input],
       n,
       sampling,
@@ -62,6 +63,7 @@ export function generationRoutes(ctx: AppContext): Router {
     });
     respond(ctx.dispatcher, res, {
       tasks,
+      release,
       renderer: chatRenderer({ model: ctx.modelId, includeUsage: stream && body.stream_options?.include_usage === true }, n),
       stream,
       onToolCalls: (count) => ctx.metrics.toolCalls(count),

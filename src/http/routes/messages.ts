@@ -23,7 +23,7 @@ export function messagesRoutes(ctx: AppContext): Router {
     const constraints = messagesConstraints(body, ctx.schemaLimits);
     checkModel(ctx, body.model);
     ctx.metrics.features(req.path, featuresOf(constraints, undefined));
-    const { tasks } = await prepareChoices(ctx, {
+    const { tasks, release } = await prepareChoices(ctx, {
       inputs: [input],
       n: 1,
       sampling: messagesSampling(body),
@@ -32,6 +32,7 @@ export function messagesRoutes(ctx: AppContext): Router {
     });
     respond(ctx.dispatcher, res, {
       tasks,
+      release,
       renderer: messagesRenderer(ctx.modelId),
       stream: body.stream === true,
       onToolCalls: (count) => ctx.metrics.toolCalls(count),

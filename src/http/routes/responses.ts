@@ -24,7 +24,7 @@ export function responsesRoutes(ctx: AppContext): Router {
       featuresOf(constraints, format?.type === 'json_schema' ? { type: 'json_schema', json_schema: { name: format.name } } : format),
     );
     const sampling = samplingParams(body, body.max_output_tokens ?? undefined, 'max_output_tokens');
-    const { tasks } = await prepareChoices(ctx, {
+    const { tasks, release } = await prepareChoices(ctx, {
       inputs: [input],
       n: 1,
       sampling,
@@ -33,6 +33,7 @@ export function responsesRoutes(ctx: AppContext): Router {
     });
     respond(ctx.dispatcher, res, {
       tasks,
+      release,
       renderer: responsesRenderer(ctx.modelId, body),
       stream: body.stream === true,
       onToolCalls: (count) => ctx.metrics.toolCalls(count),
