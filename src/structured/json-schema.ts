@@ -87,48 +87,37 @@ export interface SchemaLimits {
  * a request cannot pass by spreading its schemas over many tools.
  */
 export class SchemaBudget {
-  private bytes = 0;
-  private enumValues = 0;
-  private branches = 0;
+  private readonly used = { bytes: 0, enum: 0, alternatives: 0 };
 
   constructor(readonly limits: SchemaLimits) {}
 
   schema(schema: unknown, path: string): void {
-    this.bytes += Buffer.byteLength(JSON.stringify(schema) ?? '');
-    if (this.bytes > this.limits.maxBytes) {
-      throw new SchemaLimitError(
-        path,
-        `the request's schemas reach ${this.bytes} bytes of JSON here`,
-        this.limits.maxBytes,
-        '--max-schema-bytes',
-      );
-    }
+    this.add('bytes', Buffer.byteLength(JSON.stringify(schema) ?? ''), path);
   }
 
   enum(count: number, path: string): void {
-    this.enumValues += count;
-    if (this.enumValues > this.limits.maxEnumValues) {
-      throw new SchemaLimitError(
-        path,
-        `the request's schemas reach ${this.enumValues} enum values here`,
-        this.limits.maxEnumValues,
-        '--max-enum-values',
-      );
-    }
+    this.add('enum', count, path);
   }
 
   alternatives(count: number, path: string): void {
-    this.branches += count;
-    if (this.branches > this.limits.maxAlternatives) {
-      throw new SchemaLimitError(
-        path,
-        `the request's schemas reach ${this.branches} anyOf / oneOf branches and listed types here`,
-        this.limits.maxAlternatives,
-        '--max-schema-alternatives',
-      );
+    this.add('alternatives', count, path);
+  }
+
+  private add(kind: keyof typeof BUDGETS, count: number, path: string): void {
+    const used = (this.used[kind] += count);
+    const { limit, flag, what } = BUDGETS[kind];
+    if (used > this.limits[limit]) {
+      throw new SchemaLimitError(path, `the request's schemas reach ${used} ${what} here`, this.limits[limit], flag);
     }
   }
 }
+
+/** Each budget: its limit, the flag that sets it, and what it counts. */
+const BUDGETS = {
+  bytes: { limit: 'maxBytes', flag: '--max-schema-bytes', what: 'bytes of JSON' },
+  enum: { limit: 'maxEnumValues', flag: '--max-enum-values', what: 'enum values' },
+  alternatives: { limit: 'maxAlternatives', flag: '--max-schema-alternatives', what: 'anyOf / oneOf branches and listed types' },
+} as const;
 
 /** No limits: for schemas that are not the client's (tests, fixed formats). */
 export const UNLIMITED: SchemaLimits = { maxBytes: Infinity, maxEnumValues: Infinity, maxAlternatives: Infinity };
