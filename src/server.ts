@@ -79,6 +79,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         logLevel: config.logLevel,
         grammarCacheSize: config.grammarCacheSize,
         maxGrammarRules: config.maxGrammarRules,
+        contextSize: config.contextSize,
       },
       log,
       { prepared: (op, seconds) => metrics.prepared(op, seconds) },

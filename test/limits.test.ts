@@ -66,6 +66,8 @@ describe('hostile inputs, default limits', () => {
   it('a chat message made of 20k <tool_call> texts is a 400 for the context, not a stall', async () => {
     const res = await alongside(chat(server, { messages: [{ role: 'user', content: '<tool_call>'.repeat(20_000) }], max_tokens: 4 }));
     expect400(res, 'context_length_exceeded', 'messages');
+    // Refused on its length alone (at most one token per longest-token bytes), without being tokenized.
+    expect(res.body.error.message).toContain('at least');
   });
 
   it('a response_format enum of 5000 values is enforced, beside a plain request', async () => {

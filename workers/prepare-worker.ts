@@ -5,9 +5,9 @@
  * vocabulary only (no weights, no context). One job at a time; nothing here holds a client's connection.
  */
 import { parentPort } from 'node:worker_threads';
-import { getLlama, LlamaLogLevel, resolveChatWrapper } from 'node-llama-cpp';
+import { getLlama, LlamaLogLevel, resolveChatWrapper, type LlamaModel, type Token } from 'node-llama-cpp';
 import { workerData } from 'piscina';
-import { ApiError, InternalError } from '../src/errors.js';
+import { ApiError, ContextLengthExceededError, InternalError } from '../src/errors.js';
 import type { PrepareControl, PrepareInit, PrepareJob, PrepareResult, PreparedPrompts } from '../src/shared/prepare-protocol.js';
 import { checkedTokens, promptTokens, type PromptModel } from '../src/shared/prompt.js';
 import type { GenerateInput } from '../src/shared/protocol.js';
@@ -23,6 +23,8 @@ const announce = (msg: PrepareControl) => parentPort!.postMessage(msg);
 
 interface Loaded {
   prompt: PromptModel;
+  /** The most bytes of text one token stands for (the longest piece or special-token text). */
+  maxTokenBytes: number;
   composer: GrammarComposer;
   pieces: (token: number) => string;
 }
@@ -43,6 +45,7 @@ try {
   const pieceCache = new Map<number, string>();
   loaded = {
     prompt: { model, chatWrapper, vocabularySize, tokenizer: new TextTokenizer(model) },
+    maxTokenBytes: longestToken(model, vocabularySize),
     composer: new GrammarComposer(llama, toolCallSyntax(chatWrapper), { maxRules: init.maxGrammarRules, cacheSize: init.grammarCacheSize }),
     // A token's text; pieces of multi-byte characters come out as U+FFFD. At most one entry per token id.
     pieces: (token) => {
@@ -56,7 +59,35 @@ try {
   announce({ type: 'prepare_failed', message: err instanceof Error ? err.message : String(err) });
 }
 
+/** Bytes of the longest token: a pass over the vocabulary at load (tens of milliseconds for 152k tokens). */
+function longestToken(model: LlamaModel, vocabularySize: number): number {
+  let longest = 1;
+  for (let t = 0; t < vocabularySize; t++) longest = Math.max(longest, Buffer.byteLength(model.detokenize([t as Token], true)));
+  return longest;
+}
+
+/**
+ * A prompt needs at least one token per `maxTokenBytes` bytes of its text: when its text alone needs more
+ * tokens than the context holds, it is refused without being tokenized. So a generation request's
+ * tokenizing is bounded by the context (times the longest token), not by the body limit.
+ */
+function checkFits(l: Loaded, inputs: readonly GenerateInput[], param: string): void {
+  inputs.forEach((input, i) => {
+    const texts =
+      input.kind === 'text' ? [input.prompt, input.suffix ?? ''] : input.kind === 'chat' ? input.messages.map((m) => m.content) : [];
+    const bytes = texts.reduce((n, t) => n + Buffer.byteLength(t), 0);
+    const atLeast = Math.ceil(bytes / l.maxTokenBytes);
+    if (atLeast < init.contextSize) return;
+    const at = inputs.length > 1 ? `${param}.${i}` : param;
+    throw new ContextLengthExceededError(
+      `This model's maximum context length is ${init.contextSize} tokens (--context-size); the prompt has at least ${atLeast} tokens (${bytes} bytes of text, at most ${l.maxTokenBytes} bytes per token). Shorten the prompt.`,
+      at,
+    );
+  });
+}
+
 async function prompts(l: Loaded, job: Extract<PrepareJob, { op: 'prompts' }>): Promise<PreparedPrompts> {
+  if (job.fitContext) checkFits(l, job.inputs, job.param);
   const tools = job.tools && { functions: job.tools, choice: { type: 'auto' as const }, parallel: true };
   const prompts = job.inputs.map((input: GenerateInput) => ({
     tokens: promptTokens(l.prompt, input, tools && { tools }, job.param),

@@ -58,6 +58,7 @@ async function prepareTasks(ctx: AppContext, r: ChoicesRequest): Promise<Omit<Pr
     shaping,
     echo: r.echo,
     param: r.params.prompt,
+    fitContext: true,
   });
   if (value.grammarCached !== undefined) ctx.metrics.grammarComposed(value.grammarCached);
   const maxTokens =

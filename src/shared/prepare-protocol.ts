@@ -18,6 +18,8 @@ export interface PrepareInit {
   grammarCacheSize: number;
   /** Most rules in one request's composed grammar (--max-grammar-rules). */
   maxGrammarRules: number;
+  /** Tokens per sequence: a prompt whose text alone must exceed it is refused without being tokenized. */
+  contextSize: number;
 }
 
 /** What the answer must look like, as a grammar is composed from it. */
@@ -41,6 +43,8 @@ export type PrepareJob =
       echo?: boolean;
       /** Request field of the prompts, for errors (`prompt`, `messages`, `input`). */
       param: string;
+      /** Refuse prompts whose text cannot fit the context before tokenizing them (generation and embeddings). */
+      fitContext?: boolean;
     }
   /** POST /tokenize: the response body, built here (its size grows with the input). */
   | {
