@@ -75,6 +75,18 @@ export class InvalidSchemaError extends ApiError {
   }
 }
 
+/** A path whose %-escapes do not decode (the router could not read a path parameter). */
+export class InvalidPathError extends ApiError {
+  constructor() {
+    super(
+      400,
+      'invalid_request_error',
+      'invalid_path',
+      'The request path is not valid percent-encoding (a % must start a UTF-8 escape such as %20).',
+    );
+  }
+}
+
 export class UnauthorizedError extends ApiError {
   constructor(message: string) {
     super(401, 'invalid_request_error', 'invalid_api_key', message, null, { 'WWW-Authenticate': 'Bearer' });
@@ -84,6 +96,20 @@ export class UnauthorizedError extends ApiError {
 export class NotFoundError extends ApiError {
   constructor(message: string, code = 'not_found', param: string | null = null) {
     super(404, 'invalid_request_error', code, message, param);
+  }
+}
+
+/** A known route asked with a method it does not serve; `Allow` lists those it does. */
+export class MethodNotAllowedError extends ApiError {
+  constructor(method: string, template: string, allowed: readonly string[]) {
+    super(
+      405,
+      'invalid_request_error',
+      'method_not_allowed',
+      `${method} ${template} is not allowed: this route answers ${allowed.join(', ')}.`,
+      null,
+      { Allow: allowed.join(', ') },
+    );
   }
 }
 

@@ -11,11 +11,13 @@ import express from 'express';
 import { VERSION, type Config } from './config/config.js';
 import { MetricsHistory } from './dashboard/history.js';
 import { Nvml } from './gpu/nvml.js';
-import { createApp } from './http/app.js';
+import { createApp, notFound } from './http/app.js';
 import { bearerAuth } from './http/auth.js';
-import { errorHandler, sendError } from './http/error-handler.js';
-import { NotFoundError } from './errors.js';
+import { errorHandler } from './http/error-handler.js';
 import type { AppContext } from './http/context.js';
+import { methodCheck } from './http/method-check.js';
+import { requestContext } from './http/request-context.js';
+import { COUNTED_ROUTES, METRICS_PORT_ROUTES, routeMatcher } from './http/route-table.js';
 import { MetricsCollector } from './metrics/collector.js';
 import { metricsRouter } from './metrics/exposition.js';
 import { MainMetrics } from './metrics/main-metrics.js';
@@ -80,7 +82,13 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const metricsServer =
     config.metricsPort === 0
       ? undefined
-      : await listenMetrics(collector, config.metricsHost, config.metricsPort, config.metricsAuth ? config.apiKeys : [], log, metrics);
+      : await listenMetrics(collector, {
+          host: config.metricsHost,
+          port: config.metricsPort,
+          keys: config.metricsAuth ? config.apiKeys : [],
+          log,
+          metrics,
+        });
   log.info(
     {
       host: config.host,
@@ -133,6 +141,7 @@ function admission(config: Config, modelId: string, engines: Engine[], nvml: Nvm
     timeBuckets: config.latencyBuckets,
     gpu: nvml ? () => nvml.devices() : undefined,
     engines: inEngineProcesses(engines) ? { labels: engines.map((e) => e.labels!), up: (i) => engines[i]!.readySequences > 0 } : undefined,
+    routes: COUNTED_ROUTES,
     pool: () => ({
       running: dispatcher.runningCount,
       waiting: dispatcher.waitingCount,
@@ -210,20 +219,16 @@ async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
 /** The dedicated metrics listener (the tutorial's port 8000): /metrics only. */
 async function listenMetrics(
   collector: MetricsCollector,
-  host: string,
-  port: number,
-  keys: string[],
-  log: Logger,
-  metrics: MainMetrics,
+  o: { host: string; port: number; keys: string[]; log: Logger; metrics: MainMetrics },
 ): Promise<{ server: http.Server; port: number }> {
   const app = express();
   app.disable('x-powered-by');
-  app.use(bearerAuth({ keys, protectMetrics: true, onRejected: () => metrics.rejected('unauthorized') }));
+  app.use(requestContext(routeMatcher(METRICS_PORT_ROUTES)));
+  app.use(bearerAuth({ keys: o.keys, protectMetrics: true, onRejected: () => o.metrics.rejected('unauthorized') }));
+  app.use(methodCheck());
   app.use(metricsRouter(collector));
-  app.use((req, res) =>
-    sendError(res, new NotFoundError(`Unknown route: ${req.method} ${req.path} (this port serves /metrics)`, 'unknown_route')),
-  );
-  app.use(errorHandler(log, metrics));
+  app.use(notFound(' (this port serves /metrics)'));
+  app.use(errorHandler(o.log, o.metrics));
 
-  return listen(http.createServer(app), host, port);
+  return listen(http.createServer(app), o.host, o.port);
 }

@@ -4,13 +4,14 @@
  */
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
-import { ApiError, InternalError, InvalidRequestError, PayloadTooLargeError } from '../errors.js';
+import { ApiError, InternalError, InvalidPathError, InvalidRequestError, PayloadTooLargeError } from '../errors.js';
 import { GENERATION_ENDPOINTS } from '../metrics/definitions.js';
 import type { MainMetrics } from '../metrics/main-metrics.js';
 import { anthropicErrorBody } from './anthropic/render.js';
+import { endpointLabel } from './request-context.js';
 
 /** Anthropic's Messages API paths answer errors in Anthropic's shape; every other path in OpenAI's. */
-const ANTHROPIC_PATHS = /^\/v1\/messages(\/|$)/;
+const ANTHROPIC_PATHS = /^\/v1\/messages(\/|$)/i;
 
 export function sendError(res: Response, err: ApiError): void {
   if (res.headersSent) {
@@ -49,12 +50,20 @@ function fromBodyParser(err: BodyParserError): ApiError | undefined {
   }
 }
 
+/** An error of express itself (body parser, router), as the client's fault it reports; undefined if it is none. */
+function fromExpress(err: unknown): ApiError | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  // The router could not percent-decode a path parameter (`/v1/models/%E0%A4%A`).
+  if (err instanceof URIError && (err as BodyParserError).status === 400) return new InvalidPathError();
+  return fromBodyParser(err as BodyParserError);
+}
+
 export function errorHandler(log: Logger, metrics: MainMetrics) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
     let apiError: ApiError;
     if (err instanceof ApiError) apiError = err;
     else {
-      const mapped = typeof err === 'object' && err !== null ? fromBodyParser(err as BodyParserError) : undefined;
+      const mapped = fromExpress(err);
       if (mapped) apiError = mapped;
       else {
         log.error({ err, path: req.path }, 'unhandled error in request');
@@ -62,7 +71,8 @@ export function errorHandler(log: Logger, metrics: MainMetrics) {
       }
     }
     // A generation request refused for its content (schema, JSON, size, unknown model) before admission.
-    if (GENERATION_ENDPOINTS.has(req.path) && [400, 404, 413].includes(apiError.status)) metrics.rejected('invalid');
+    const label = endpointLabel(req);
+    if (label !== undefined && GENERATION_ENDPOINTS.has(label) && [400, 404, 413].includes(apiError.status)) metrics.rejected('invalid');
     sendError(res, apiError);
   };
 }

@@ -155,14 +155,24 @@ export const GENERATION_ENDPOINTS: ReadonlySet<string> = new Set([
   '/v1/messages',
   '/v1/embeddings',
 ]);
-/** Every API route template an `endpoint` label names as itself (any other path is `other`). */
-export const API_ENDPOINTS: ReadonlySet<string> = new Set([
-  ...GENERATION_ENDPOINTS,
-  '/v1/models',
+/**
+ * Every value an `endpoint` label takes: the route template a request matched (src/http/route-table.ts
+ * names each route's), or `other` for any path that matched none. No label carries a raw path.
+ */
+export const API_ENDPOINTS = [
+  '/v1/completions',
+  '/v1/chat/completions',
+  '/v1/responses',
+  '/v1/messages',
   '/v1/messages/count_tokens',
+  '/v1/embeddings',
+  '/v1/models',
+  '/v1/models/{id}',
   '/tokenize',
   '/detokenize',
-]);
+] as const;
+export type ApiEndpoint = (typeof API_ENDPOINTS)[number];
+export type EndpointLabel = ApiEndpoint | 'other';
 
 export const FINISH_REASONS = ['stop', 'length', 'tool_calls', 'abort', 'error'] as const;
 /**

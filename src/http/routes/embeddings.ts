@@ -9,6 +9,7 @@ import { InvalidRequestError } from '../../errors.js';
 import type { SamplingParams } from '../../shared/protocol.js';
 import type { AppContext } from '../context.js';
 import { respond } from '../respond.js';
+import { ROUTES } from '../route-table.js';
 import { inputsOf, parseBody, textsOrTokens } from '../schemas.js';
 import { checkModel } from './check-model.js';
 import { choiceTasks } from './generation.js';
@@ -43,7 +44,7 @@ const base64 = (v: number[]) => Buffer.from(new Float32Array(v).buffer).toString
 
 export function embeddingsRoutes(ctx: AppContext): Router {
   const router = Router();
-  router.post('/v1/embeddings', (req, res) => {
+  router.post(ROUTES.embeddings.path, (req, res) => {
     const b = parseBody(body, req.body);
     const inputs = inputsOf(b.input);
     if (inputs.length > MAX_INPUTS) {

@@ -6,6 +6,8 @@ import type { AppContext } from '../context.js';
 import { chatConstraints, completionConstraints, featuresOf } from '../constraints.js';
 import { chatRenderer, completionRenderer } from '../openai-format.js';
 import { respond, type ChoiceTask } from '../respond.js';
+import { endpointLabel } from '../request-context.js';
+import { ROUTES } from '../route-table.js';
 import { chatInput, completionInputs, createSchemas, parseBody, samplingParams } from '../schemas.js';
 import { checkModel } from './check-model.js';
 
@@ -37,7 +39,7 @@ export function generationRoutes(ctx: AppContext): Router {
   const router = Router();
   const schemas = createSchemas(ctx.limits);
 
-  router.post('/v1/completions', (req, res) => {
+  router.post(ROUTES.completions.path, (req, res) => {
     const body = parseBody(schemas.completion, req.body);
     const inputs = completionInputs(body);
     const constraints = completionConstraints(body);
@@ -54,7 +56,7 @@ export function generationRoutes(ctx: AppContext): Router {
           return Array<string>(body.n ?? 1).fill(text);
         })
       : undefined;
-    ctx.metrics.features(req.path, featuresOf(constraints, body.response_format));
+    ctx.metrics.features(endpointLabel(req), featuresOf(constraints, body.response_format));
     const sampling = samplingParams(body, body.max_tokens ?? COMPLETIONS_DEFAULT_MAX_TOKENS, 'max_tokens');
     const stream = body.stream === true;
     respond(ctx.dispatcher, res, {
@@ -64,12 +66,12 @@ export function generationRoutes(ctx: AppContext): Router {
     });
   });
 
-  router.post('/v1/chat/completions', (req, res) => {
+  router.post(ROUTES.chat.path, (req, res) => {
     const body = parseBody(schemas.chat, req.body);
     const input = chatInput(body);
     const constraints = chatConstraints(body);
     checkModel(ctx, body.model);
-    ctx.metrics.features(req.path, featuresOf(constraints, body.response_format));
+    ctx.metrics.features(endpointLabel(req), featuresOf(constraints, body.response_format));
     const maxTokensParam = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
     const sampling = samplingParams(body, body.max_completion_tokens ?? body.max_tokens ?? undefined, maxTokensParam);
     const stream = body.stream === true;

@@ -9,6 +9,8 @@ import { messagesRenderer } from '../anthropic/render.js';
 import type { AppContext } from '../context.js';
 import { featuresOf } from '../constraints.js';
 import { respond } from '../respond.js';
+import { endpointLabel } from '../request-context.js';
+import { ROUTES } from '../route-table.js';
 import { parseBody } from '../schemas.js';
 import { checkModel } from './check-model.js';
 import { choiceTasks } from './generation.js';
@@ -17,12 +19,12 @@ export function messagesRoutes(ctx: AppContext): Router {
   const router = Router();
   const schemas = messagesSchemas(ctx.limits);
 
-  router.post('/v1/messages', (req, res) => {
+  router.post(ROUTES.messages.path, (req, res) => {
     const body = parseBody(schemas.messages, req.body);
     const input = messagesInput(body);
     const constraints = messagesConstraints(body);
     checkModel(ctx, body.model);
-    ctx.metrics.features(req.path, featuresOf(constraints, undefined));
+    ctx.metrics.features(endpointLabel(req), featuresOf(constraints, undefined));
     respond(ctx.dispatcher, res, {
       tasks: choiceTasks([input], 1, messagesSampling(body), constraints),
       renderer: messagesRenderer(ctx.modelId),
@@ -31,7 +33,7 @@ export function messagesRoutes(ctx: AppContext): Router {
     });
   });
 
-  router.post('/v1/messages/count_tokens', (req, res) => {
+  router.post(ROUTES.countTokens.path, (req, res) => {
     const body = parseBody(schemas.countTokens, req.body);
     const tokens = ctx.vocabulary.get().prompt(messagesInput(body), messagesConstraints(body));
     res.json({ input_tokens: tokens.length });

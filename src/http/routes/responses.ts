@@ -3,6 +3,8 @@ import { Router } from 'express';
 import type { AppContext } from '../context.js';
 import { featuresOf } from '../constraints.js';
 import { respond } from '../respond.js';
+import { endpointLabel } from '../request-context.js';
+import { ROUTES } from '../route-table.js';
 import { responsesConstraints, responsesInput, responsesSchema } from '../responses/request.js';
 import { responsesRenderer } from '../responses/render.js';
 import { parseBody, samplingParams } from '../schemas.js';
@@ -13,14 +15,14 @@ export function responsesRoutes(ctx: AppContext): Router {
   const router = Router();
   const schema = responsesSchema(ctx.limits);
 
-  router.post('/v1/responses', (req, res) => {
+  router.post(ROUTES.responses.path, (req, res) => {
     const body = parseBody(schema, req.body);
     const input = responsesInput(body);
     const constraints = responsesConstraints(body);
     checkModel(ctx, body.model);
     const format = body.text?.format;
     ctx.metrics.features(
-      req.path,
+      endpointLabel(req),
       featuresOf(constraints, format?.type === 'json_schema' ? { type: 'json_schema', json_schema: { name: format.name } } : format),
     );
     const sampling = samplingParams(body, body.max_output_tokens ?? undefined, 'max_output_tokens');

@@ -10,6 +10,7 @@ import type { Token } from 'node-llama-cpp';
 import { InvalidRequestError } from '../../errors.js';
 import { checkedTokens } from '../../shared/prompt.js';
 import type { AppContext } from '../context.js';
+import { ROUTES } from '../route-table.js';
 import { chatInput, createSchemas, parseBody } from '../schemas.js';
 
 const tokenizeBody = z.object({
@@ -32,7 +33,7 @@ export function tokenizeRoutes(ctx: AppContext): Router {
   const router = Router();
   const chatSchema = createSchemas(ctx.limits).chat;
 
-  router.post('/tokenize', (req, res) => {
+  router.post(ROUTES.tokenize.path, (req, res) => {
     const body = parseBody(tokenizeBody, req.body);
     const vocabulary = ctx.vocabulary.get();
     let tokens: Token[];
@@ -50,7 +51,7 @@ export function tokenizeRoutes(ctx: AppContext): Router {
     });
   });
 
-  router.post('/detokenize', (req, res) => {
+  router.post(ROUTES.detokenize.path, (req, res) => {
     const body = parseBody(detokenizeBody, req.body);
     const vocabulary = ctx.vocabulary.get();
     const text = vocabulary.detokenize(checkedTokens(body.tokens, vocabulary.size, 'tokens'), true);
