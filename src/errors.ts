@@ -99,6 +99,13 @@ export class NotFoundError extends ApiError {
   }
 }
 
+/** A Host header that --allowed-hosts does not allow (the DNS rebinding guard), or none on HTTP/1.1. */
+export class HostNotAllowedError extends ApiError {
+  constructor(message: string) {
+    super(403, 'invalid_request_error', 'host_not_allowed', message);
+  }
+}
+
 /** A known route asked with a method it does not serve; `Allow` lists those it does. */
 export class MethodNotAllowedError extends ApiError {
   constructor(method: string, template: string, allowed: readonly string[]) {

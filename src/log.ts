@@ -13,3 +13,22 @@ export function createLogger(level: string): Logger {
     },
   });
 }
+
+/**
+ * For events hostile traffic can repeat at will: `emit` runs at most once per `intervalMs`, and is told how
+ * many events were dropped since it last ran, so a flood costs one log line a minute, not one per request.
+ */
+export function rateLimited(intervalMs: number, now: () => number = Date.now): (emit: (suppressed: number) => void) => void {
+  let last = -Infinity;
+  let suppressed = 0;
+  return (emit) => {
+    const t = now();
+    if (t - last < intervalMs) {
+      suppressed++;
+      return;
+    }
+    last = t;
+    emit(suppressed);
+    suppressed = 0;
+  };
+}

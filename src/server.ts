@@ -15,6 +15,7 @@ import { createApp, notFound } from './http/app.js';
 import { bearerAuth } from './http/auth.js';
 import { errorHandler } from './http/error-handler.js';
 import type { AppContext } from './http/context.js';
+import { hostCheck, hostPolicy, type HostPolicy } from './http/host-check.js';
 import { methodCheck } from './http/method-check.js';
 import { requestContext } from './http/request-context.js';
 import { COUNTED_ROUTES, METRICS_PORT_ROUTES, routeMatcher } from './http/route-table.js';
@@ -66,6 +67,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     apiKeys: config.apiKeys,
     metricsAuth: config.metricsAuth,
     corsOrigins: config.corsOrigins,
+    hostPolicy: hostPolicy(config.allowedHosts, config.host),
     dispatcher,
     // Loaded beside the workers; it holds no weights (a few MB for a 152k-token vocabulary).
     vocabulary: new VocabularyHandle(Vocabulary.load(model.path, inEngineProcesses(engines) ? 'off' : config.gpu), log),
@@ -76,7 +78,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     history,
     draining: false,
   };
-  const apiServer = http.createServer(createApp(ctx));
+  const apiServer = httpServer(createApp(ctx));
   apiServer.keepAliveTimeout = 65_000;
   const api = await listen(apiServer, config.host, config.port);
   const metricsServer =
@@ -86,6 +88,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
           host: config.metricsHost,
           port: config.metricsPort,
           keys: config.metricsAuth ? config.apiKeys : [],
+          hostPolicy: hostPolicy(config.allowedHosts, config.metricsHost),
           log,
           metrics,
         });
@@ -216,19 +219,28 @@ async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
   }
 }
 
+/**
+ * An HTTP server for an express app. A missing Host is left to the app's host check (a 403 naming
+ * --allowed-hosts, instead of Node's bare 400).
+ */
+function httpServer(app: express.Express): http.Server {
+  return http.createServer({ requireHostHeader: false }, app);
+}
+
 /** The dedicated metrics listener (the tutorial's port 8000): /metrics only. */
 async function listenMetrics(
   collector: MetricsCollector,
-  o: { host: string; port: number; keys: string[]; log: Logger; metrics: MainMetrics },
+  o: { host: string; port: number; keys: string[]; hostPolicy: HostPolicy; log: Logger; metrics: MainMetrics },
 ): Promise<{ server: http.Server; port: number }> {
   const app = express();
   app.disable('x-powered-by');
   app.use(requestContext(routeMatcher(METRICS_PORT_ROUTES)));
+  app.use(hostCheck(o.hostPolicy, o.log));
   app.use(bearerAuth({ keys: o.keys, protectMetrics: true, onRejected: () => o.metrics.rejected('unauthorized') }));
   app.use(methodCheck());
   app.use(metricsRouter(collector));
   app.use(notFound(' (this port serves /metrics)'));
   app.use(errorHandler(o.log, o.metrics));
 
-  return listen(http.createServer(app), o.host, o.port);
+  return listen(httpServer(app), o.host, o.port);
 }

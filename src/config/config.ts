@@ -10,6 +10,9 @@ import { ConfigError } from '../errors.js';
 import type { GpuLayers, GpuMode } from '../shared/protocol.js';
 import { FLAGS, defaultThreads, envName, type FlagName, type FlagValues } from './options.js';
 
+/** `--allowed-hosts`: auto (decided by the listen address), * (any), or names (`.example.com`: it and its subdomains). */
+export type AllowedHosts = 'auto' | '*' | readonly string[];
+
 /** `--gpus`: every GPU NVML reports, engine processes without GPUs, or the listed indices. */
 export type GpusFlag = 'all' | 'none' | number[];
 
@@ -50,6 +53,8 @@ export interface Config {
   metricsAuth: boolean;
   /** Allowed CORS origins ('*' for any); undefined = CORS off. */
   corsOrigins?: string[] | '*';
+  /** Host header values the API and metrics ports answer (DNS rebinding guard). */
+  allowedHosts: AllowedHosts;
   /** The /dashboard page and its history sampler (off with --no-dashboard). */
   dashboard: boolean;
   /** QWEN_TEST_FAULTS=1 enables the test-only fault markers (workers/faults.ts); not a flag on purpose. */
@@ -214,6 +219,7 @@ function toConfig(values: FlagValues, env: NodeJS.ProcessEnv): Config {
     apiKeys: apiKeys(values['api-key'], values['api-key-file']),
     metricsAuth: values['metrics-auth'],
     corsOrigins: corsOrigins(values['cors-origin']),
+    allowedHosts: values['allowed-hosts'],
     dashboard: !values['no-dashboard'],
     testFaults: env.QWEN_TEST_FAULTS === '1',
   };

@@ -1,6 +1,7 @@
 /**
- * The express application. In order: the request's id and route, draining, CORS, auth, a 405 for a known
- * route asked with another method, JSON body parsing with a size limit, the routes, a 404 for everything else, and one error handler that renders every failure in the OpenAI error shape.
+ * The express application. In order: the request's id and route, the Host allowlist, draining, CORS, auth,
+ * a 405 for a known route asked with another method, JSON body parsing with a size limit, the routes, a 404
+ * for everything else, and one error handler that renders every failure in the OpenAI error shape.
  */
 import express, { type Express } from 'express';
 import { DASHBOARD_OPEN_ROUTES, dashboardRoutes } from '../dashboard/routes.js';
@@ -10,6 +11,7 @@ import { bearerAuth } from './auth.js';
 import type { AppContext } from './context.js';
 import { corsHandler } from './cors.js';
 import { errorHandler, sendError } from './error-handler.js';
+import { hostCheck } from './host-check.js';
 import { methodCheck } from './method-check.js';
 import { endpointLabel, requestContext, routeOf } from './request-context.js';
 import { API_ROUTES, DASHBOARD_ROUTES, ROUTES, routeMatcher } from './route-table.js';
@@ -41,6 +43,7 @@ export function createApp(ctx: AppContext): Express {
     });
     next();
   });
+  app.use(hostCheck(ctx.hostPolicy, ctx.log));
   app.use((req, res, next) => {
     const route = routeOf(req);
     if (ctx.draining && !(route && WHILE_DRAINING.has(route))) return sendError(res, new ShuttingDownError());
