@@ -87,6 +87,33 @@ export class InvalidPathError extends ApiError {
   }
 }
 
+/**
+ * What Node's HTTP parser refuses before a request exists (server 'clientError'): a malformed request line
+ * or header (400), headers over Node's 16 KB limit (431), headers that took too long to arrive (408).
+ */
+export class MalformedHttpError extends ApiError {
+  constructor(message: string) {
+    super(400, 'invalid_request_error', 'bad_request', message, null, { Connection: 'close' });
+  }
+}
+
+export class HeadersTooLargeError extends ApiError {
+  constructor() {
+    super(431, 'invalid_request_error', 'headers_too_large', "The request headers exceed the server's limit of 16 KB.", null, {
+      Connection: 'close',
+    });
+  }
+}
+
+/** Node's headersTimeout or requestTimeout ran out before the request had arrived. */
+export class ClientTimeoutError extends ApiError {
+  constructor() {
+    super(408, 'invalid_request_error', 'client_timeout', 'The request (its headers or its body) did not arrive in time.', null, {
+      Connection: 'close',
+    });
+  }
+}
+
 export class UnauthorizedError extends ApiError {
   constructor(message: string) {
     super(401, 'invalid_request_error', 'invalid_api_key', message, null, { 'WWW-Authenticate': 'Bearer' });

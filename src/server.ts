@@ -13,6 +13,7 @@ import { MetricsHistory } from './dashboard/history.js';
 import { Nvml } from './gpu/nvml.js';
 import { createApp, notFound } from './http/app.js';
 import { bearerAuth } from './http/auth.js';
+import { answerClientErrors } from './http/client-errors.js';
 import { errorHandler } from './http/error-handler.js';
 import type { AppContext } from './http/context.js';
 import { hostCheck, hostPolicy, type HostPolicy } from './http/host-check.js';
@@ -78,7 +79,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     history,
     draining: false,
   };
-  const apiServer = httpServer(createApp(ctx));
+  const apiServer = httpServer(createApp(ctx), log, metrics);
   apiServer.keepAliveTimeout = 65_000;
   const api = await listen(apiServer, config.host, config.port);
   const metricsServer =
@@ -220,11 +221,13 @@ async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
 }
 
 /**
- * An HTTP server for an express app. A missing Host is left to the app's host check (a 403 naming
- * --allowed-hosts, instead of Node's bare 400).
+ * An HTTP server for an express app. Node's parser errors get a JSON answer (client-errors.ts), and a
+ * missing Host is left to the app's host check (a 403 naming --allowed-hosts, instead of Node's bare 400).
  */
-function httpServer(app: express.Express): http.Server {
-  return http.createServer({ requireHostHeader: false }, app);
+function httpServer(app: express.Express, log: Logger, metrics: MainMetrics): http.Server {
+  const server = http.createServer({ requireHostHeader: false }, app);
+  answerClientErrors(server, log, (code) => metrics.clientError(code));
+  return server;
 }
 
 /** The dedicated metrics listener (the tutorial's port 8000): /metrics only. */
@@ -242,5 +245,5 @@ async function listenMetrics(
   app.use(notFound(' (this port serves /metrics)'));
   app.use(errorHandler(o.log, o.metrics));
 
-  return listen(httpServer(app), o.host, o.port);
+  return listen(httpServer(app, o.log, o.metrics), o.host, o.port);
 }

@@ -73,6 +73,12 @@ export const MAIN = {
   waiting: def('qwen_requests_waiting', 'gauge', ['model'], 'Requests queued for a free sequence'),
   capacity: def('qwen_sequences_capacity', 'gauge', ['model'], 'Sequences of the ready workers (workers x --sequences)'),
   workersReady: def('qwen_workers_ready', 'gauge', [], 'Model workers that have loaded the model'),
+  clientErrors: def(
+    'qwen_http_client_errors_total',
+    'counter',
+    ['code'],
+    "Connections whose request Node's HTTP parser refused (bad_request, headers_too_large, client_timeout), answered before any route ran",
+  ),
   collectTimeouts: def(
     'qwen_metrics_collect_timeouts_total',
     'counter',
@@ -182,6 +188,8 @@ export const FINISH_REASONS = ['stop', 'length', 'tool_calls', 'abort', 'error']
 export const FEATURES = ['tools', 'tools_forced', 'json_object', 'json_schema', 'logprobs'] as const;
 export type Feature = (typeof FEATURES)[number];
 export type FinishOutcome = (typeof FINISH_REASONS)[number];
+/** The codes of qwen_http_client_errors_total: what Node's HTTP parser refused (src/http/client-errors.ts). */
+export const CLIENT_ERROR_CODES = ['bad_request', 'headers_too_large', 'client_timeout'] as const;
 export const REJECT_REASONS = ['queue_full', 'timeout', 'invalid', 'unauthorized'] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 

@@ -6,6 +6,7 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { EngineLabels } from '../engine/engine.js';
 import type { GpuDeviceStats } from '../gpu/nvml.js';
 import {
+  CLIENT_ERROR_CODES,
   FEATURES,
   FINISH_REASONS,
   GENERATION_ENDPOINTS,
@@ -57,6 +58,7 @@ export class MainMetrics {
   private readonly queueTime;
   private readonly engineRestarts;
   private readonly collectTimeouts;
+  private readonly clientErrors;
   private readonly buildInfo;
 
   constructor(private readonly opts: MainMetricsOptions) {
@@ -72,6 +74,7 @@ export class MainMetrics {
     this.queueTime = histogram(MAIN.queueTime, r, opts.timeBuckets);
     this.engineRestarts = counter(MAIN.engineRestarts, r);
     this.collectTimeouts = counter(MAIN.collectTimeouts, r);
+    this.clientErrors = counter(MAIN.clientErrors, r);
     this.buildInfo = gauge(MAIN.buildInfo, r);
     for (const labels of opts.routes) {
       this.requests.inc(labels, 0);
@@ -84,6 +87,7 @@ export class MainMetrics {
     this.toolCallsTotal.inc(model, 0);
     this.queueTime.zero(model);
     this.collectTimeouts.inc(0);
+    for (const code of CLIENT_ERROR_CODES) this.clientErrors.inc({ code }, 0);
     this.active.set(0);
     this.setLlamaCpp('unknown');
 
@@ -176,6 +180,11 @@ export class MainMetrics {
 
   engineRestarted(labels: EngineLabels): void {
     this.engineRestarts.inc(labels);
+  }
+
+  /** A request Node's HTTP parser refused; `code` is one of CLIENT_ERROR_CODES (anything else counts as bad_request). */
+  clientError(code: string): void {
+    this.clientErrors.inc({ code: (CLIENT_ERROR_CODES as readonly string[]).includes(code) ? code : 'bad_request' });
   }
 
   collectTimedOut(): void {
