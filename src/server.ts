@@ -237,13 +237,13 @@ async function listenMetrics(
 ): Promise<{ server: http.Server; port: number }> {
   const app = express();
   app.disable('x-powered-by');
-  app.use(requestContext(routeMatcher(METRICS_PORT_ROUTES)));
+  app.use(requestContext(routeMatcher(METRICS_PORT_ROUTES), o.log));
   app.use(hostCheck(o.hostPolicy, o.log));
   app.use(bearerAuth({ keys: o.keys, protectMetrics: true, onRejected: () => o.metrics.rejected('unauthorized') }));
   app.use(methodCheck());
   app.use(metricsRouter(collector));
   app.use(notFound(' (this port serves /metrics)'));
-  app.use(errorHandler(o.log, o.metrics));
+  app.use(errorHandler(o.metrics));
 
   return listen(httpServer(app, o.log, o.metrics), o.host, o.port);
 }

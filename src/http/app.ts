@@ -31,7 +31,7 @@ export function createApp(ctx: AppContext): Express {
   app.set('etag', false);
 
   const routes = ctx.history ? API_ROUTES : API_ROUTES.filter((r) => !DASHBOARD_ROUTES.includes(r));
-  app.use(requestContext(routeMatcher(routes)));
+  app.use(requestContext(routeMatcher(routes), ctx.log));
   app.use((req, res, next) => {
     const started = performance.now();
     const endpoint = endpointLabel(req);
@@ -71,7 +71,7 @@ export function createApp(ctx: AppContext): Express {
   app.use(messagesRoutes(ctx));
   app.use(embeddingsRoutes(ctx));
   app.use(notFound());
-  app.use(errorHandler(ctx.log, ctx.metrics));
+  app.use(errorHandler(ctx.metrics));
   return app;
 }
 
