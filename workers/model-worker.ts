@@ -88,7 +88,7 @@ export default async function run(task: GenerateTask): Promise<void> {
     if (!loaded) throw new Error(`model failed to load: ${loadError}`);
     checkMode(loaded.kind, task.mode ?? 'generate');
     if (loaded.kind === 'embed') {
-      const { vector, tokens } = await embed(loaded.embeddings, loaded.model, loaded.vocabularySize, task.input);
+      const { vector, tokens } = await embed(loaded, task.input);
       promptTokens = tokens;
       observer.started(tokens);
       generating = true;

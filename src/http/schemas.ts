@@ -27,11 +27,17 @@ export const textsOrTokens = z.union(
   { error: 'must be a string, an array of strings, an array of token ids, or an array of token-id arrays' },
 );
 
-/** One input per text or token-id array of a textsOrTokens value. */
-export function inputsOf(value: z.infer<typeof textsOrTokens>, suffix?: string): GenerateInput[] {
-  const each: (string | number[])[] =
-    typeof value === 'string' ? [value] : typeof value[0] === 'number' ? [value as number[]] : (value as string[] | number[][]);
-  return each.map((p) => (typeof p === 'string' ? { kind: 'text', prompt: p, suffix } : { kind: 'tokens', tokens: p, suffix }));
+/**
+ * One input per text or token-id array of a textsOrTokens value, each knowing the field it came from:
+ * `field` when the value is one text or one token array, `field.N` for the N-th of several.
+ */
+export function inputsOf(value: z.infer<typeof textsOrTokens>, field: string, suffix?: string): GenerateInput[] {
+  const one = typeof value === 'string' || typeof value[0] === 'number';
+  const each: (string | number[])[] = one ? [value as string | number[]] : (value as string[] | number[][]);
+  return each.map((p, i) => {
+    const param = one ? field : `${field}.${i}`;
+    return typeof p === 'string' ? { kind: 'text', prompt: p, suffix, param } : { kind: 'tokens', tokens: p, suffix, param };
+  });
 }
 
 /** An integer field between 0 and `max`. */
@@ -291,7 +297,7 @@ export function completionInputs(body: CompletionBody): GenerateInput[] {
       'invalid_value',
     );
   }
-  const prompts = inputsOf(prompt, suffix);
+  const prompts = inputsOf(prompt, 'prompt', suffix);
   const n = body.n ?? 1;
   if (prompts.length * n > MAX_CHOICES) {
     throw new InvalidRequestError(

@@ -46,9 +46,16 @@ export function embeddingsRoutes(ctx: AppContext): Router {
   const router = Router();
   router.post(ROUTES.embeddings.path, (req, res) => {
     const b = parseBody(body, req.body);
-    const inputs = inputsOf(b.input);
+    const inputs = inputsOf(b.input, 'input');
     if (inputs.length > MAX_INPUTS) {
       throw new InvalidRequestError(`input: at most ${MAX_INPUTS} inputs per request`, 'input', 'invalid_value');
+    }
+    // As OpenAI: an empty text has no embedding (the model would return an empty vector).
+    for (const input of inputs) {
+      if (input.kind === 'text' && input.prompt === '') {
+        const param = input.param ?? 'input';
+        throw new InvalidRequestError(`${param}: must not be empty (an empty text has no embedding)`, param, 'invalid_value');
+      }
     }
     checkModel(ctx, b.model);
     respond(ctx.dispatcher, res, {
