@@ -93,8 +93,29 @@ function samplingFields(limits: InputLimits) {
   };
 }
 
-const textPart = z.object({ type: z.literal('text', { error: 'only text content parts are supported' }), text: z.string() });
-const content = z.union([z.string(), z.array(textPart)], { error: 'must be a string or an array of text parts' });
+/**
+ * Content of a kind a text-only model cannot read (images, audio, files): a 400 at the part's `type`
+ * (`messages.0.content.1.type`) that names it and says why, instead of a union error about the whole
+ * content. An option of each API's discriminated union of parts.
+ * @param what what the API calls its parts ("content parts", "blocks")
+ */
+export function textOnly<const T extends string>(types: readonly [T, ...T[]], what: string) {
+  return (
+    z
+      .object({ type: z.enum(types) })
+      .superRefine((part, ctx) =>
+        ctx.addIssue({ code: 'custom', path: ['type'], message: `'${part.type}' ${what} are not supported: this model reads text only` }),
+      )
+      // Never reached (the issue above fails every such part): the parsed body's type holds no such part.
+      .transform(() => z.NEVER)
+  );
+}
+
+const textPart = z.object({ type: z.literal('text'), text: z.string() });
+const contentPart = z.discriminatedUnion('type', [textPart, textOnly(['image_url', 'input_audio', 'file'], 'content parts')], {
+  error: "only 'text' content parts are supported",
+});
+const content = z.union([z.string(), z.array(contentPart)], { error: 'must be a string or an array of text parts' });
 
 /** OpenAI's rule for function names. */
 export const functionName = z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, underscores or dashes');

@@ -7,18 +7,18 @@
 import { z } from 'zod';
 import type { ChatMessage, GenerateInput, OutputConstraints } from '../../shared/protocol.js';
 import { chatConstraints, withParamNames } from '../constraints.js';
-import { callArguments, createSchemas, type ChatBody, type InputLimits } from '../schemas.js';
+import { callArguments, createSchemas, textOnly, type ChatBody, type InputLimits } from '../schemas.js';
 import { ToolCallLedger } from '../tool-results.js';
 
 const text = z.string();
-const inputText = z.object({
-  type: z.enum(['input_text', 'output_text'], { error: "only 'input_text' and 'output_text' content parts are supported" }),
-  text,
+const inputText = z.object({ type: z.enum(['input_text', 'output_text']), text });
+const part = z.discriminatedUnion('type', [inputText, textOnly(['input_image', 'input_file', 'input_audio'], 'content parts')], {
+  error: "only 'input_text' and 'output_text' content parts are supported",
 });
 const messageItem = z.object({
   type: z.literal('message').optional(),
   role: z.enum(['user', 'assistant', 'system', 'developer'], { error: 'role must be one of user, assistant, system, developer' }),
-  content: z.union([text, z.array(inputText)], { error: 'must be a string or an array of input_text parts' }),
+  content: z.union([text, z.array(part)], { error: 'must be a string or an array of input_text parts' }),
 });
 const callItem = z.object({ type: z.literal('function_call'), call_id: z.string().min(1), name: z.string(), arguments: z.string() });
 const outputItem = z.object({ type: z.literal('function_call_output'), call_id: z.string().min(1), output: z.string() });
