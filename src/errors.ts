@@ -87,6 +87,19 @@ export class InvalidPathError extends ApiError {
   }
 }
 
+/** JSON nested deeper than --max-json-depth: in the body, or in a JSON string the server parses (tool call arguments). */
+export class JsonTooDeepError extends ApiError {
+  constructor(param: string, maxDepth: number) {
+    super(
+      400,
+      'invalid_request_error',
+      'json_too_deep',
+      `${param}: JSON nested deeper than ${maxDepth} levels of arrays and objects (--max-json-depth)`,
+      param,
+    );
+  }
+}
+
 /**
  * What Node's HTTP parser refuses before a request exists (server 'clientError'): a malformed request line
  * or header (400), headers over Node's 16 KB limit (431), headers that took too long to arrive (408).

@@ -63,7 +63,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     modelId: model.id,
     createdAt: Math.floor(Date.now() / 1000),
     bodyLimitBytes: config.bodyLimitBytes,
-    limits: { maxTokens: config.maxTokensLimit, maxMessages: config.maxMessages, maxStop: config.maxStop },
+    limits: {
+      maxTokens: config.maxTokensLimit,
+      maxMessages: config.maxMessages,
+      maxStop: config.maxStop,
+      maxJsonDepth: config.maxJsonDepth,
+    },
     contextSize: config.contextSize,
     apiKeys: config.apiKeys,
     metricsAuth: config.metricsAuth,

@@ -48,6 +48,8 @@ export interface Config {
   maxTokensLimit: number;
   maxMessages: number;
   maxStop: number;
+  /** Deepest nesting of arrays and objects in a request body and in the JSON strings it carries. */
+  maxJsonDepth: number;
   /** Accepted API keys (from --api-key and --api-key-file); empty = no auth. */
   apiKeys: string[];
   metricsAuth: boolean;
@@ -216,6 +218,7 @@ function toConfig(values: FlagValues, env: NodeJS.ProcessEnv): Config {
     maxTokensLimit: values['max-tokens-limit'] ?? values['context-size'],
     maxMessages: values['max-messages'],
     maxStop: values['max-stop'],
+    maxJsonDepth: values['max-json-depth'],
     apiKeys: apiKeys(values['api-key'], values['api-key-file']),
     metricsAuth: values['metrics-auth'],
     corsOrigins: corsOrigins(values['cors-origin']),

@@ -192,6 +192,13 @@ export const FLAGS = [
   { name: 'max-messages', arg: 'n', description: 'most messages in one chat request', default: '256', schema: int(1, 1_000_000) },
   { name: 'max-stop', arg: 'n', description: 'most stop sequences in one request', default: '4', schema: int(0, 64) },
   {
+    name: 'max-json-depth',
+    arg: 'n',
+    description: 'deepest nesting of arrays and objects in a request body, and in JSON strings it carries (tool call arguments)',
+    default: '64',
+    schema: int(8, 10_000),
+  },
+  {
     name: 'api-key',
     arg: 'key',
     description: 'require "Authorization: Bearer <key>" on the API (/health stays open)',

@@ -1,7 +1,8 @@
 /**
  * The express application. In order: the request's id and route, the Host allowlist, draining, CORS, auth,
- * a 405 for a known route asked with another method, JSON body parsing with a size limit, the routes, a 404
- * for everything else, and one error handler that renders every failure in the OpenAI error shape.
+ * a 405 for a known route asked with another method, JSON body parsing with a size and a depth limit, the
+ * routes, a 404 for everything else, and one error handler that renders every failure in the OpenAI error
+ * shape.
  */
 import express, { type Express } from 'express';
 import { DASHBOARD_OPEN_ROUTES, dashboardRoutes } from '../dashboard/routes.js';
@@ -12,6 +13,7 @@ import type { AppContext } from './context.js';
 import { corsHandler } from './cors.js';
 import { errorHandler, sendError } from './error-handler.js';
 import { hostCheck } from './host-check.js';
+import { bodyDepthCheck } from './json-depth.js';
 import { methodCheck } from './method-check.js';
 import { endpointLabel, requestContext, routeOf } from './request-context.js';
 import { API_ROUTES, DASHBOARD_ROUTES, ROUTES, routeMatcher } from './route-table.js';
@@ -62,6 +64,7 @@ export function createApp(ctx: AppContext): Express {
   app.use(methodCheck());
   // Only bodies declared as JSON are parsed; any other body leaves req.body undefined (a 400 in the route).
   app.use(express.json({ limit: ctx.bodyLimitBytes, strict: false, type: ['application/json', 'application/*+json'] }));
+  app.use(bodyDepthCheck(ctx.limits.maxJsonDepth));
   app.use(metricsRouter(ctx.collector));
   if (ctx.history) app.use(dashboardRoutes(ctx, ctx.history));
   app.use(infoRoutes(ctx));

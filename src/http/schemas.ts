@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { InvalidRequestError } from '../errors.js';
+import { parseClientJson } from './json-depth.js';
 import { ToolCallLedger } from './tool-results.js';
 import type { ChatMessage, GenerateInput, SamplingParams } from '../shared/protocol.js';
 
@@ -50,6 +51,8 @@ export interface InputLimits {
   maxTokens: number;
   maxMessages: number;
   maxStop: number;
+  /** --max-json-depth: also bounds the JSON strings a request carries (tool call arguments). */
+  maxJsonDepth: number;
 }
 
 const maxTokensField = (limit: number) =>
@@ -265,7 +268,8 @@ function flatten(c: string | { text: string }[] | null | undefined): string {
   return typeof c === 'string' ? c : c.map((p) => p.text).join('');
 }
 
-export function chatInput(body: ChatBody): GenerateInput {
+/** @param maxJsonDepth --max-json-depth, for the tool calls' arguments (JSON strings) */
+export function chatInput(body: ChatBody, maxJsonDepth: number): GenerateInput {
   const messages = body.messages.map((m, i): ChatMessage => {
     // "developer" is OpenAI's newer name for the system role.
     if (m.role === 'developer') return { role: 'system', content: flatten(m.content) };
@@ -274,7 +278,7 @@ export function chatInput(body: ChatBody): GenerateInput {
       const toolCalls = m.tool_calls.map((c, j) => ({
         id: c.id,
         name: c.function.name,
-        arguments: callArguments(c.function.arguments, `messages.${i}.tool_calls.${j}.function.arguments`),
+        arguments: callArguments(c.function.arguments, `messages.${i}.tool_calls.${j}.function.arguments`, maxJsonDepth),
       }));
       return { role: 'assistant', content: flatten(m.content), toolCalls };
     }
@@ -285,12 +289,8 @@ export function chatInput(body: ChatBody): GenerateInput {
 }
 
 /** A call's arguments as the client sent them (a JSON string), parsed for the chat template. */
-export function callArguments(text: string, param: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new InvalidRequestError(`${param}: must be a JSON string (the arguments of the call)`, param, 'invalid_value');
-  }
+export function callArguments(text: string, param: string, maxJsonDepth: number): unknown {
+  return parseClientJson(text, param, maxJsonDepth, 'the arguments of the call');
 }
 
 /** As OpenAI requires: every tool message answers an earlier call, and every call gets an answer. */

@@ -87,7 +87,8 @@ export type ResponsesBody = z.infer<ReturnType<typeof responsesSchema>>;
 
 const flatten = (c: string | { text: string }[]) => (typeof c === 'string' ? c : c.map((p) => p.text).join(''));
 
-export function responsesInput(body: ResponsesBody): GenerateInput {
+/** @param maxJsonDepth --max-json-depth, for function_call arguments (JSON strings) */
+export function responsesInput(body: ResponsesBody, maxJsonDepth: number): GenerateInput {
   const messages: ChatMessage[] = [];
   if (body.instructions) messages.push({ role: 'system', content: body.instructions });
   const items = typeof body.input === 'string' ? [{ role: 'user' as const, content: body.input }] : body.input;
@@ -102,7 +103,11 @@ export function responsesInput(body: ResponsesBody): GenerateInput {
       // Calls join the assistant turn they follow (or open one).
       let last = messages.at(-1);
       if (last?.role !== 'assistant') messages.push((last = { role: 'assistant', content: '' }));
-      (last.toolCalls ??= []).push({ id: it.call_id, name: it.name, arguments: callArguments(it.arguments, `input.${i}.arguments`) });
+      (last.toolCalls ??= []).push({
+        id: it.call_id,
+        name: it.name,
+        arguments: callArguments(it.arguments, `input.${i}.arguments`, maxJsonDepth),
+      });
       ledger.call(it.call_id, `input.${i}`);
     } else {
       ledger.result(it.call_id, `input.${i}.call_id`);

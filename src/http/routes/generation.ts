@@ -68,7 +68,7 @@ export function generationRoutes(ctx: AppContext): Router {
 
   router.post(ROUTES.chat.path, (req, res) => {
     const body = parseBody(schemas.chat, req.body);
-    const input = chatInput(body);
+    const input = chatInput(body, ctx.limits.maxJsonDepth);
     const constraints = chatConstraints(body);
     checkModel(ctx, body.model);
     ctx.metrics.features(endpointLabel(req), featuresOf(constraints, body.response_format));

@@ -17,7 +17,7 @@ export function responsesRoutes(ctx: AppContext): Router {
 
   router.post(ROUTES.responses.path, (req, res) => {
     const body = parseBody(schema, req.body);
-    const input = responsesInput(body);
+    const input = responsesInput(body, ctx.limits.maxJsonDepth);
     const constraints = responsesConstraints(body);
     checkModel(ctx, body.model);
     const format = body.text?.format;

@@ -38,7 +38,7 @@ export function tokenizeRoutes(ctx: AppContext): Router {
     const vocabulary = ctx.vocabulary.get();
     let tokens: Token[];
     if (body.messages !== undefined) {
-      tokens = vocabulary.prompt(chatInput(parseBody(chatSchema, { messages: body.messages })));
+      tokens = vocabulary.prompt(chatInput(parseBody(chatSchema, { messages: body.messages }), ctx.limits.maxJsonDepth));
     } else {
       const text = body.content ?? body.prompt;
       if (text === undefined) throw parseError('content', 'is required (the text to tokenize; or prompt, or messages)');
