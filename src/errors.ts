@@ -75,6 +75,58 @@ export class InvalidSchemaError extends ApiError {
   }
 }
 
+/** A path whose %-escapes do not decode (the router could not read a path parameter). */
+export class InvalidPathError extends ApiError {
+  constructor() {
+    super(
+      400,
+      'invalid_request_error',
+      'invalid_path',
+      'The request path is not valid percent-encoding (a % must start a UTF-8 escape such as %20).',
+    );
+  }
+}
+
+/** JSON nested deeper than --max-json-depth: in the body, or in a JSON string the server parses (tool call arguments). */
+export class JsonTooDeepError extends ApiError {
+  constructor(param: string, maxDepth: number) {
+    super(
+      400,
+      'invalid_request_error',
+      'json_too_deep',
+      `${param}: JSON nested deeper than ${maxDepth} levels of arrays and objects (--max-json-depth)`,
+      param,
+    );
+  }
+}
+
+/**
+ * What Node's HTTP parser refuses before a request exists (server 'clientError'): a malformed request line
+ * or header (400), headers over Node's 16 KB limit (431), headers that took too long to arrive (408).
+ */
+export class MalformedHttpError extends ApiError {
+  constructor(message: string) {
+    super(400, 'invalid_request_error', 'bad_request', message, null, { Connection: 'close' });
+  }
+}
+
+export class HeadersTooLargeError extends ApiError {
+  constructor() {
+    super(431, 'invalid_request_error', 'headers_too_large', "The request headers exceed the server's limit of 16 KB.", null, {
+      Connection: 'close',
+    });
+  }
+}
+
+/** Node's headersTimeout or requestTimeout ran out before the request had arrived. */
+export class ClientTimeoutError extends ApiError {
+  constructor() {
+    super(408, 'invalid_request_error', 'client_timeout', 'The request (its headers or its body) did not arrive in time.', null, {
+      Connection: 'close',
+    });
+  }
+}
+
 /** A request's schemas exceed an operator limit (--max-enum-values, --max-schema-bytes, …): the message names the flag. */
 export class SchemaLimitError extends ApiError {
   constructor(param: string, what: string, limit: number, flag: string) {
@@ -114,6 +166,27 @@ export class UnauthorizedError extends ApiError {
 export class NotFoundError extends ApiError {
   constructor(message: string, code = 'not_found', param: string | null = null) {
     super(404, 'invalid_request_error', code, message, param);
+  }
+}
+
+/** A Host header that --allowed-hosts does not allow (the DNS rebinding guard), or none on HTTP/1.1. */
+export class HostNotAllowedError extends ApiError {
+  constructor(message: string) {
+    super(403, 'invalid_request_error', 'host_not_allowed', message);
+  }
+}
+
+/** A known route asked with a method it does not serve; `Allow` lists those it does. */
+export class MethodNotAllowedError extends ApiError {
+  constructor(method: string, template: string, allowed: readonly string[]) {
+    super(
+      405,
+      'invalid_request_error',
+      'method_not_allowed',
+      `${method} ${template} is not allowed: this route answers ${allowed.join(', ')}.`,
+      null,
+      { Allow: allowed.join(', ') },
+    );
   }
 }
 

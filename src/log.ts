@@ -19,3 +19,22 @@ export function createLogger(level: string): Logger {
 export function logLlama(log: Logger, msg: LlamaLogMessage, source: 'model' | 'tokenizer'): void {
   log[msg.level]({ source, truncated: msg.truncated, dropped: msg.dropped, llama: msg.message }, 'llama.cpp');
 }
+
+/**
+ * For events hostile traffic can repeat at will: `emit` runs at most once per `intervalMs`, and is told how
+ * many events were dropped since it last ran, so a flood costs one log line a minute, not one per request.
+ */
+export function rateLimited(intervalMs: number, now: () => number = Date.now): (emit: (suppressed: number) => void) => void {
+  let last = -Infinity;
+  let suppressed = 0;
+  return (emit) => {
+    const t = now();
+    if (t - last < intervalMs) {
+      suppressed++;
+      return;
+    }
+    last = t;
+    emit(suppressed);
+    suppressed = 0;
+  };
+}

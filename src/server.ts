@@ -11,11 +11,15 @@ import express from 'express';
 import { VERSION, type Config } from './config/config.js';
 import { MetricsHistory } from './dashboard/history.js';
 import { Nvml } from './gpu/nvml.js';
-import { createApp } from './http/app.js';
+import { createApp, notFound } from './http/app.js';
 import { bearerAuth } from './http/auth.js';
-import { errorHandler, sendError } from './http/error-handler.js';
-import { NotFoundError } from './errors.js';
+import { answerClientErrors } from './http/client-errors.js';
+import { errorHandler } from './http/error-handler.js';
 import type { AppContext } from './http/context.js';
+import { hostCheck, hostPolicy, type HostPolicy } from './http/host-check.js';
+import { methodCheck } from './http/method-check.js';
+import { requestContext } from './http/request-context.js';
+import { COUNTED_ROUTES, METRICS_PORT_ROUTES, routeMatcher } from './http/route-table.js';
 import { MetricsCollector } from './metrics/collector.js';
 import { metricsRouter } from './metrics/exposition.js';
 import { MainMetrics } from './metrics/main-metrics.js';
@@ -59,13 +63,19 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     modelId: model.id,
     createdAt: Math.floor(Date.now() / 1000),
     bodyLimitBytes: config.bodyLimitBytes,
-    limits: { maxTokens: config.maxTokensLimit, maxMessages: config.maxMessages, maxStop: config.maxStop },
+    limits: {
+      maxTokens: config.maxTokensLimit,
+      maxMessages: config.maxMessages,
+      maxStop: config.maxStop,
+      maxJsonDepth: config.maxJsonDepth,
+    },
     contextSize: config.contextSize,
     budgets: { contextSize: config.contextSize, maxRequestTokens: config.maxRequestTokens, maxRequestLogprobs: config.maxRequestLogprobs },
     schemaLimits: config.schemaLimits,
     apiKeys: config.apiKeys,
     metricsAuth: config.metricsAuth,
     corsOrigins: config.corsOrigins,
+    hostPolicy: hostPolicy(config.allowedHosts, config.host),
     dispatcher,
     prepare: new Preparer(
       {
@@ -91,13 +101,20 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     history,
     draining: false,
   };
-  const apiServer = http.createServer(createApp(ctx));
+  const apiServer = httpServer(createApp(ctx), log, metrics);
   apiServer.keepAliveTimeout = 65_000;
   const api = await listen(apiServer, config.host, config.port);
   const metricsServer =
     config.metricsPort === 0
       ? undefined
-      : await listenMetrics(collector, config.metricsHost, config.metricsPort, config.metricsAuth ? config.apiKeys : [], log, metrics);
+      : await listenMetrics(collector, {
+          host: config.metricsHost,
+          port: config.metricsPort,
+          keys: config.metricsAuth ? config.apiKeys : [],
+          hostPolicy: hostPolicy(config.allowedHosts, config.metricsHost),
+          log,
+          metrics,
+        });
   log.info(
     {
       host: config.host,
@@ -150,6 +167,7 @@ function admission(config: Config, modelId: string, engines: Engine[], nvml: Nvm
     timeBuckets: config.latencyBuckets,
     gpu: nvml ? () => nvml.devices() : undefined,
     engines: inEngineProcesses(engines) ? { labels: engines.map((e) => e.labels!), up: (i) => engines[i]!.readySequences > 0 } : undefined,
+    routes: COUNTED_ROUTES,
     pool: () => ({
       running: dispatcher.runningCount,
       waiting: dispatcher.waitingCount,
@@ -225,23 +243,30 @@ async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
   }
 }
 
+/**
+ * An HTTP server for an express app. Node's parser errors get a JSON answer (client-errors.ts), and a
+ * missing Host is left to the app's host check (a 403 naming --allowed-hosts, instead of Node's bare 400).
+ */
+function httpServer(app: express.Express, log: Logger, metrics: MainMetrics): http.Server {
+  const server = http.createServer({ requireHostHeader: false }, app);
+  answerClientErrors(server, log, (code) => metrics.clientError(code));
+  return server;
+}
+
 /** The dedicated metrics listener (the tutorial's port 8000): /metrics only. */
 async function listenMetrics(
   collector: MetricsCollector,
-  host: string,
-  port: number,
-  keys: string[],
-  log: Logger,
-  metrics: MainMetrics,
+  o: { host: string; port: number; keys: string[]; hostPolicy: HostPolicy; log: Logger; metrics: MainMetrics },
 ): Promise<{ server: http.Server; port: number }> {
   const app = express();
   app.disable('x-powered-by');
-  app.use(bearerAuth({ keys, protectMetrics: true, onRejected: () => metrics.rejected('unauthorized') }));
+  app.use(requestContext(routeMatcher(METRICS_PORT_ROUTES), o.log));
+  app.use(hostCheck(o.hostPolicy, o.log));
+  app.use(bearerAuth({ keys: o.keys, protectMetrics: true, onRejected: () => o.metrics.rejected('unauthorized') }));
+  app.use(methodCheck());
   app.use(metricsRouter(collector));
-  app.use((req, res) =>
-    sendError(res, new NotFoundError(`Unknown route: ${req.method} ${req.path} (this port serves /metrics)`, 'unknown_route')),
-  );
-  app.use(errorHandler(log, metrics));
+  app.use(notFound(' (this port serves /metrics)'));
+  app.use(errorHandler(o.metrics));
 
-  return listen(http.createServer(app), host, port);
+  return listen(httpServer(app, o.log, o.metrics), o.host, o.port);
 }

@@ -64,8 +64,9 @@ describe('schema violations are 400 naming the field', () => {
     [
       'image content part',
       { messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] },
-      'messages.0.content',
+      'messages.0.content.0.type',
     ],
+    ['unknown content part', { messages: [{ role: 'user', content: [{ type: 'hologram' }] }] }, 'messages.0.content'],
     ['n=0', { messages: [{ role: 'user', content: 'x' }], n: 0 }, 'n'],
   ])('chat: %s', async (_name, body, param) => {
     expectError(await postJson(chat(), body), 400, param);

@@ -12,6 +12,8 @@ import { useClientServer } from './helpers/client.js';
 import { postJson, startServer, type TestServer } from './helpers/server.js';
 
 const MODEL = 'embed-test';
+/** Small, so that an input can be too long for it. */
+const CONTEXT = 128;
 const generator = useClientServer('generator');
 let server: TestServer;
 let client: OpenAI;
@@ -19,7 +21,7 @@ let client: OpenAI;
 beforeAll(async () => {
   const file = path.join(mkdtempSync(path.join(tmpdir(), 'qwen-serve-embed-')), 'embed.gguf');
   await writeDemoModel({ size: 'tiny', outPath: file, pooling: 'mean' });
-  server = await startServer(['--model', file, '--model-id', MODEL]);
+  server = await startServer(['--model', file, '--model-id', MODEL, '--context-size', String(CONTEXT)]);
   client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'x', maxRetries: 0 });
 });
 
@@ -68,6 +70,44 @@ describe('POST /v1/embeddings', () => {
       const res = await postJson(`${server.url}${endpoint}`, body);
       expect([res.status, res.body.error?.param], JSON.stringify(body)).toEqual([400, param]);
       if (code) expect(res.body.error.code).toBe(code);
+    }
+  });
+
+  it('an input longer than the context is a 400 naming it, with the numbers', async () => {
+    const long = 'hello world '.repeat(200);
+    for (const [input, param] of [
+      [long, 'input'],
+      [['short', long], 'input.1'],
+      [Array<number>(CONTEXT).fill(1), 'input'],
+      [[[1, 2], Array<number>(CONTEXT + 5).fill(1)], 'input.1'],
+    ] as const) {
+      const err = await client.embeddings.create({ model: MODEL, input: input as string }).catch((e: unknown) => e);
+      expect(err, param).toBeInstanceOf(OpenAI.BadRequestError);
+      const e = err as InstanceType<typeof OpenAI.BadRequestError>;
+      expect([e.code, e.param]).toEqual(['context_length_exceeded', param]);
+      expect(e.message).toMatch(
+        new RegExp(
+          // Counted exactly, or refused on its length alone (at least one token per longest token's bytes).
+          `maximum context length is ${CONTEXT} tokens \\(--context-size\\)(, so an input may have at most ${CONTEXT - 1})?; ${param.replace('.', '\\.')} has (at least )?\\d+ tokens`,
+        ),
+      );
+    }
+    // One token short of the context fits.
+    const fits = await client.embeddings.create({ model: MODEL, input: Array<number>(CONTEXT - 1).fill(1) });
+    expect(fits.data[0]!.embedding).toHaveLength(64);
+    // Client errors are not server faults: nothing was logged at error level.
+    expect(server.logs.filter((l) => (l.level as number) >= 50)).toEqual([]);
+  });
+
+  it('an empty input is a 400 naming it, as OpenAI answers', async () => {
+    for (const [input, param] of [
+      ['', 'input'],
+      [['a', ''], 'input.1'],
+      [[[]], 'input.0'],
+    ] as const) {
+      const res = await postJson(`${server.url}/v1/embeddings`, { input });
+      expect([res.status, res.body.error.param], JSON.stringify(input)).toEqual([400, param]);
+      expect(res.body.error.message).toMatch(/must not be empty/);
     }
   });
 

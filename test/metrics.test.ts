@@ -159,7 +159,7 @@ describe('labels', () => {
     const after = await scrape(server.url);
     const endpoints = new Set(after.filter((s) => s.name === 'qwen_inference_request_total').map((s) => s.labels.endpoint));
     // The known routes (pre-created at 0) and `other`; nothing from the random paths.
-    expect([...endpoints].filter((e) => !API_ENDPOINTS.has(e!) && e !== 'other')).toEqual([]);
+    expect([...endpoints].filter((e) => !(API_ENDPOINTS as readonly string[]).includes(e!) && e !== 'other')).toEqual([]);
     expect(
       value(after, 'qwen_inference_request_total', { endpoint: 'other' }) -
         value(before, 'qwen_inference_request_total', { endpoint: 'other' }),

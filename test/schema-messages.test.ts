@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { InvalidRequestError } from '../src/errors.js';
 import { createSchemas, parseBody } from '../src/http/schemas.js';
 
-const schemas = createSchemas({ maxTokens: 4096, maxMessages: 64, maxStop: 4 });
+const schemas = createSchemas({ maxTokens: 4096, maxMessages: 64, maxStop: 4, maxJsonDepth: 64 });
 const valid = {
   completion: { prompt: 'x' },
   chat: { messages: [{ role: 'user', content: 'x' }] },

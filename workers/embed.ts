@@ -3,9 +3,11 @@
  * context instead of a generation context, and each task returns one vector, L2-normalized as OpenAI's
  * embeddings are (cosine similarity is then a dot product).
  */
-import type { LlamaEmbeddingContext, LlamaModel } from 'node-llama-cpp';
+import type { LlamaModel, Token } from 'node-llama-cpp';
+import { ContextLengthExceededError } from '../src/errors.js';
 import { checkedTokens } from '../src/shared/prompt.js';
 import { asGenerationError } from './generation-error.js';
+import type { LoadedEmbedder } from './model.js';
 
 /** llama.cpp's pooling types: unspecified (-1) and none (0) mean a text-generation model. */
 export function isEmbeddingModel(model: LlamaModel): boolean {
@@ -14,14 +16,27 @@ export function isEmbeddingModel(model: LlamaModel): boolean {
   return pooling !== undefined && pooling > 0;
 }
 
+/** `prompt`: the input's tokens (from the tokenizer workers); `param`: its request field, for errors. */
 export async function embed(
-  context: LlamaEmbeddingContext,
-  vocabularySize: number,
+  loaded: LoadedEmbedder,
   prompt: readonly number[],
   param: string,
 ): Promise<{ vector: number[]; tokens: number }> {
-  const tokens = asGenerationError(() => checkedTokens(prompt, vocabularySize, param));
-  const { vector } = await context.getEmbeddingFor(tokens);
+  const { embeddings, contextSize } = loaded;
+  const tokens: Token[] = asGenerationError(() => {
+    const ids = checkedTokens(prompt, loaded.vocabularySize, param);
+    // What the context evaluates (the model may add BOS/EOS) must leave one cell free, as node-llama-cpp
+    // requires; beyond that it throws, which would be a 500 for a request that is simply too long.
+    const length = embeddings.calculateInputLength(ids);
+    if (length >= contextSize) {
+      throw new ContextLengthExceededError(
+        `This model's maximum context length is ${contextSize} tokens (--context-size), so an input may have at most ${contextSize - 1}; ${param} has ${length} tokens. Shorten it.`,
+        param,
+      );
+    }
+    return ids;
+  });
+  const { vector } = await embeddings.getEmbeddingFor(tokens);
   const norm = Math.hypot(...vector) || 1;
   return { vector: Array.from(vector, (v) => v / norm), tokens: tokens.length };
 }

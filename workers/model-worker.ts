@@ -89,7 +89,7 @@ export default async function run(task: GenerateTask): Promise<void> {
     if (!loaded) throw new Error(`model failed to load: ${loadError}`);
     checkMode(loaded.kind, task.mode ?? 'generate');
     if (loaded.kind === 'embed') {
-      const { vector, tokens } = await embed(loaded.embeddings, loaded.vocabularySize, task.prompt, task.promptParam);
+      const { vector, tokens } = await embed(loaded, task.prompt, task.promptParam);
       promptTokens = tokens;
       observer.started(tokens);
       generating = true;

@@ -67,6 +67,8 @@ export interface LoadedEmbedder {
   model: LlamaModel;
   embeddings: LlamaEmbeddingContext;
   vocabularySize: number;
+  /** --context-size: an input must fit it. */
+  contextSize: number;
   llamaCppRelease: string;
 }
 
@@ -88,7 +90,14 @@ export async function loadModel(init: WorkerInit, hooks: ModelHooks = {}): Promi
       threads: init.threads,
       batchSize: init.batchSize,
     });
-    return { kind: 'embed', model, embeddings, vocabularySize, llamaCppRelease: llama.llamaCppRelease.release };
+    return {
+      kind: 'embed',
+      model,
+      embeddings,
+      vocabularySize,
+      contextSize: init.contextSize,
+      llamaCppRelease: llama.llamaCppRelease.release,
+    };
   }
   const context = await model.createContext({
     // contextSize is per sequence; "auto" would reserve up to 32k tokens for each.

@@ -78,9 +78,9 @@ function checkFits(l: Loaded, inputs: readonly GenerateInput[], param: string): 
     const bytes = texts.reduce((n, t) => n + Buffer.byteLength(t), 0);
     const atLeast = Math.ceil(bytes / l.maxTokenBytes);
     if (atLeast < init.contextSize) return;
-    const at = inputs.length > 1 ? `${param}.${i}` : param;
+    const at = (input.kind !== 'chat' && input.param) || (inputs.length > 1 ? `${param}.${i}` : param);
     throw new ContextLengthExceededError(
-      `This model's maximum context length is ${init.contextSize} tokens (--context-size); the prompt has at least ${atLeast} tokens (${bytes} bytes of text, at most ${l.maxTokenBytes} bytes per token). Shorten the prompt.`,
+      `This model's maximum context length is ${init.contextSize} tokens (--context-size); ${at} has at least ${atLeast} tokens (${bytes} bytes of text, at most ${l.maxTokenBytes} bytes per token). Shorten it.`,
       at,
     );
   });

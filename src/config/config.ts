@@ -11,6 +11,9 @@ import type { GpuLayers, GpuMode } from '../shared/protocol.js';
 import type { SchemaLimits } from '../structured/json-schema.js';
 import { FLAGS, defaultThreads, envName, type FlagName, type FlagValues } from './options.js';
 
+/** `--allowed-hosts`: auto (decided by the listen address), * (any), or names (`.example.com`: it and its subdomains). */
+export type AllowedHosts = 'auto' | '*' | readonly string[];
+
 /** `--gpus`: every GPU NVML reports, engine processes without GPUs, or the listed indices. */
 export type GpusFlag = 'all' | 'none' | number[];
 
@@ -54,11 +57,15 @@ export interface Config {
   maxGrammarRules: number;
   grammarCacheSize: number;
   tokenizerThreads: number;
+  /** Deepest nesting of arrays and objects in a request body and in the JSON strings it carries. */
+  maxJsonDepth: number;
   /** Accepted API keys (from --api-key and --api-key-file); empty = no auth. */
   apiKeys: string[];
   metricsAuth: boolean;
   /** Allowed CORS origins ('*' for any); undefined = CORS off. */
   corsOrigins?: string[] | '*';
+  /** Host header values the API and metrics ports answer (DNS rebinding guard). */
+  allowedHosts: AllowedHosts;
   /** The /dashboard page and its history sampler (off with --no-dashboard). */
   dashboard: boolean;
   /** QWEN_TEST_FAULTS=1 enables the test-only fault markers (workers/faults.ts); not a flag on purpose. */
@@ -230,9 +237,11 @@ function toConfig(values: FlagValues, env: NodeJS.ProcessEnv): Config {
     maxGrammarRules: values['max-grammar-rules'],
     grammarCacheSize: values['grammar-cache'],
     tokenizerThreads: values['tokenizer-threads'],
+    maxJsonDepth: values['max-json-depth'],
     apiKeys: apiKeys(values['api-key'], values['api-key-file']),
     metricsAuth: values['metrics-auth'],
     corsOrigins: corsOrigins(values['cors-origin']),
+    allowedHosts: values['allowed-hosts'],
     dashboard: !values['no-dashboard'],
     testFaults: env.QWEN_TEST_FAULTS === '1',
   };

@@ -60,6 +60,21 @@ const gpuList = z
     'must not list a GPU twice (use --engines for several engines per GPU)',
   );
 
+/** --allowed-hosts: auto, * (any), or host names; a leading dot allows the name and its subdomains. */
+const hostList = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .transform((s): 'auto' | '*' | string[] => {
+    if (s === 'auto') return s;
+    const names = s.split(',').map((h) => h.trim());
+    return names.includes('*') ? '*' : names;
+  })
+  .refine(
+    (v) => typeof v === 'string' || v.every((h) => /^\.?[a-z0-9_-]+(\.[a-z0-9_-]+)*$|^\[[0-9a-f:.]+\]$/.test(h)),
+    'must be auto, * or comma-separated host names without ports (a leading dot allows the name and its subdomains)',
+  );
+
 export const switchValue = z
   .union([z.boolean(), z.string().trim().toLowerCase()])
   .transform((v) =>
@@ -235,6 +250,13 @@ export const FLAGS = [
     schema: int(1, 64),
   },
   {
+    name: 'max-json-depth',
+    arg: 'n',
+    description: 'deepest nesting of arrays and objects in a request body, and in JSON strings it carries (tool call arguments)',
+    default: '64',
+    schema: int(8, 10_000),
+  },
+  {
     name: 'api-key',
     arg: 'key',
     description: 'require "Authorization: Bearer <key>" on the API (/health stays open)',
@@ -263,6 +285,14 @@ export const FLAGS = [
     description: 'allow browsers on these origins to call the API (CORS)',
     defaultText: 'off',
     schema: nonEmpty,
+  },
+  {
+    name: 'allowed-hosts',
+    arg: 'auto|*|host,.domain,...',
+    description:
+      'Host header values both ports answer (403 otherwise; a guard against DNS rebinding): auto = only localhost, *.localhost and IP addresses when bound to a loopback address, any host otherwise',
+    default: 'auto',
+    schema: hostList,
   },
   {
     name: 'gpu',

@@ -11,6 +11,7 @@ import compression from 'compression';
 import { Router, type Response } from 'express';
 import { VERSION } from '../config/config.js';
 import { totalWorkers } from '../engine/status.js';
+import { ROUTES } from '../http/route-table.js';
 import type { Engine } from '../engine/engine.js';
 import { HISTORY_SECONDS, INTERVAL_SECONDS, WINDOW_SECONDS, type MetricsHistory } from './history.js';
 
@@ -41,8 +42,8 @@ const ASSETS: Record<string, string | undefined> = {
   'uPlot.min.css': uplot('uPlot.min.css'),
 };
 
-/** Paths bearerAuth leaves open: the page and its static assets (no data in them). */
-export const DASHBOARD_OPEN_PATHS = ['/dashboard', ...Object.keys(ASSETS).map((name) => `/dashboard/assets/${name}`)];
+/** Routes bearerAuth leaves open: the page and its static assets (no data in them). */
+export const DASHBOARD_OPEN_ROUTES = [ROUTES.dashboard.template, ROUTES.dashboardAsset.template];
 
 // Same-origin everything; the key in sessionStorage is readable only by these scripts.
 const CSP = [
@@ -77,12 +78,13 @@ export interface DashboardSource {
 
 export function dashboardRoutes(ctx: DashboardSource, history: MetricsHistory): Router {
   const router = Router();
-  router.get('/dashboard', (_req, res) => sendStatic(res, PUBLIC && path.join(PUBLIC, 'index.html'), true));
-  router.get('/dashboard/assets/:name', (req, res, next) => {
-    if (!Object.hasOwn(ASSETS, req.params.name)) return next();
-    sendStatic(res, ASSETS[req.params.name]);
+  router.get(ROUTES.dashboard.path, (_req, res) => sendStatic(res, PUBLIC && path.join(PUBLIC, 'index.html'), true));
+  router.get(ROUTES.dashboardAsset.path, (req, res, next) => {
+    const name = req.params.name;
+    if (typeof name !== 'string' || !Object.hasOwn(ASSETS, name)) return next();
+    sendStatic(res, ASSETS[name]);
   });
-  router.get('/dashboard/data', compression(), (req, res) => {
+  router.get(ROUTES.dashboardData.path, compression(), (req, res) => {
     const since = Number(req.query.since);
     res.set('Cache-Control', 'no-store').json(dashboardData(ctx, history, Number.isFinite(since) ? since : 0));
   });

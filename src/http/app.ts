@@ -1,15 +1,22 @@
 /**
- * The express application: JSON body parsing with a size limit, the OpenAI routes, a 404 for
- * everything else, and one error handler that renders every failure in the OpenAI error shape.
+ * The express application. In order: the request's id and route, the Host allowlist, draining, CORS, auth,
+ * a 405 for a known route asked with another method, JSON body parsing with a size and a depth limit, the
+ * routes, a 404 for everything else, and one error handler that renders every failure in the OpenAI error
+ * shape.
  */
-import cors from 'cors';
 import express, { type Express } from 'express';
-import { DASHBOARD_OPEN_PATHS, dashboardRoutes } from '../dashboard/routes.js';
+import { DASHBOARD_OPEN_ROUTES, dashboardRoutes } from '../dashboard/routes.js';
 import { NotFoundError, ShuttingDownError } from '../errors.js';
 import { metricsRouter } from '../metrics/exposition.js';
 import { bearerAuth } from './auth.js';
 import type { AppContext } from './context.js';
+import { corsHandler } from './cors.js';
 import { errorHandler, sendError } from './error-handler.js';
+import { hostCheck } from './host-check.js';
+import { bodyDepthCheck } from './json-depth.js';
+import { methodCheck } from './method-check.js';
+import { endpointLabel, requestContext, routeOf } from './request-context.js';
+import { API_ROUTES, DASHBOARD_ROUTES, ROUTES, routeMatcher } from './route-table.js';
 import { generationRoutes } from './routes/generation.js';
 import { infoRoutes } from './routes/info.js';
 import { embeddingsRoutes } from './routes/embeddings.js';
@@ -17,37 +24,47 @@ import { messagesRoutes } from './routes/messages.js';
 import { responsesRoutes } from './routes/responses.js';
 import { tokenizeRoutes } from './routes/tokenize.js';
 
+/** Routes that answer while the server drains: probes and scrapes. */
+const WHILE_DRAINING = new Set([ROUTES.health, ROUTES.metrics]);
+
 export function createApp(ctx: AppContext): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
 
+  const routes = ctx.history ? API_ROUTES : API_ROUTES.filter((r) => !DASHBOARD_ROUTES.includes(r));
+  app.use(requestContext(routeMatcher(routes), ctx.log));
   app.use((req, res, next) => {
     const started = performance.now();
-    const measured = ctx.metrics.httpRequest(req.method, req.path);
+    const endpoint = endpointLabel(req);
+    const measured = endpoint === undefined ? undefined : ctx.metrics.httpRequest(req.method, endpoint);
     // 'close' fires once per response, finished or aborted: the request is counted when it ends.
     res.once('close', () => {
       measured?.();
       ctx.log.debug({ method: req.method, path: req.path, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'request');
     });
-    if (ctx.draining && req.path !== '/health' && req.path !== '/metrics') {
-      sendError(res, new ShuttingDownError());
-      return;
-    }
+    next();
+  });
+  app.use(hostCheck(ctx.hostPolicy, ctx.log));
+  app.use((req, res, next) => {
+    const route = routeOf(req);
+    if (ctx.draining && !(route && WHILE_DRAINING.has(route))) return sendError(res, new ShuttingDownError());
     next();
   });
   // CORS before auth, so browsers' preflight requests (which carry no key) get their answer.
-  if (ctx.corsOrigins) app.use(cors({ origin: ctx.corsOrigins === '*' ? '*' : ctx.corsOrigins, maxAge: 600 }));
+  if (ctx.corsOrigins) app.use(corsHandler(ctx.corsOrigins));
   app.use(
     bearerAuth({
       keys: ctx.apiKeys,
       protectMetrics: ctx.metricsAuth,
-      openPaths: ctx.history ? DASHBOARD_OPEN_PATHS : [],
+      openRoutes: ctx.history ? DASHBOARD_OPEN_ROUTES : [],
       onRejected: () => ctx.metrics.rejected('unauthorized'),
     }),
   );
+  app.use(methodCheck());
   // Only bodies declared as JSON are parsed; any other body leaves req.body undefined (a 400 in the route).
   app.use(express.json({ limit: ctx.bodyLimitBytes, strict: false, type: ['application/json', 'application/*+json'] }));
+  app.use(bodyDepthCheck(ctx.limits.maxJsonDepth));
   app.use(metricsRouter(ctx.collector));
   if (ctx.history) app.use(dashboardRoutes(ctx, ctx.history));
   app.use(infoRoutes(ctx));
@@ -56,9 +73,14 @@ export function createApp(ctx: AppContext): Express {
   app.use(responsesRoutes(ctx));
   app.use(messagesRoutes(ctx));
   app.use(embeddingsRoutes(ctx));
-  app.use((req) => {
-    throw new NotFoundError(`Unknown route: ${req.method} ${req.path}`, 'unknown_route');
-  });
-  app.use(errorHandler(ctx.log, ctx.metrics));
+  app.use(notFound());
+  app.use(errorHandler(ctx.metrics));
   return app;
+}
+
+/** The last handler: a path no route matched. */
+export function notFound(hint = ''): express.RequestHandler {
+  return (req) => {
+    throw new NotFoundError(`Unknown route: ${req.method} ${req.path.slice(0, 200)}${hint}`, 'unknown_route');
+  };
 }

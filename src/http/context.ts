@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { MetricsHistory } from '../dashboard/history.js';
 import type { MetricsCollector } from '../metrics/collector.js';
 import type { MainMetrics } from '../metrics/main-metrics.js';
+import type { HostPolicy } from './host-check.js';
 import type { InputLimits } from './schemas.js';
 import type { Dispatcher } from '../dispatch/dispatcher.js';
 import type { Engine } from '../engine/engine.js';
@@ -22,6 +23,8 @@ export interface AppContext {
   apiKeys: string[];
   metricsAuth: boolean;
   corsOrigins?: string[] | '*';
+  /** The Host header values this port answers (--allowed-hosts, decided by the address it listens on). */
+  hostPolicy: HostPolicy;
   dispatcher: Dispatcher;
   /** The tokenizer workers: prompts, chat templates, grammars, /tokenize (never on the main thread). */
   prepare: Preparer;

@@ -1,22 +1,42 @@
 /**
- * Turns anything thrown in a route (or by express's body parser) into the OpenAI error shape.
- * Unknown errors become a 500 with a generic message; their details go to the log only.
+ * Turns anything thrown in a route (or by express's body parser) into the OpenAI error shape, and logs
+ * every server fault it answers, once. Unknown errors become a 500 with a generic message; their details
+ * go to the log only.
  */
 import type { NextFunction, Request, Response } from 'express';
-import type { Logger } from 'pino';
-import { ApiError, InternalError, InvalidRequestError, PayloadTooLargeError } from '../errors.js';
+import { ApiError, InternalError, InvalidPathError, InvalidRequestError, PayloadTooLargeError } from '../errors.js';
 import { GENERATION_ENDPOINTS } from '../metrics/definitions.js';
 import type { MainMetrics } from '../metrics/main-metrics.js';
 import { anthropicErrorBody } from './anthropic/render.js';
+import { claimFaultReport, endpointLabel, loggerOf, requestIdOf, routeOf } from './request-context.js';
 
 /** Anthropic's Messages API paths answer errors in Anthropic's shape; every other path in OpenAI's. */
-const ANTHROPIC_PATHS = /^\/v1\/messages(\/|$)/;
+const ANTHROPIC_PATHS = /^\/v1\/messages(\/|$)/i;
 
-export function sendError(res: Response, err: ApiError): void {
+/** 503s that report a state (loading, draining), not a fault: /health answers them to every probe. */
+const STATES = new Set(['model_loading', 'shutting_down']);
+
+/**
+ * Logs a server fault (a 5xx other than a readiness state) at error level, once per request, with the
+ * request id and code and never the request's content. Errors pass here where they are answered: sendError,
+ * or respond() for an error that ends a stream; a 5xx written any other way is logged by request-context.ts.
+ */
+export function logServerFault(res: Response, err: ApiError, cause?: unknown): void {
+  const req = res.req;
+  if (err.status < 500 || !claimFaultReport(req) || STATES.has(err.code)) return;
+  loggerOf(req).error(
+    { requestId: requestIdOf(req), status: err.status, code: err.code, message: err.message, route: routeOf(req)?.template, err: cause },
+    'server error answered',
+  );
+}
+
+export function sendError(res: Response, err: ApiError, cause?: unknown): void {
+  logServerFault(res, err, cause);
   if (res.headersSent) {
     res.end();
     return;
   }
+  if (res.destroyed) return;
   const anthropic = ANTHROPIC_PATHS.test(res.req.path);
   res
     .status(err.status)
@@ -49,20 +69,21 @@ function fromBodyParser(err: BodyParserError): ApiError | undefined {
   }
 }
 
-export function errorHandler(log: Logger, metrics: MainMetrics) {
+/** An error of express itself (body parser, router), as the client's fault it reports; undefined if it is none. */
+function fromExpress(err: unknown): ApiError | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  // The router could not percent-decode a path parameter (`/v1/models/%E0%A4%A`).
+  if (err instanceof URIError && (err as BodyParserError).status === 400) return new InvalidPathError();
+  return fromBodyParser(err as BodyParserError);
+}
+
+export function errorHandler(metrics: MainMetrics) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
-    let apiError: ApiError;
-    if (err instanceof ApiError) apiError = err;
-    else {
-      const mapped = typeof err === 'object' && err !== null ? fromBodyParser(err as BodyParserError) : undefined;
-      if (mapped) apiError = mapped;
-      else {
-        log.error({ err, path: req.path }, 'unhandled error in request');
-        apiError = new InternalError('Internal server error.');
-      }
-    }
+    const known = err instanceof ApiError ? err : fromExpress(err);
+    const apiError = known ?? new InternalError('Internal server error.');
     // A generation request refused for its content (schema, JSON, size, unknown model) before admission.
-    if (GENERATION_ENDPOINTS.has(req.path) && [400, 404, 413].includes(apiError.status)) metrics.rejected('invalid');
-    sendError(res, apiError);
+    const label = endpointLabel(req);
+    if (label !== undefined && GENERATION_ENDPOINTS.has(label) && [400, 404, 413].includes(apiError.status)) metrics.rejected('invalid');
+    sendError(res, apiError, known ? undefined : err);
   };
 }

@@ -63,9 +63,7 @@ async function prepareTasks(ctx: AppContext, r: ChoicesRequest): Promise<Omit<Pr
   if (value.grammarCached !== undefined) ctx.metrics.grammarComposed(value.grammarCached);
   const maxTokens =
     r.mode === 'embed'
-      ? value.prompts.map((p, i) =>
-          embedFits(p.tokens.length, ctx.contextSize, r.inputs.length > 1 ? `${r.params.prompt}.${i}` : r.params.prompt),
-        )
+      ? value.prompts.map((p, i) => embedFits(p.tokens.length, ctx.contextSize, paramOf(r, i)))
       : choiceMaxTokens(
           {
             promptTokens: value.prompts.map((p) => p.tokens.length),
@@ -84,7 +82,7 @@ async function prepareTasks(ctx: AppContext, r: ChoicesRequest): Promise<Omit<Pr
       (_, j): ChoiceTask => ({
         requestId: randomUUID(),
         prompt: p.tokens,
-        promptParam: r.params.prompt,
+        promptParam: paramOf(r, i),
         // With a seed, choice j samples with seed + j: the same seed for all would give n identical answers.
         sampling: { ...sampling, maxTokens: maxTokens[i]!, ...(sampling.seed !== undefined && { seed: (sampling.seed + j) % 2 ** 32 }) },
         shaping: value.shaping,
@@ -101,12 +99,21 @@ async function prepareTasks(ctx: AppContext, r: ChoicesRequest): Promise<Omit<Pr
   return { tasks, echo };
 }
 
-/** An embedding input must fit one sequence; an empty one has no embedding (OpenAI refuses it too). */
+/** The request field of input `i` (`input.2`), as inputsOf() recorded it, or the prompts' field. */
+const paramOf = (r: ChoicesRequest, i: number): string => {
+  const input = r.inputs[i]!;
+  return (input.kind !== 'chat' && input.param) || r.params.prompt;
+};
+
+/**
+ * An embedding input must fit one sequence with a cell to spare (node-llama-cpp's rule); the worker checks
+ * again with what the model adds (BOS/EOS). An empty one has no embedding (OpenAI refuses it too).
+ */
 function embedFits(tokens: number, contextSize: number, param: string): number {
   if (tokens === 0) throw new InvalidRequestError(`${param}: must not be empty (an empty input has no embedding)`, param, 'invalid_value');
-  if (tokens > contextSize) {
+  if (tokens >= contextSize) {
     throw new ContextLengthExceededError(
-      `This model's maximum context length is ${contextSize} tokens (--context-size); the input has ${tokens} tokens. Shorten the input.`,
+      `This model's maximum context length is ${contextSize} tokens (--context-size), so an input may have at most ${contextSize - 1}; ${param} has ${tokens} tokens. Shorten it.`,
       param,
     );
   }

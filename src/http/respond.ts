@@ -12,7 +12,7 @@ import type { Dispatcher } from '../dispatch/dispatcher.js';
 import type { Job, JobHandlers, Usage } from '../dispatch/job.js';
 import type { ApiError } from '../errors.js';
 import type { FinishReason, GenerateTask, TokenLogprob, ToolCallDelta } from '../shared/protocol.js';
-import { sendError } from './error-handler.js';
+import { logServerFault, sendError } from './error-handler.js';
 import { Answer } from './answer.js';
 
 /** One server-sent event: `event:` (omitted for OpenAI's data-only streams) and its data. */
@@ -80,8 +80,10 @@ export function respond(dispatcher: Dispatcher, res: Response, opts: RespondOpti
     if (failed) return;
     failed = true;
     for (const job of jobs) job.cancel('client');
-    if (out?.started) out.fail(err);
-    else if (!res.destroyed) sendError(res, err);
+    if (out?.started) {
+      logServerFault(res, err);
+      out.fail(err);
+    } else sendError(res, err);
   };
   const choiceDone = (i: number, reason: FinishReason, usage: Usage, stopSequence?: string) => {
     answers[i]!.finishReason = reason;

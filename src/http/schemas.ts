@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { InvalidRequestError } from '../errors.js';
+import { parseClientJson } from './json-depth.js';
 import { ToolCallLedger } from './tool-results.js';
 import type { ChatMessage, GenerateInput, SamplingParams } from '../shared/protocol.js';
 
@@ -27,11 +28,17 @@ export const textsOrTokens = z.union(
   { error: 'must be a string, an array of strings, an array of token ids, or an array of token-id arrays' },
 );
 
-/** One input per text or token-id array of a textsOrTokens value. */
-export function inputsOf(value: z.infer<typeof textsOrTokens>, suffix?: string): GenerateInput[] {
-  const each: (string | number[])[] =
-    typeof value === 'string' ? [value] : typeof value[0] === 'number' ? [value as number[]] : (value as string[] | number[][]);
-  return each.map((p) => (typeof p === 'string' ? { kind: 'text', prompt: p, suffix } : { kind: 'tokens', tokens: p, suffix }));
+/**
+ * One input per text or token-id array of a textsOrTokens value, each knowing the field it came from:
+ * `field` when the value is one text or one token array, `field.N` for the N-th of several.
+ */
+export function inputsOf(value: z.infer<typeof textsOrTokens>, field: string, suffix?: string): GenerateInput[] {
+  const one = typeof value === 'string' || typeof value[0] === 'number';
+  const each: (string | number[])[] = one ? [value as string | number[]] : (value as string[] | number[][]);
+  return each.map((p, i) => {
+    const param = one ? field : `${field}.${i}`;
+    return typeof p === 'string' ? { kind: 'text', prompt: p, suffix, param } : { kind: 'tokens', tokens: p, suffix, param };
+  });
 }
 
 /** An integer field between 0 and `max`. */
@@ -44,6 +51,8 @@ export interface InputLimits {
   maxTokens: number;
   maxMessages: number;
   maxStop: number;
+  /** --max-json-depth: also bounds the JSON strings a request carries (tool call arguments). */
+  maxJsonDepth: number;
 }
 
 const maxTokensField = (limit: number) =>
@@ -87,8 +96,29 @@ function samplingFields(limits: InputLimits) {
   };
 }
 
-const textPart = z.object({ type: z.literal('text', { error: 'only text content parts are supported' }), text: z.string() });
-const content = z.union([z.string(), z.array(textPart)], { error: 'must be a string or an array of text parts' });
+/**
+ * Content of a kind a text-only model cannot read (images, audio, files): a 400 at the part's `type`
+ * (`messages.0.content.1.type`) that names it and says why, instead of a union error about the whole
+ * content. An option of each API's discriminated union of parts.
+ * @param what what the API calls its parts ("content parts", "blocks")
+ */
+export function textOnly<const T extends string>(types: readonly [T, ...T[]], what: string) {
+  return (
+    z
+      .object({ type: z.enum(types) })
+      .superRefine((part, ctx) =>
+        ctx.addIssue({ code: 'custom', path: ['type'], message: `'${part.type}' ${what} are not supported: this model reads text only` }),
+      )
+      // Never reached (the issue above fails every such part): the parsed body's type holds no such part.
+      .transform(() => z.NEVER)
+  );
+}
+
+const textPart = z.object({ type: z.literal('text'), text: z.string() });
+const contentPart = z.discriminatedUnion('type', [textPart, textOnly(['image_url', 'input_audio', 'file'], 'content parts')], {
+  error: "only 'text' content parts are supported",
+});
+const content = z.union([z.string(), z.array(contentPart)], { error: 'must be a string or an array of text parts' });
 
 /** OpenAI's rule for function names. */
 export const functionName = z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, underscores or dashes');
@@ -238,7 +268,8 @@ function flatten(c: string | { text: string }[] | null | undefined): string {
   return typeof c === 'string' ? c : c.map((p) => p.text).join('');
 }
 
-export function chatInput(body: ChatBody): GenerateInput {
+/** @param maxJsonDepth --max-json-depth, for the tool calls' arguments (JSON strings) */
+export function chatInput(body: ChatBody, maxJsonDepth: number): GenerateInput {
   const messages = body.messages.map((m, i): ChatMessage => {
     // "developer" is OpenAI's newer name for the system role.
     if (m.role === 'developer') return { role: 'system', content: flatten(m.content) };
@@ -247,7 +278,7 @@ export function chatInput(body: ChatBody): GenerateInput {
       const toolCalls = m.tool_calls.map((c, j) => ({
         id: c.id,
         name: c.function.name,
-        arguments: callArguments(c.function.arguments, `messages.${i}.tool_calls.${j}.function.arguments`),
+        arguments: callArguments(c.function.arguments, `messages.${i}.tool_calls.${j}.function.arguments`, maxJsonDepth),
       }));
       return { role: 'assistant', content: flatten(m.content), toolCalls };
     }
@@ -258,12 +289,8 @@ export function chatInput(body: ChatBody): GenerateInput {
 }
 
 /** A call's arguments as the client sent them (a JSON string), parsed for the chat template. */
-export function callArguments(text: string, param: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new InvalidRequestError(`${param}: must be a JSON string (the arguments of the call)`, param, 'invalid_value');
-  }
+export function callArguments(text: string, param: string, maxJsonDepth: number): unknown {
+  return parseClientJson(text, param, maxJsonDepth, 'the arguments of the call');
 }
 
 /** As OpenAI requires: every tool message answers an earlier call, and every call gets an answer. */
@@ -291,7 +318,7 @@ export function completionInputs(body: CompletionBody): GenerateInput[] {
       'invalid_value',
     );
   }
-  const prompts = inputsOf(prompt, suffix);
+  const prompts = inputsOf(prompt, 'prompt', suffix);
   const n = body.n ?? 1;
   if (prompts.length * n > MAX_CHOICES) {
     throw new InvalidRequestError(

@@ -86,6 +86,12 @@ export const MAIN = {
   waiting: def('qwen_requests_waiting', 'gauge', ['model'], 'Requests queued for a free sequence'),
   capacity: def('qwen_sequences_capacity', 'gauge', ['model'], 'Sequences of the ready workers (workers x --sequences)'),
   workersReady: def('qwen_workers_ready', 'gauge', [], 'Model workers that have loaded the model'),
+  clientErrors: def(
+    'qwen_http_client_errors_total',
+    'counter',
+    ['code'],
+    "Connections whose request Node's HTTP parser refused (bad_request, headers_too_large, client_timeout), answered before any route ran",
+  ),
   collectTimeouts: def(
     'qwen_metrics_collect_timeouts_total',
     'counter',
@@ -172,14 +178,24 @@ export const GENERATION_ENDPOINTS: ReadonlySet<string> = new Set([
   '/v1/messages',
   '/v1/embeddings',
 ]);
-/** Every API route template an `endpoint` label names as itself (any other path is `other`). */
-export const API_ENDPOINTS: ReadonlySet<string> = new Set([
-  ...GENERATION_ENDPOINTS,
-  '/v1/models',
+/**
+ * Every value an `endpoint` label takes: the route template a request matched (src/http/route-table.ts
+ * names each route's), or `other` for any path that matched none. No label carries a raw path.
+ */
+export const API_ENDPOINTS = [
+  '/v1/completions',
+  '/v1/chat/completions',
+  '/v1/responses',
+  '/v1/messages',
   '/v1/messages/count_tokens',
+  '/v1/embeddings',
+  '/v1/models',
+  '/v1/models/{id}',
   '/tokenize',
   '/detokenize',
-]);
+] as const;
+export type ApiEndpoint = (typeof API_ENDPOINTS)[number];
+export type EndpointLabel = ApiEndpoint | 'other';
 
 export const FINISH_REASONS = ['stop', 'length', 'tool_calls', 'abort', 'error'] as const;
 /**
@@ -189,6 +205,8 @@ export const FINISH_REASONS = ['stop', 'length', 'tool_calls', 'abort', 'error']
 export const FEATURES = ['tools', 'tools_forced', 'json_object', 'json_schema', 'logprobs'] as const;
 export type Feature = (typeof FEATURES)[number];
 export type FinishOutcome = (typeof FINISH_REASONS)[number];
+/** The codes of qwen_http_client_errors_total: what Node's HTTP parser refused (src/http/client-errors.ts). */
+export const CLIENT_ERROR_CODES = ['bad_request', 'headers_too_large', 'client_timeout'] as const;
 export const REJECT_REASONS = ['queue_full', 'timeout', 'invalid', 'unauthorized'] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 

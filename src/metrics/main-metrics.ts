@@ -6,7 +6,7 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { EngineLabels } from '../engine/engine.js';
 import type { GpuDeviceStats } from '../gpu/nvml.js';
 import {
-  API_ENDPOINTS,
+  CLIENT_ERROR_CODES,
   FEATURES,
   FINISH_REASONS,
   PREPARE_OPS,
@@ -14,6 +14,8 @@ import {
   GENERATION_ENDPOINTS,
   MAIN,
   REJECT_REASONS,
+  type ApiEndpoint,
+  type EndpointLabel,
   type Feature,
   type FinishOutcome,
   type RejectReason,
@@ -39,32 +41,11 @@ export interface MainMetricsOptions {
    * cover only the engines' devices, each labelled with the engine(s) using it.
    */
   engines?: { labels: EngineLabels[]; up: (index: number) => boolean };
+  /** The API's routes, whose series exist at 0 from the start: rate() needs a sample from before the first request. */
+  routes: readonly { method: string; endpoint: ApiEndpoint }[];
 }
 
 const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS']);
-const KNOWN_ROUTES = [
-  { method: 'POST', endpoint: '/v1/completions' },
-  { method: 'POST', endpoint: '/v1/chat/completions' },
-  { method: 'POST', endpoint: '/v1/responses' },
-  { method: 'POST', endpoint: '/v1/messages' },
-  { method: 'POST', endpoint: '/v1/embeddings' },
-  { method: 'GET', endpoint: '/v1/models' },
-];
-/**
- * Paths that are not API requests: scrapes and probes would drown the request rate. So would the
- * dashboard: every open tab polls /dashboard/data every 2 s, and counting that would show the
- * dashboard's own polling as traffic in the very request rate it plots (and in the tutorial's
- * rate(qwen_inference_request_total)). Its page and static assets are not API requests either.
- */
-const UNCOUNTED = new Set(['/metrics', '/health', '/dashboard', '/dashboard/data']);
-const UNCOUNTED_PREFIX = '/dashboard/assets/';
-
-/** The route template of a path; anything else is "other" so random paths cannot add series. */
-export function endpointLabel(path: string): string {
-  if (API_ENDPOINTS.has(path)) return path;
-  if (/^\/v1\/models\/[^/]+$/.test(path)) return '/v1/models/{id}';
-  return 'other';
-}
 
 export class MainMetrics {
   readonly registry = new Registry();
@@ -81,6 +62,7 @@ export class MainMetrics {
   private readonly grammarCache;
   private readonly engineRestarts;
   private readonly collectTimeouts;
+  private readonly clientErrors;
   private readonly buildInfo;
 
   constructor(private readonly opts: MainMetricsOptions) {
@@ -98,9 +80,9 @@ export class MainMetrics {
     this.grammarCache = counter(MAIN.grammarCache, r);
     this.engineRestarts = counter(MAIN.engineRestarts, r);
     this.collectTimeouts = counter(MAIN.collectTimeouts, r);
+    this.clientErrors = counter(MAIN.clientErrors, r);
     this.buildInfo = gauge(MAIN.buildInfo, r);
-    // Known routes exist at 0 from the start: rate() needs a sample from before the first request.
-    for (const labels of KNOWN_ROUTES) {
+    for (const labels of opts.routes) {
       this.requests.inc(labels, 0);
       this.duration.zero(labels);
     }
@@ -113,6 +95,7 @@ export class MainMetrics {
     for (const op of PREPARE_OPS) this.prepareTime.zero({ ...model, op });
     for (const result of ['hit', 'miss']) this.grammarCache.inc({ ...model, result }, 0);
     this.collectTimeouts.inc(0);
+    for (const code of CLIENT_ERROR_CODES) this.clientErrors.inc({ code }, 0);
     this.active.set(0);
     this.setLlamaCpp('unknown');
 
@@ -166,10 +149,12 @@ export class MainMetrics {
     const info = gauge(MAIN.gpuInfo, r);
   }
 
-  /** Call when an API request starts; the returned function when its response has ended. */
-  httpRequest(method: string, path: string): (() => void) | undefined {
-    if (UNCOUNTED.has(path) || path.startsWith(UNCOUNTED_PREFIX)) return undefined;
-    const labels = { method: METHODS.has(method) ? method : 'other', endpoint: endpointLabel(path) };
+  /**
+   * Call when an API request starts (`endpoint`: its route's template, src/http/request-context.ts decides
+   * it); the returned function when its response has ended.
+   */
+  httpRequest(method: string, endpoint: EndpointLabel): () => void {
+    const labels = { method: METHODS.has(method) ? method : 'other', endpoint };
     this.active.inc();
     const end = this.duration.startTimer(labels);
     return () => {
@@ -184,7 +169,8 @@ export class MainMetrics {
   }
 
   /** An admitted generation request that uses these features. */
-  features(endpoint: string, features: readonly Feature[]): void {
+  features(endpoint: EndpointLabel | undefined, features: readonly Feature[]): void {
+    if (endpoint === undefined) return;
     for (const feature of features) this.featureRequests.inc({ ...this.model, endpoint, feature });
   }
 
@@ -212,6 +198,11 @@ export class MainMetrics {
 
   engineRestarted(labels: EngineLabels): void {
     this.engineRestarts.inc(labels);
+  }
+
+  /** A request Node's HTTP parser refused; `code` is one of CLIENT_ERROR_CODES (anything else counts as bad_request). */
+  clientError(code: string): void {
+    this.clientErrors.inc({ code: (CLIENT_ERROR_CODES as readonly string[]).includes(code) ? code : 'bad_request' });
   }
 
   collectTimedOut(): void {

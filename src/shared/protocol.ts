@@ -56,11 +56,12 @@ export interface ChatMessage {
 
 /**
  * What to generate from: text, token ids (completions), or chat messages. `suffix` (completions): fill in
- * the middle between the prompt and it, with the model's FIM tokens.
+ * the middle between the prompt and it, with the model's FIM tokens. `param`: the request field the text
+ * or tokens came from (`input`, `input.2`), for the worker's errors about it.
  */
 export type GenerateInput =
-  | { kind: 'text'; prompt: string; suffix?: string }
-  | { kind: 'tokens'; tokens: number[]; suffix?: string }
+  | { kind: 'text'; prompt: string; suffix?: string; param?: string }
+  | { kind: 'tokens'; tokens: number[]; suffix?: string; param?: string }
   | { kind: 'chat'; messages: ChatMessage[] };
 
 /**

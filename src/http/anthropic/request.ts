@@ -8,10 +8,18 @@ import { InvalidRequestError } from '../../errors.js';
 import type { ChatMessage, GenerateInput, OutputConstraints, SamplingParams } from '../../shared/protocol.js';
 import { chatConstraints, withParamNames } from '../constraints.js';
 import type { SchemaLimits } from '../../structured/json-schema.js';
-import { functionName, num, samplingParams, type ChatBody, type InputLimits } from '../schemas.js';
+import { functionName, num, samplingParams, textOnly, type ChatBody, type InputLimits } from '../schemas.js';
 import { ToolCallLedger } from '../tool-results.js';
 
 const textBlock = z.object({ type: z.literal('text'), text: z.string() });
+/** Images and documents, in a message or in a tool result. */
+const mediaBlock = textOnly(['image', 'document'], 'blocks');
+/**
+ * Extended thinking that an earlier answer returned, which clients send back with the history. Accepted in
+ * assistant messages and left out of the prompt, as Anthropic does with thinking from earlier turns.
+ */
+const thinking = z.object({ type: z.literal('thinking'), thinking: z.string(), signature: z.string().optional() });
+const redactedThinking = z.object({ type: z.literal('redacted_thinking'), data: z.string() });
 const toolUse = z.object({
   type: z.literal('tool_use'),
   id: z.string().min(1),
@@ -21,11 +29,16 @@ const toolUse = z.object({
 const toolResult = z.object({
   type: z.literal('tool_result'),
   tool_use_id: z.string().min(1),
-  content: z.union([z.string(), z.array(textBlock)]).optional(),
+  content: z
+    .union([
+      z.string(),
+      z.array(z.discriminatedUnion('type', [textBlock, mediaBlock], { error: "tool_result content blocks must be 'text'" })),
+    ])
+    .optional(),
   is_error: z.boolean().optional(),
 });
-const block = z.discriminatedUnion('type', [textBlock, toolUse, toolResult], {
-  error: "content blocks must be 'text', 'tool_use' or 'tool_result' (images and documents are not supported)",
+const block = z.discriminatedUnion('type', [textBlock, toolUse, toolResult, thinking, redactedThinking, mediaBlock], {
+  error: "content blocks must be 'text', 'tool_use', 'tool_result', 'thinking' or 'redacted_thinking'",
 });
 const message = z.object({
   role: z.enum(['user', 'assistant'], { error: "role must be 'user' or 'assistant' (the system prompt goes in `system`)" }),
@@ -103,7 +116,9 @@ export function messagesInput(body: PromptBody): GenerateInput {
     const calls: ChatMessage['toolCalls'] = [];
     m.content.forEach((b, j) => {
       if (b.type === 'text') text += b.text;
-      else if (b.type === 'tool_use') {
+      else if (b.type === 'thinking' || b.type === 'redacted_thinking') {
+        if (m.role !== 'assistant') throw invalid(`messages.${i}.content.${j}`, `${b.type} blocks belong to assistant messages`);
+      } else if (b.type === 'tool_use') {
         if (m.role !== 'assistant') throw invalid(`messages.${i}.content.${j}`, 'tool_use blocks belong to assistant messages');
         calls.push({ id: b.id, name: b.name, arguments: b.input });
         ledger.call(b.id, `messages.${i}.content.${j}`);

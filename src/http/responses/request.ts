@@ -8,18 +8,18 @@ import { z } from 'zod';
 import type { ChatMessage, GenerateInput, OutputConstraints } from '../../shared/protocol.js';
 import { chatConstraints, withParamNames } from '../constraints.js';
 import type { SchemaLimits } from '../../structured/json-schema.js';
-import { callArguments, createSchemas, type ChatBody, type InputLimits } from '../schemas.js';
+import { callArguments, createSchemas, textOnly, type ChatBody, type InputLimits } from '../schemas.js';
 import { ToolCallLedger } from '../tool-results.js';
 
 const text = z.string();
-const inputText = z.object({
-  type: z.enum(['input_text', 'output_text'], { error: "only 'input_text' and 'output_text' content parts are supported" }),
-  text,
+const inputText = z.object({ type: z.enum(['input_text', 'output_text']), text });
+const part = z.discriminatedUnion('type', [inputText, textOnly(['input_image', 'input_file', 'input_audio'], 'content parts')], {
+  error: "only 'input_text' and 'output_text' content parts are supported",
 });
 const messageItem = z.object({
   type: z.literal('message').optional(),
   role: z.enum(['user', 'assistant', 'system', 'developer'], { error: 'role must be one of user, assistant, system, developer' }),
-  content: z.union([text, z.array(inputText)], { error: 'must be a string or an array of input_text parts' }),
+  content: z.union([text, z.array(part)], { error: 'must be a string or an array of input_text parts' }),
 });
 const callItem = z.object({ type: z.literal('function_call'), call_id: z.string().min(1), name: z.string(), arguments: z.string() });
 const outputItem = z.object({ type: z.literal('function_call_output'), call_id: z.string().min(1), output: z.string() });
@@ -88,7 +88,8 @@ export type ResponsesBody = z.infer<ReturnType<typeof responsesSchema>>;
 
 const flatten = (c: string | { text: string }[]) => (typeof c === 'string' ? c : c.map((p) => p.text).join(''));
 
-export function responsesInput(body: ResponsesBody): GenerateInput {
+/** @param maxJsonDepth --max-json-depth, for function_call arguments (JSON strings) */
+export function responsesInput(body: ResponsesBody, maxJsonDepth: number): GenerateInput {
   const messages: ChatMessage[] = [];
   if (body.instructions) messages.push({ role: 'system', content: body.instructions });
   const items = typeof body.input === 'string' ? [{ role: 'user' as const, content: body.input }] : body.input;
@@ -103,7 +104,11 @@ export function responsesInput(body: ResponsesBody): GenerateInput {
       // Calls join the assistant turn they follow (or open one).
       let last = messages.at(-1);
       if (last?.role !== 'assistant') messages.push((last = { role: 'assistant', content: '' }));
-      (last.toolCalls ??= []).push({ id: it.call_id, name: it.name, arguments: callArguments(it.arguments, `input.${i}.arguments`) });
+      (last.toolCalls ??= []).push({
+        id: it.call_id,
+        name: it.name,
+        arguments: callArguments(it.arguments, `input.${i}.arguments`, maxJsonDepth),
+      });
       ledger.call(it.call_id, `input.${i}`);
     } else {
       ledger.result(it.call_id, `input.${i}.call_id`);

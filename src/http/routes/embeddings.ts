@@ -12,6 +12,7 @@ import { respond } from '../respond.js';
 import { inputsOf, parseBody, textsOrTokens } from '../schemas.js';
 import { checkModel } from './check-model.js';
 import { prepareChoices } from '../prepare.js';
+import { ROUTES } from '../route-table.js';
 
 /** Most inputs in one request: each is a task of its own. */
 const MAX_INPUTS = 64;
@@ -43,18 +44,19 @@ const base64 = (v: number[]) => Buffer.from(new Float32Array(v).buffer).toString
 
 export function embeddingsRoutes(ctx: AppContext): Router {
   const router = Router();
-  router.post('/v1/embeddings', async (req, res) => {
+  router.post(ROUTES.embeddings.path, async (req, res) => {
     const b = parseBody(body, req.body);
-    const inputs = inputsOf(b.input);
+    const inputs = inputsOf(b.input, 'input');
     if (inputs.length > MAX_INPUTS) {
       throw new InvalidRequestError(`input: at most ${MAX_INPUTS} inputs per request`, 'input', 'invalid_value');
     }
-    inputs.forEach((input, i) => {
+    // As OpenAI: an empty text has no embedding (the model would return an empty vector).
+    for (const input of inputs) {
       if (input.kind === 'text' && input.prompt === '') {
-        const param = inputs.length > 1 ? `input.${i}` : 'input';
-        throw new InvalidRequestError(`${param}: must not be empty (an empty input has no embedding)`, param, 'invalid_value');
+        const param = input.param ?? 'input';
+        throw new InvalidRequestError(`${param}: must not be empty (an empty text has no embedding)`, param, 'invalid_value');
       }
-    });
+    }
     checkModel(ctx, b.model);
     const { tasks, release } = await prepareChoices(ctx, {
       inputs,

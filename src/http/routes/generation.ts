@@ -7,6 +7,8 @@ import { prepareChoices } from '../prepare.js';
 import { respond } from '../respond.js';
 import { chatInput, completionInputs, createSchemas, parseBody, samplingParams } from '../schemas.js';
 import { checkModel } from './check-model.js';
+import { endpointLabel } from '../request-context.js';
+import { ROUTES } from '../route-table.js';
 
 /** OpenAI's default for /v1/completions; chat defaults to the rest of the context. */
 const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
@@ -15,12 +17,12 @@ export function generationRoutes(ctx: AppContext): Router {
   const router = Router();
   const schemas = createSchemas(ctx.limits);
 
-  router.post('/v1/completions', async (req, res) => {
+  router.post(ROUTES.completions.path, async (req, res) => {
     const body = parseBody(schemas.completion, req.body);
     const inputs = completionInputs(body);
     const constraints = completionConstraints(body, ctx.schemaLimits);
     checkModel(ctx, body.model);
-    ctx.metrics.features(req.path, featuresOf(constraints, body.response_format));
+    ctx.metrics.features(endpointLabel(req), featuresOf(constraints, body.response_format));
     const sampling = samplingParams(body, body.max_tokens ?? COMPLETIONS_DEFAULT_MAX_TOKENS, 'max_tokens');
     const stream = body.stream === true;
     // echo sends each prompt's text first (token-id prompts are detokenized by the tokenizer workers).
@@ -40,12 +42,12 @@ export function generationRoutes(ctx: AppContext): Router {
     });
   });
 
-  router.post('/v1/chat/completions', async (req, res) => {
+  router.post(ROUTES.chat.path, async (req, res) => {
     const body = parseBody(schemas.chat, req.body);
-    const input = chatInput(body);
+    const input = chatInput(body, ctx.limits.maxJsonDepth);
     const constraints = chatConstraints(body, ctx.schemaLimits);
     checkModel(ctx, body.model);
-    ctx.metrics.features(req.path, featuresOf(constraints, body.response_format));
+    ctx.metrics.features(endpointLabel(req), featuresOf(constraints, body.response_format));
     const maxTokensParam = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
     const sampling = samplingParams(body, body.max_completion_tokens ?? body.max_tokens ?? undefined, maxTokensParam);
     const stream = body.stream === true;

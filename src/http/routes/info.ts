@@ -4,21 +4,22 @@ import { NotFoundError, NotReadyError } from '../../errors.js';
 import { inEngineProcesses, readyWorkers, totalWorkers } from '../../engine/status.js';
 import type { AppContext } from '../context.js';
 import { sendError } from '../error-handler.js';
+import { ROUTES } from '../route-table.js';
 
 export function infoRoutes(ctx: AppContext): Router {
   const router = Router();
   const model = () => ({ id: ctx.modelId, object: 'model', created: ctx.createdAt, owned_by: 'qwen-serve' });
 
-  router.get('/v1/models', (_req, res) => {
+  router.get(ROUTES.models.path, (_req, res) => {
     res.json({ object: 'list', data: [model()] });
   });
 
-  router.get('/v1/models/:id', (req, res) => {
+  router.get(ROUTES.model.path, (req, res) => {
     if (req.params.id !== ctx.modelId) throw new NotFoundError(`The model '${req.params.id}' does not exist.`, 'model_not_found', 'model');
     res.json(model());
   });
 
-  router.get('/health', (_req, res) => {
+  router.get(ROUTES.health.path, (_req, res) => {
     const ready = readyWorkers(ctx.engines);
     const workers = totalWorkers(ctx.engines);
     if (ctx.draining) {

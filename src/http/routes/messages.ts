@@ -12,17 +12,19 @@ import { respond } from '../respond.js';
 import { parseBody } from '../schemas.js';
 import { checkModel } from './check-model.js';
 import { prepareChoices } from '../prepare.js';
+import { endpointLabel } from '../request-context.js';
+import { ROUTES } from '../route-table.js';
 
 export function messagesRoutes(ctx: AppContext): Router {
   const router = Router();
   const schemas = messagesSchemas(ctx.limits);
 
-  router.post('/v1/messages', async (req, res) => {
+  router.post(ROUTES.messages.path, async (req, res) => {
     const body = parseBody(schemas.messages, req.body);
     const input = messagesInput(body);
     const constraints = messagesConstraints(body, ctx.schemaLimits);
     checkModel(ctx, body.model);
-    ctx.metrics.features(req.path, featuresOf(constraints, undefined));
+    ctx.metrics.features(endpointLabel(req), featuresOf(constraints, undefined));
     const { tasks, release } = await prepareChoices(ctx, {
       inputs: [input],
       n: 1,
@@ -39,7 +41,7 @@ export function messagesRoutes(ctx: AppContext): Router {
     });
   });
 
-  router.post('/v1/messages/count_tokens', async (req, res) => {
+  router.post(ROUTES.countTokens.path, async (req, res) => {
     const body = parseBody(schemas.countTokens, req.body);
     const tools = messagesConstraints(body, ctx.schemaLimits).tools?.functions;
     const { value } = await ctx.prepare.run({ op: 'prompts', inputs: [messagesInput(body)], tools, param: 'messages' });

@@ -8,19 +8,21 @@ import { responsesRenderer } from '../responses/render.js';
 import { parseBody, samplingParams } from '../schemas.js';
 import { checkModel } from './check-model.js';
 import { prepareChoices } from '../prepare.js';
+import { endpointLabel } from '../request-context.js';
+import { ROUTES } from '../route-table.js';
 
 export function responsesRoutes(ctx: AppContext): Router {
   const router = Router();
   const schema = responsesSchema(ctx.limits);
 
-  router.post('/v1/responses', async (req, res) => {
+  router.post(ROUTES.responses.path, async (req, res) => {
     const body = parseBody(schema, req.body);
-    const input = responsesInput(body);
+    const input = responsesInput(body, ctx.limits.maxJsonDepth);
     const constraints = responsesConstraints(body, ctx.schemaLimits);
     checkModel(ctx, body.model);
     const format = body.text?.format;
     ctx.metrics.features(
-      req.path,
+      endpointLabel(req),
       featuresOf(constraints, format?.type === 'json_schema' ? { type: 'json_schema', json_schema: { name: format.name } } : format),
     );
     const sampling = samplingParams(body, body.max_output_tokens ?? undefined, 'max_output_tokens');

@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { InvalidRequestError } from '../../errors.js';
 import type { AppContext } from '../context.js';
 import { chatInput, createSchemas, parseBody } from '../schemas.js';
+import { ROUTES } from '../route-table.js';
 
 const tokenizeBody = z.object({
   model: z.string().nullish(),
@@ -33,20 +34,20 @@ export function tokenizeRoutes(ctx: AppContext): Router {
   const router = Router();
   const chatSchema = createSchemas(ctx.limits).chat;
 
-  router.post('/tokenize', async (req, res) => {
+  router.post(ROUTES.tokenize.path, async (req, res) => {
     const body = parseBody(tokenizeBody, req.body);
     const text = body.content ?? body.prompt;
     if (body.messages === undefined && text === undefined)
       throw parseError('content', 'is required (the text to tokenize; or prompt, or messages)');
     const source =
       body.messages !== undefined
-        ? { input: chatInput(parseBody(chatSchema, { messages: body.messages })) }
+        ? { input: chatInput(parseBody(chatSchema, { messages: body.messages }), ctx.limits.maxJsonDepth) }
         : { text: text!, special: body.parse_special ?? true };
     const result = await ctx.prepare.run({ op: 'tokenize', source, pieces: body.with_pieces === true, maxModelLen: ctx.contextSize });
     res.type('application/json').send(result.body);
   });
 
-  router.post('/detokenize', async (req, res) => {
+  router.post(ROUTES.detokenize.path, async (req, res) => {
     const body = parseBody(detokenizeBody, req.body);
     const { text } = await ctx.prepare.run({ op: 'detokenize', tokens: body.tokens, param: 'tokens' });
     res.json({ content: text, prompt: text });
