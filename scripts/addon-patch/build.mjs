@@ -1,6 +1,6 @@
 /**
  * Builds node-llama-cpp's addon (llama-addon.node) with our patch, against the prebuilt llama.cpp libraries
- * of the variant it will replace, so nothing of llama.cpp itself is compiled (about 25 s on 2 cores, against
+ * of the variant it will replace, so nothing of llama.cpp itself is compiled (about 30 s on 2 idle cores, against
  * ~6 min for node-llama-cpp's own source build, which needs cmake too).
  *
  * The llama.cpp headers come from node-llama-cpp's git bundle: the exact source its prebuilt libraries were

@@ -59,7 +59,9 @@ async function main(args) {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'qwen-serve-addon-'));
   try {
     const toolchain = findToolchain(install.nodeLlamaCpp);
-    log(`building ${variant}'s llama-addon.node with ${path.relative(ROOT, PATCH)} (${toolchain.cxx.join(' ')}; about 25 s on 2 cores)`);
+    log(
+      `building ${variant}'s llama-addon.node with ${path.relative(ROOT, PATCH)} (${toolchain.cxx.join(' ')}; about 30 s on 2 idle cores)`,
+    );
     const built = await buildPatchedAddon({ install, toolchain, patchFile: PATCH, tmp });
     await verifyAddon({ root: ROOT, binsDir, built });
     swapIn(binsDir, built);
