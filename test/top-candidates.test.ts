@@ -133,6 +133,24 @@ describe.skipIf(!patched)('top-k sampling in the patched addon', () => {
     }
   });
 
+  it("gives the sampled token's probability when it is not among the k", async () => {
+    const [full, top] = await samplerPair(CONFIGS['temperature + top_p']!, false);
+    let outside = 0;
+    for (let draw = 0; draw < 8; draw++) {
+      const [token, all] = await native.sampleToken(row, full!, true, false);
+      const [topToken, pairs, chosen] = await native.sampleToken(row, top!, true, true, 1);
+      expect(topToken).toBe(token);
+      if (pairs![0] === token) continue;
+      outside++;
+      const p = all!.findIndex((t, i) => i % 2 === 0 && t === token);
+      expect(close(chosen!, all![p + 1]!), `sampled token ${token}: ${chosen} vs ${all![p + 1]}`).toBe(true);
+    }
+    // The top token holds ~12 % here: most draws land outside the top 1 (the seed makes this deterministic).
+    expect(outside).toBeGreaterThan(0);
+    full!.dispose();
+    top!.dispose();
+  });
+
   it('returns fewer pairs when fewer candidates are left (top_k below k)', async () => {
     const [full, top] = await samplerPair({ ...CONFIGS['temperature + top_k']!, topK: 3 }, false);
     const [, all] = await native.sampleToken(row, full!, true, false);
