@@ -64,9 +64,11 @@ async function main(args) {
     );
     const built = await buildPatchedAddon({ install, toolchain, patchFile: PATCH, tmp });
     await verifyAddon({ root: ROOT, binsDir, built });
-    swapIn(binsDir, built);
     const seconds = Number(((performance.now() - started) / 1000).toFixed(1));
-    writeStatus(binsDir, { status: 'patched', variant, patch, stock: sha256(stock), patched: sha256(addon), seconds });
+    // The status first: if the swap were interrupted, the next run would see a stock addon that the status
+    // does not vouch for, and rebuild, instead of taking a patched file for the original.
+    writeStatus(binsDir, { status: 'patched', variant, patch, stock: sha256(stock), patched: sha256(built), seconds });
+    swapIn(binsDir, built);
     log(`${variant}: patched and checked in ${seconds} s; top_logprobs sample the top k only (original kept as ${STOCK_ADDON})`);
   } catch (err) {
     if (!(err instanceof MissingToolError || err instanceof AddonBuildError || err instanceof AddonCheckError)) throw err;
