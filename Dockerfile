@@ -15,8 +15,15 @@ ARG NODE_IMAGE=node:20-bookworm-slim
 
 # ---- build: every dependency, compile the TypeScript, then drop the dev dependencies.
 FROM ${NODE_IMAGE} AS build
+# npm ci's postinstall rebuilds node-llama-cpp's CPU addon with qwen-serve's top-k patch (scripts/addon-patch,
+# ~30 s): it needs a C++ compiler and git, in this stage only. The images get the built addon, not the tools.
+RUN apt-get update \
+  && apt-get install -y --no-install-recommends g++ git \
+  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY scripts ./scripts
+COPY patches ./patches
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src

@@ -120,6 +120,24 @@ describe('the Dockerfile', () => {
     expect(build).toContain('npm prune --omit=dev');
   });
 
+  it('builds the patched node-llama-cpp addon in the build stage, with g++ and git there only', () => {
+    const build = stages().find((s) => s.name === 'build')!;
+    const runs = keyword([build], 'RUN').map(args);
+    const copies = keyword([build], 'COPY').map(args);
+    const npmCi = build.instructions.findIndex((i) => i.getKeyword() === 'RUN' && args(i).includes('npm ci'));
+    expect(runs.find((r) => r.includes('apt-get install'))).toMatch(/\bg\+\+ git\b/);
+    // npm ci's postinstall runs scripts/addon-patch with the patch: both must be in place before it.
+    for (const dir of ['scripts', 'patches']) {
+      const at = build.instructions.findIndex((i) => i.getKeyword() === 'COPY' && args(i) === `${dir} ./${dir}`);
+      expect(copies, dir).toContain(`${dir} ./${dir}`);
+      expect(at, dir).toBeLessThan(npmCi);
+    }
+    for (const target of ['runtime', 'cuda']) {
+      const later = chain(target).filter((s) => s.name !== 'build');
+      expect(keyword(later, 'RUN').map(args).join('\n'), target).not.toMatch(/\bg\+\+|\bgit\b/);
+    }
+  });
+
   it('runs both images as a non-root user, with a HEALTHCHECK on /health, EXPOSE 8080 8000 and a /models volume', () => {
     for (const target of ['runtime', 'cuda']) {
       const c = chain(target);

@@ -27,10 +27,11 @@ export interface LoopRequest {
   /** Configured by the caller; the loop only samples with it. */
   sampler: NativeSampler;
   /**
-   * Probabilities to sample with (logprobs): the sampled token's ('chosen'), or every candidate's, which
-   * costs a sort and a copy of the whole vocabulary per token ('candidates').
+   * Probabilities to sample with (logprobs): the sampled token's ('chosen'), or also the `top` most likely
+   * candidates'. With the stock addon the latter costs a sort and a copy of the whole vocabulary per token
+   * (`LoopOptions.topCandidates`).
    */
-  probabilities?: 'chosen' | 'candidates';
+  probabilities?: 'chosen' | { top: number };
   /** Receives each sampled token between two steps; returns whether the request wants another. */
   onToken(token: Token, sampled: Sampled): boolean;
   /** Polled before every step; a cancelled request leaves the loop before the next decode. */
@@ -40,7 +41,10 @@ export interface LoopRequest {
 /** A sampled token, with the probabilities the request asked for. */
 export interface Sampled {
   token: Token | -1;
-  /** [token, p, token, p, …], most likely first. */
+  /**
+   * [token, p, token, p, …], most likely first: the requested top k with the patched addon, every candidate
+   * with the stock one.
+   */
   candidates?: number[];
   /** The sampled token's probability. */
   probability?: number;
@@ -62,6 +66,12 @@ export interface LoopOptions {
   minSharedPrefix: number;
   /** Called after every decode step (metrics). */
   onStep?: (stats: StepStats) => void;
+  /**
+   * The addon returns just the k most likely candidates when asked (patched at install, native.ts
+   * `topLogprobsPath`). Without it every candidate comes back, sorted and copied: ~29 ms per token on the
+   * full model, paid between two decode steps, so every sequence of the batch waits for it.
+   */
+  topCandidates?: boolean;
 }
 
 /** What one step did, for metrics. */
@@ -216,7 +226,13 @@ export class BatchLoop {
   private async sample(a: Active, row: number): Promise<Sampled> {
     const want = a.req.probabilities;
     if (!want) return { token: await this.native.sampleToken(row, a.req.sampler) };
-    const all = want === 'candidates';
+    if (this.opts.topCandidates) {
+      // Exactly k candidates and the sampled token's own probability (it may be outside the k).
+      const k = want === 'chosen' ? 0 : want.top;
+      const [token, candidates, probability] = await this.native.sampleToken(row, a.req.sampler, k > 0, true, k);
+      return { token, candidates, probability };
+    }
+    const all = want !== 'chosen';
     const [token, candidates, probability] = await this.native.sampleToken(row, a.req.sampler, all, !all);
     return { token, candidates, probability };
   }

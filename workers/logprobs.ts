@@ -1,9 +1,11 @@
 /**
  * OpenAI log-probability entries from what the native sampler returns: the sampled token's probability
- * alone when no alternatives are asked for (cheap), else every candidate, most likely first, as
- * [token, p, token, p, …] (a sort and a copy of the vocabulary per token: about half the decode speed of the
- * full model on 2 cores, docs/performance.md). These are the probabilities after temperature / top-k / top-p
- * and the grammar (with the defaults temperature 1, top_p 1, and with temperature 0, the model's own).
+ * alone when no alternatives are asked for (cheap), else also the most likely candidates, most likely first,
+ * as [token, p, token, p, …]: exactly the `top` asked for with the addon patched at install, every candidate
+ * with the stock addon (a sort and a copy of the vocabulary per token: about half the decode speed of the full
+ * model on 2 cores, docs/performance.md). Either way the probabilities are normalized over every candidate:
+ * those after temperature / top-k / top-p and the grammar (with the defaults temperature 1, top_p 1, and with
+ * temperature 0, the model's own).
  */
 import type { LlamaModel, Token } from 'node-llama-cpp';
 import type { TokenLogprob } from '../src/shared/protocol.js';
@@ -26,8 +28,8 @@ export class LogprobReader {
   }
 
   /** What the sampler must return for these entries. */
-  get needs(): 'chosen' | 'candidates' {
-    return this.top > 0 ? 'candidates' : 'chosen';
+  get needs(): 'chosen' | { top: number } {
+    return this.top > 0 ? { top: this.top } : 'chosen';
   }
 
   /** The entry of a sampled token. */

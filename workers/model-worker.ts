@@ -50,7 +50,13 @@ try {
   loaded = model;
   const loadSeconds = Number(process.hrtime.bigint() - started) / 1e9;
   metrics.setLoadSeconds(loadSeconds);
-  announce({ type: 'ready', workerId: threadId, loadSeconds, llamaCpp: model.llamaCppRelease });
+  announce({
+    type: 'ready',
+    workerId: threadId,
+    loadSeconds,
+    llamaCpp: model.llamaCppRelease,
+    ...(model.kind === 'generate' && { topLogprobs: model.topLogprobs }),
+  });
 } catch (err) {
   // Report instead of throwing: a module that throws makes Piscina respawn it in a loop.
   loadError = err instanceof Error ? err.message : String(err);

@@ -16,9 +16,9 @@ import { isEmbeddingModel } from './embed.js';
 import { llamaLogger } from './llama-log.js';
 import { GrammarCache } from './structured/constraints.js';
 import { Utf8Guard } from './token-bytes.js';
-import type { WorkerInit } from '../src/shared/protocol.js';
+import type { TopLogprobsPath, WorkerInit } from '../src/shared/protocol.js';
 import { BatchLoop, type StepStats } from './batch-loop.js';
-import { nativeContext, samplerFactory, type NativeSampler } from './native.js';
+import { nativeContext, samplerFactory, topLogprobsPath, type NativeSampler } from './native.js';
 import type { SequenceState } from './prefix-share.js';
 import { toolCallSyntax, type ToolCallSyntax } from './structured/tool-syntax.js';
 
@@ -33,6 +33,8 @@ export interface LoadedModel {
   loop: BatchLoop;
   /** A new native sampler (one per request: it holds the request's RNG state). */
   createSampler(): NativeSampler;
+  /** Whether top_logprobs sample only the top k (the addon patched at install) or sort the vocabulary. */
+  topLogprobs: TopLogprobsPath;
   contextSize: number;
   /** Tokens in the model's vocabulary (ids 0 to vocabularySize - 1). */
   vocabularySize: number;
@@ -108,6 +110,7 @@ export async function loadModel(init: WorkerInit, hooks: ModelHooks = {}): Promi
   });
   const native = nativeContext(context);
   const createSampler = samplerFactory(model);
+  const topLogprobs = topLogprobsPath(model);
   // The model's own Jinja template, used as is. (Auto-detection renders the template against every
   // built-in wrapper to find an equivalent one: 2.1 s of start-up per worker on the tiny model.)
   const chatWrapper = resolveChatWrapper(model, { type: 'jinjaTemplate' });
@@ -127,8 +130,10 @@ export async function loadModel(init: WorkerInit, hooks: ModelHooks = {}): Promi
       sequences: seqs,
       minSharedPrefix: MIN_SHARED_PREFIX,
       onStep: hooks.onStep,
+      topCandidates: topLogprobs === 'patched-top-k',
     }),
     createSampler,
+    topLogprobs,
     contextSize: init.contextSize,
     vocabularySize,
     utf8Guard: new Utf8Guard(model, vocabularySize),

@@ -8,6 +8,7 @@
  * says so, never in the middle of a request (test/native.test.ts checks the same on the installed one).
  */
 import type { LlamaContext, LlamaGrammarEvaluationState, LlamaModel, Token } from 'node-llama-cpp';
+import type { TopLogprobsPath } from '../src/shared/protocol.js';
 
 /** One context's batch and sampling calls (node-llama-cpp's AddonContext). */
 export interface NativeContext {
@@ -32,6 +33,19 @@ export interface NativeContext {
     sampler: NativeSampler,
     probabilities: boolean,
     confidence: boolean,
+  ): Promise<[Token | -1, number[] | undefined, number | undefined]>;
+  /**
+   * The patched addon only (`topLogprobsPath` 'patched-top-k'): the same probabilities, normalized over every
+   * candidate, but `probabilities` returns only the `topCandidates` most likely (a partial sort, no copy of the
+   * vocabulary) and `confidence` costs one pass with no sort. The stock addon ignores the argument and returns
+   * every candidate, sorted: the same first k, slowly.
+   */
+  sampleToken(
+    batchRow: number,
+    sampler: NativeSampler,
+    probabilities: boolean,
+    confidence: boolean,
+    topCandidates: number,
   ): Promise<[Token | -1, number[] | undefined, number | undefined]>;
   /** llama_memory_seq_rm: drops the sequence's cells in [start, end) (-1 = to the end). */
   removeTokenCellsFromSequence(sequenceId: number, start: number, end: number): boolean;
@@ -103,6 +117,22 @@ export function nativeGrammarState(state: LlamaGrammarEvaluationState): NativeGr
   const native = (state as unknown as { _state?: unknown })._state;
   if (native == null || typeof native !== 'object') throw new NativeApiError('LlamaGrammarEvaluationState._state is missing');
   return native as NativeGrammarState;
+}
+
+/**
+ * Which addon node-llama-cpp loaded: the one qwen-serve's install step patched (scripts/addon-patch; its
+ * exports carry `qwenServePatch: 1`, and sampleToken takes the number of candidates to return), or the stock
+ * one (CUDA / Vulkan builds, or an install that could not compile), where top_logprobs sort the vocabulary.
+ */
+export function topLogprobsPath(model: LlamaModel): TopLogprobsPath {
+  const bindings = (model as unknown as { _llama?: { _bindings?: { qwenServePatch?: unknown } } })._llama?._bindings;
+  if (bindings == null) throw new NativeApiError('Llama._bindings is missing');
+  const marker = bindings.qwenServePatch;
+  if (marker === undefined) return 'stock-full-sort';
+  if (marker === 1) return 'patched-top-k';
+  throw new NativeApiError(
+    `the addon's qwenServePatch is ${String(marker)}, this qwen-serve knows 1: run \`npm run patch-addon -- --force\``,
+  );
 }
 
 /** A token's text as stored in the vocabulary (byte-level BPE symbols for Qwen), checked once. */

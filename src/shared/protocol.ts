@@ -205,9 +205,16 @@ export type WorkerMessage =
 /** Main → worker, on the task's port. */
 export type MainMessage = { type: 'cancel'; reason: CancelReason };
 
+/**
+ * How a worker samples top_logprobs: with the addon patched at install (scripts/addon-patch), only the k most
+ * likely candidates; with node-llama-cpp's stock addon, a sort and copy of the whole vocabulary per token.
+ */
+export type TopLogprobsPath = 'patched-top-k' | 'stock-full-sort';
+
 /** Worker → main, on the worker's parentPort. */
 export type ControlMessage =
-  | { type: 'ready'; workerId: number; loadSeconds: number; llamaCpp: string }
+  /** `topLogprobs`: for a text-generation model only. */
+  | { type: 'ready'; workerId: number; loadSeconds: number; llamaCpp: string; topLogprobs?: TopLogprobsPath }
   | { type: 'load_failed'; workerId: number; message: string }
   /** Reply to a CollectRequest: the worker registry's getMetricsAsJSON(). */
   | { type: 'metrics'; workerId: number; id: number; metrics: unknown[] }

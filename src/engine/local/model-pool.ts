@@ -73,7 +73,12 @@ export class ModelPool extends EventEmitter<PoolEvents> {
         while (used.has(slot)) slot++;
         const worker = { workerId: msg.workerId, slot };
         this.live.set(msg.workerId, worker);
-        this.log.info({ worker: msg.workerId, slot, loadSeconds: Number(msg.loadSeconds.toFixed(3)) }, 'model worker ready');
+        // topLogprobs: whether node-llama-cpp's addon was patched at install (scripts/addon-patch); the stock one
+        // halves the decode speed of a batch that holds a top_logprobs request.
+        this.log.info(
+          { worker: msg.workerId, slot, loadSeconds: Number(msg.loadSeconds.toFixed(3)), topLogprobs: msg.topLogprobs },
+          'model worker ready',
+        );
         this.emit('ready', { ...worker, loadSeconds: msg.loadSeconds, llamaCpp: msg.llamaCpp });
         if (this.readyWorkers >= this.opts.workers) this.readyWaiters.splice(0).forEach((f) => f());
         break;
