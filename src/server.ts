@@ -92,7 +92,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         contextSize: config.contextSize,
       },
       log,
-      { prepared: (op, seconds) => metrics.prepared(op, seconds) },
+      { prepared: (op, lane, seconds) => metrics.prepared(op, lane, seconds) },
     ),
     engines,
     log,

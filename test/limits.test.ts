@@ -50,9 +50,16 @@ describe('hostile inputs, default limits', () => {
   }
 
   it('/tokenize with 80k special tokens (960 KB) is answered, and so is everyone else', async () => {
+    const prepared = async (lane: string) =>
+      (await scrape(server.url)).find(
+        (x) => x.name === 'qwen_request_prepare_seconds_count' && x.labels.lane === lane && x.labels.op === 'tokenize',
+      )?.value ?? 0;
+    const before = await prepared('heavy');
     const res = await alongside(postJson(`${server.url}/tokenize`, { content: '<|im_start|>'.repeat(80_000) }));
     expect(res.status).toBe(200);
     expect(res.body.count).toBe(80_000);
+    // A body this large is prepared in the heavy lane, where it holds up no small request.
+    expect(await prepared('heavy')).toBe(before + 1);
   });
 
   it('/tokenize with_pieces on a large text answers every piece', async () => {

@@ -13,6 +13,7 @@ import type { AppContext } from './context.js';
 import { corsHandler } from './cors.js';
 import { errorHandler, sendError } from './error-handler.js';
 import { hostCheck } from './host-check.js';
+import { recordBodySize } from './body-size.js';
 import { bodyDepthCheck } from './json-depth.js';
 import { methodCheck } from './method-check.js';
 import { endpointLabel, requestContext, routeOf } from './request-context.js';
@@ -63,7 +64,9 @@ export function createApp(ctx: AppContext): Express {
   );
   app.use(methodCheck());
   // Only bodies declared as JSON are parsed; any other body leaves req.body undefined (a 400 in the route).
-  app.use(express.json({ limit: ctx.bodyLimitBytes, strict: false, type: ['application/json', 'application/*+json'] }));
+  app.use(
+    express.json({ limit: ctx.bodyLimitBytes, strict: false, type: ['application/json', 'application/*+json'], verify: recordBodySize }),
+  );
   app.use(bodyDepthCheck(ctx.limits.maxJsonDepth));
   app.use(metricsRouter(ctx.collector));
   if (ctx.history) app.use(dashboardRoutes(ctx, ctx.history));

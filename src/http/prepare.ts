@@ -23,6 +23,8 @@ export interface ChoicesRequest {
   /** Token-id inputs come back as text too (completions `echo`). */
   echo?: boolean;
   mode?: 'generate' | 'embed';
+  /** Size of the request's body: large ones are prepared in a lane of their own. */
+  bodyBytes: number;
 }
 
 export interface PreparedChoices {
@@ -51,15 +53,18 @@ export async function prepareChoices(ctx: AppContext, r: ChoicesRequest): Promis
 async function prepareTasks(ctx: AppContext, r: ChoicesRequest): Promise<Omit<PreparedChoices, 'release'>> {
   const { constraints: c, sampling } = r;
   const shaping: ShapingRequest | undefined = c.json || c.tools ? { json: c.json, tools: c.tools, param: r.params.shaping } : undefined;
-  const { value } = await ctx.prepare.run({
-    op: 'prompts',
-    inputs: r.inputs,
-    tools: c.tools?.functions,
-    shaping,
-    echo: r.echo,
-    param: r.params.prompt,
-    fitContext: true,
-  });
+  const { value } = await ctx.prepare.run(
+    {
+      op: 'prompts',
+      inputs: r.inputs,
+      tools: c.tools?.functions,
+      shaping,
+      echo: r.echo,
+      param: r.params.prompt,
+      fitContext: true,
+    },
+    r.bodyBytes,
+  );
   if (value.grammarCached !== undefined) ctx.metrics.grammarComposed(value.grammarCached);
   const maxTokens =
     r.mode === 'embed'

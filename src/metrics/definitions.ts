@@ -72,8 +72,8 @@ export const MAIN = {
   prepareTime: def(
     'qwen_request_prepare_seconds',
     'histogram',
-    ['model', 'op'],
-    'Time a request spent in the tokenizer workers, waiting included (op: prompts = tokenizing, chat template and grammars; tokenize; detokenize)',
+    ['model', 'op', 'lane'],
+    'Time a request spent in the tokenizer threads, waiting included (op: prompts = tokenizing, chat template and grammars; tokenize; detokenize; lane: light, or heavy for bodies of 64 KiB and more)',
     { buckets: 'time' },
   ),
   grammarCache: def(
@@ -169,6 +169,9 @@ export const WORKER = {
 /** Jobs of the tokenizer workers (the `op` label of qwen_request_prepare_seconds). */
 export const PREPARE_OPS = ['prompts', 'tokenize', 'detokenize'] as const;
 export type PrepareOp = (typeof PREPARE_OPS)[number];
+/** The tokenizer threads' lanes (the `lane` label of qwen_request_prepare_seconds). */
+export const PREPARE_LANES = ['light', 'heavy'] as const;
+export type PrepareLane = (typeof PREPARE_LANES)[number];
 
 /** The endpoints that run the model: they count in qwen_requests_* and in the dashboard's request latency. */
 export const GENERATION_ENDPOINTS: ReadonlySet<string> = new Set([

@@ -9,7 +9,9 @@ import {
   CLIENT_ERROR_CODES,
   FEATURES,
   FINISH_REASONS,
+  PREPARE_LANES,
   PREPARE_OPS,
+  type PrepareLane,
   type PrepareOp,
   GENERATION_ENDPOINTS,
   MAIN,
@@ -92,7 +94,7 @@ export class MainMetrics {
       for (const feature of FEATURES) this.featureRequests.inc({ ...model, endpoint, feature }, 0);
     this.toolCallsTotal.inc(model, 0);
     this.queueTime.zero(model);
-    for (const op of PREPARE_OPS) this.prepareTime.zero({ ...model, op });
+    for (const op of PREPARE_OPS) for (const lane of PREPARE_LANES) this.prepareTime.zero({ ...model, op, lane });
     for (const result of ['hit', 'miss']) this.grammarCache.inc({ ...model, result }, 0);
     this.collectTimeouts.inc(0);
     for (const code of CLIENT_ERROR_CODES) this.clientErrors.inc({ code }, 0);
@@ -183,8 +185,8 @@ export class MainMetrics {
   }
 
   /** A tokenizer-worker job ended (successfully or not). */
-  prepared(op: PrepareOp, seconds: number): void {
-    this.prepareTime.observe({ ...this.model, op }, seconds);
+  prepared(op: PrepareOp, lane: PrepareLane, seconds: number): void {
+    this.prepareTime.observe({ ...this.model, op, lane }, seconds);
   }
 
   /** A request's grammar came from the composed-grammar cache, or not. */

@@ -1,8 +1,14 @@
 /**
- * The pool of tokenizer workers (workers/prepare-worker.ts): tokenizing, chat templates, grammars and
- * /tokenize run there, so the main thread does no work that grows with a request beyond parsing it, and a
- * model worker's decode loop never waits for one. A bounded queue in front (429 beyond, like the model
- * queue); a job's own cost is bounded by the body limit and linear algorithms (README, "Limits").
+ * The tokenizer threads (workers/prepare-worker.ts): tokenizing, chat templates, grammars and /tokenize
+ * run there, so the main thread does no work that grows with a request beyond parsing it, and a model
+ * worker's decode loop never waits for one. A bounded queue in front (429 beyond, like the model queue); a
+ * job's own cost is bounded by the body limit and linear algorithms (README, "Limits").
+ *
+ * Two lanes, each its own Piscina pool: requests with a large body (HEAVY_BYTES and more: a 1 MB /tokenize,
+ * a long document) go to the heavy lane, everything else to the light one. A job takes its thread until it
+ * is done, so in one FIFO lane a second of tokenizing a megabyte would hold up every small request behind
+ * it (measured: 3.7× the normal requests' time to first token, docs/performance.md). Across lanes the
+ * operating system shares the cores, and a heavy request waits only for other heavy ones.
  *
  * Piscina settings as for the model pool (DESIGN.md): fixed thread count, no idle timeout, atomics off.
  * Jobs are never aborted: a worker is not terminated in the middle of a native call.
@@ -10,39 +16,41 @@
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { Logger } from 'pino';
+import { logLlama } from '../log.js';
 import { ApiError, InternalError, NotReadyError, QueueFullError } from '../errors.js';
 import type { PrepareControl, PrepareInit, PrepareJob, PrepareResult } from '../shared/prepare-protocol.js';
 import type { LlamaLogMessage } from '../shared/protocol.js';
-import { logLlama } from '../log.js';
 
 const WORKER_FILE = fileURLToPath(new URL('../../workers/prepare-worker.js', import.meta.url));
 
+/** Request bodies from this size on are prepared in the heavy lane. */
+export const HEAVY_BYTES = 64 * 1024;
+
 export interface PreparerOptions extends PrepareInit {
+  /** Threads of the light lane (--tokenizer-threads); the heavy lane has one. */
   threads: number;
-  /** Jobs that may wait for a tokenizer worker; more get 429. */
+  /** Jobs that may wait in each lane; more get 429. */
   maxQueue: number;
 }
 
 /** What a job's caller learns besides its result: how long it waited and ran (metrics). */
 export interface PrepareObserver {
-  prepared(op: PrepareJob['op'], seconds: number): void;
+  prepared(op: PrepareJob['op'], lane: LaneName, seconds: number): void;
 }
+
+export type LaneName = 'light' | 'heavy';
 
 type Ok<K extends PrepareJob['op']> = Extract<PrepareResult, { ok: true; op: K }>;
 
-export class Preparer {
-  private readonly piscina: Piscina;
-  private vocabSize: number | undefined;
-  private loadError: string | undefined;
-  private readonly maxQueue: number;
+/** One pool of tokenizer threads and whether it has loaded the vocabulary. */
+class Lane {
+  readonly piscina: Piscina;
+  readonly name: LaneName;
+  vocabularySize: number | undefined;
+  loadError: string | undefined;
 
-  constructor(
-    opts: PreparerOptions,
-    private readonly log: Logger,
-    private readonly observer?: PrepareObserver,
-  ) {
-    const { threads, maxQueue, ...init } = opts;
-    this.maxQueue = maxQueue;
+  constructor(name: LaneName, threads: number, maxQueue: number, init: PrepareInit, log: Logger) {
+    this.name = name;
     this.piscina = new Piscina({
       filename: WORKER_FILE,
       minThreads: threads,
@@ -54,37 +62,60 @@ export class Preparer {
       workerData: init satisfies PrepareInit,
     });
     this.piscina.on('message', (msg: PrepareControl | LlamaLogMessage) => {
-      if (msg.type === 'prepare_ready') this.vocabSize = msg.vocabularySize;
+      if (msg.type === 'prepare_ready') this.vocabularySize = msg.vocabularySize;
       else if (msg.type === 'prepare_failed') {
         this.loadError = msg.message;
-        log.error({ err: msg.message }, 'a tokenizer worker could not load the vocabulary');
+        log.error({ err: msg.message, lane: name }, 'a tokenizer worker could not load the vocabulary');
       } else if (msg.type === 'llama_log') logLlama(log, msg, 'tokenizer');
     });
-    this.piscina.on('error', (err: unknown) => log.error({ err }, 'tokenizer worker error'));
+    this.piscina.on('error', (err: unknown) => log.error({ err, lane: name }, 'tokenizer worker error'));
+  }
+}
+
+export class Preparer {
+  private readonly light: Lane;
+  private readonly heavy: Lane;
+  private readonly maxQueue: number;
+
+  constructor(
+    opts: PreparerOptions,
+    private readonly log: Logger,
+    private readonly observer?: PrepareObserver,
+  ) {
+    const { threads, maxQueue, ...init } = opts;
+    this.maxQueue = maxQueue;
+    this.light = new Lane('light', threads, maxQueue, init, log);
+    this.heavy = new Lane('heavy', 1, maxQueue, init, log);
   }
 
   /** Tokens in the model's vocabulary, once a worker has loaded it. */
   get vocabularySize(): number | undefined {
-    return this.vocabSize;
+    return this.light.vocabularySize;
   }
 
   get ready(): boolean {
-    return this.vocabSize !== undefined;
+    return this.light.vocabularySize !== undefined;
   }
 
-  /** Runs one job; a client error in it is thrown as the ApiError the route answers with. */
-  async run<K extends PrepareJob['op']>(job: PrepareJob & { op: K }): Promise<Ok<K>> {
-    if (!this.ready) throw new NotReadyError(this.loadError ? `The vocabulary could not be loaded: ${this.loadError}` : undefined);
-    if (this.piscina.queueSize >= this.maxQueue) throw new QueueFullError(1);
+  /**
+   * Runs one job; a client error in it is thrown as the ApiError the route answers with.
+   * @param bodyBytes size of the request's body: it picks the lane
+   */
+  async run<K extends PrepareJob['op']>(job: PrepareJob & { op: K }, bodyBytes: number): Promise<Ok<K>> {
+    if (!this.ready)
+      throw new NotReadyError(this.light.loadError ? `The vocabulary could not be loaded: ${this.light.loadError}` : undefined);
+    // Until the heavy lane has loaded, its jobs take the light one.
+    const lane = bodyBytes >= HEAVY_BYTES && this.heavy.vocabularySize !== undefined ? this.heavy : this.light;
+    if (lane.piscina.queueSize >= this.maxQueue) throw new QueueFullError(1);
     const started = performance.now();
     let result: PrepareResult;
     try {
-      result = (await this.piscina.run(job)) as PrepareResult;
+      result = (await lane.piscina.run(job)) as PrepareResult;
     } catch (err) {
       this.log.error({ err, op: job.op }, 'a tokenizer job failed');
       throw new InternalError('The request could not be prepared (tokenizer worker failure).');
     } finally {
-      this.observer?.prepared(job.op, (performance.now() - started) / 1000);
+      this.observer?.prepared(job.op, lane.name, (performance.now() - started) / 1000);
     }
     if (!result.ok) {
       if (result.error.status >= 500)
@@ -95,8 +126,8 @@ export class Preparer {
     return result as Ok<K>;
   }
 
-  /** Closes the pool once no job runs (jobs are short; requests are drained before this). */
+  /** Closes both lanes once no job runs (jobs are short; requests are drained before this). */
   async close(): Promise<void> {
-    await this.piscina.close();
+    await Promise.all([this.light.piscina.close(), this.heavy.piscina.close()]);
   }
 }

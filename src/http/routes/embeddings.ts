@@ -11,6 +11,7 @@ import type { AppContext } from '../context.js';
 import { respond } from '../respond.js';
 import { inputsOf, parseBody, textsOrTokens } from '../schemas.js';
 import { checkModel } from './check-model.js';
+import { bodySize } from '../body-size.js';
 import { prepareChoices } from '../prepare.js';
 import { ROUTES } from '../route-table.js';
 
@@ -59,6 +60,7 @@ export function embeddingsRoutes(ctx: AppContext): Router {
     }
     checkModel(ctx, b.model);
     const { tasks, release } = await prepareChoices(ctx, {
+      bodyBytes: bodySize(req),
       inputs,
       n: 1,
       sampling: NO_SAMPLING,

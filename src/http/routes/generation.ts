@@ -3,6 +3,7 @@ import { Router } from 'express';
 import type { AppContext } from '../context.js';
 import { chatConstraints, completionConstraints, featuresOf } from '../constraints.js';
 import { chatRenderer, completionRenderer } from '../openai-format.js';
+import { bodySize } from '../body-size.js';
 import { prepareChoices } from '../prepare.js';
 import { respond } from '../respond.js';
 import { chatInput, completionInputs, createSchemas, parseBody, samplingParams } from '../schemas.js';
@@ -27,6 +28,7 @@ export function generationRoutes(ctx: AppContext): Router {
     const stream = body.stream === true;
     // echo sends each prompt's text first (token-id prompts are detokenized by the tokenizer workers).
     const { tasks, echo, release } = await prepareChoices(ctx, {
+      bodyBytes: bodySize(req),
       inputs,
       n: body.n ?? 1,
       sampling,
@@ -53,6 +55,7 @@ export function generationRoutes(ctx: AppContext): Router {
     const stream = body.stream === true;
     const n = body.n ?? 1;
     const { tasks, release } = await prepareChoices(ctx, {
+      bodyBytes: bodySize(req),
       inputs: [input],
       n,
       sampling,

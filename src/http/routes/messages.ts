@@ -11,6 +11,7 @@ import { featuresOf } from '../constraints.js';
 import { respond } from '../respond.js';
 import { parseBody } from '../schemas.js';
 import { checkModel } from './check-model.js';
+import { bodySize } from '../body-size.js';
 import { prepareChoices } from '../prepare.js';
 import { endpointLabel } from '../request-context.js';
 import { ROUTES } from '../route-table.js';
@@ -26,6 +27,7 @@ export function messagesRoutes(ctx: AppContext): Router {
     checkModel(ctx, body.model);
     ctx.metrics.features(endpointLabel(req), featuresOf(constraints, undefined));
     const { tasks, release } = await prepareChoices(ctx, {
+      bodyBytes: bodySize(req),
       inputs: [input],
       n: 1,
       sampling: messagesSampling(body),
@@ -44,7 +46,7 @@ export function messagesRoutes(ctx: AppContext): Router {
   router.post(ROUTES.countTokens.path, async (req, res) => {
     const body = parseBody(schemas.countTokens, req.body);
     const tools = messagesConstraints(body, ctx.schemaLimits).tools?.functions;
-    const { value } = await ctx.prepare.run({ op: 'prompts', inputs: [messagesInput(body)], tools, param: 'messages' });
+    const { value } = await ctx.prepare.run({ op: 'prompts', inputs: [messagesInput(body)], tools, param: 'messages' }, bodySize(req));
     res.json({ input_tokens: value.prompts[0]!.tokens.length });
   });
 

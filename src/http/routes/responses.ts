@@ -7,6 +7,7 @@ import { responsesConstraints, responsesInput, responsesSchema } from '../respon
 import { responsesRenderer } from '../responses/render.js';
 import { parseBody, samplingParams } from '../schemas.js';
 import { checkModel } from './check-model.js';
+import { bodySize } from '../body-size.js';
 import { prepareChoices } from '../prepare.js';
 import { endpointLabel } from '../request-context.js';
 import { ROUTES } from '../route-table.js';
@@ -27,6 +28,7 @@ export function responsesRoutes(ctx: AppContext): Router {
     );
     const sampling = samplingParams(body, body.max_output_tokens ?? undefined, 'max_output_tokens');
     const { tasks, release } = await prepareChoices(ctx, {
+      bodyBytes: bodySize(req),
       inputs: [input],
       n: 1,
       sampling,

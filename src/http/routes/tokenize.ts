@@ -10,6 +10,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { InvalidRequestError } from '../../errors.js';
+import { bodySize } from '../body-size.js';
 import type { AppContext } from '../context.js';
 import { chatInput, createSchemas, parseBody } from '../schemas.js';
 import { ROUTES } from '../route-table.js';
@@ -43,13 +44,16 @@ export function tokenizeRoutes(ctx: AppContext): Router {
       body.messages !== undefined
         ? { input: chatInput(parseBody(chatSchema, { messages: body.messages }), ctx.limits.maxJsonDepth) }
         : { text: text!, special: body.parse_special ?? true };
-    const result = await ctx.prepare.run({ op: 'tokenize', source, pieces: body.with_pieces === true, maxModelLen: ctx.contextSize });
+    const result = await ctx.prepare.run(
+      { op: 'tokenize', source, pieces: body.with_pieces === true, maxModelLen: ctx.contextSize },
+      bodySize(req),
+    );
     res.type('application/json').send(result.body);
   });
 
   router.post(ROUTES.detokenize.path, async (req, res) => {
     const body = parseBody(detokenizeBody, req.body);
-    const { text } = await ctx.prepare.run({ op: 'detokenize', tokens: body.tokens, param: 'tokens' });
+    const { text } = await ctx.prepare.run({ op: 'detokenize', tokens: body.tokens, param: 'tokens' }, bodySize(req));
     res.json({ content: text, prompt: text });
   });
 
