@@ -33,6 +33,10 @@ const nested = (depth: number) => '['.repeat(depth) + ']'.repeat(depth);
 
 /** The heavy kinds of issue 19's hostile client, each near the default limits. */
 export const HEAVY: Record<string, { what: string; send: Heavy }> = {
+  control: {
+    what: 'one more ordinary chat of 64 tokens (the cost of any second client, for comparison)',
+    send: (ep) => chat(ep, { max_tokens: 64, ignore_eos: true }),
+  },
   'tokenize-specials': {
     what: '/tokenize of 80k <|im_start|> (960 KB)',
     send: (ep) => post(ep, '/tokenize', { content: '<|im_start|>'.repeat(80_000) }),
