@@ -23,6 +23,9 @@ import type { LlamaLogMessage } from '../shared/protocol.js';
 
 const WORKER_FILE = fileURLToPath(new URL('../../workers/prepare-worker.js', import.meta.url));
 
+/** How long close() waits for threads still loading the vocabulary (a few hundred ms normally). */
+const LOAD_WAIT_MS = 30_000;
+
 /** Request bodies from this size on are prepared in the heavy lane. */
 export const HEAVY_BYTES = 64 * 1024;
 
@@ -48,9 +51,17 @@ class Lane {
   readonly name: LaneName;
   vocabularySize: number | undefined;
   loadError: string | undefined;
+  /** Resolves when every thread has loaded the vocabulary or failed to. */
+  readonly loaded: Promise<void>;
 
   constructor(name: LaneName, threads: number, maxQueue: number, init: PrepareInit, log: Logger) {
     this.name = name;
+    let settled = 0;
+    let allSettled!: () => void;
+    this.loaded = new Promise((resolve) => (allSettled = resolve));
+    const threadSettled = () => {
+      if (++settled >= threads) allSettled();
+    };
     this.piscina = new Piscina({
       filename: WORKER_FILE,
       minThreads: threads,
@@ -62,9 +73,12 @@ class Lane {
       workerData: init satisfies PrepareInit,
     });
     this.piscina.on('message', (msg: PrepareControl | LlamaLogMessage) => {
-      if (msg.type === 'prepare_ready') this.vocabularySize = msg.vocabularySize;
-      else if (msg.type === 'prepare_failed') {
+      if (msg.type === 'prepare_ready') {
+        this.vocabularySize = msg.vocabularySize;
+        threadSettled();
+      } else if (msg.type === 'prepare_failed') {
         this.loadError = msg.message;
+        threadSettled();
         log.error({ err: msg.message, lane: name }, 'a tokenizer worker could not load the vocabulary');
       } else if (msg.type === 'llama_log') logLlama(log, msg, 'tokenizer');
     });
@@ -126,8 +140,15 @@ export class Preparer {
     return result as Ok<K>;
   }
 
-  /** Closes both lanes once no job runs (jobs are short; requests are drained before this). */
+  /**
+   * Closes both lanes once no job runs (jobs are short; requests are drained before this) and every thread
+   * has finished loading: a thread terminated while node-llama-cpp loads its vocabulary (an async native
+   * call) aborts the whole process, and the heavy lane can still be loading when a quick shutdown comes
+   * (the server is ready with the light lane alone).
+   */
   async close(): Promise<void> {
-    await Promise.all([this.light.piscina.close(), this.heavy.piscina.close()]);
+    const lanes = [this.light, this.heavy];
+    await Promise.race([Promise.all(lanes.map((l) => l.loaded)), new Promise((resolve) => setTimeout(resolve, LOAD_WAIT_MS).unref())]);
+    await Promise.all(lanes.map((l) => l.piscina.close()));
   }
 }
