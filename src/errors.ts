@@ -66,6 +66,17 @@ export class ContextLengthExceededError extends ApiError {
   constructor(message: string, param: string | null) {
     super(400, 'invalid_request_error', 'context_length_exceeded', message, param);
   }
+
+  /**
+   * An embedding input that does not fit one sequence with a cell to spare (node-llama-cpp's rule): checked
+   * on the main thread from its tokens, and in the worker with what the model adds (BOS/EOS).
+   */
+  static embeddingInput(contextSize: number, param: string, tokens: number): ContextLengthExceededError {
+    return new ContextLengthExceededError(
+      `This model's maximum context length is ${contextSize} tokens (--context-size), so an input may have at most ${contextSize - 1}; ${param} has ${tokens} tokens. Shorten it.`,
+      param,
+    );
+  }
 }
 
 /** A JSON schema (response_format, tool parameters) that is not valid or that the grammar cannot enforce. */

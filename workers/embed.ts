@@ -29,10 +29,7 @@ export async function embed(
     // requires; beyond that it throws, which would be a 500 for a request that is simply too long.
     const length = embeddings.calculateInputLength(ids);
     if (length >= contextSize) {
-      throw new ContextLengthExceededError(
-        `This model's maximum context length is ${contextSize} tokens (--context-size), so an input may have at most ${contextSize - 1}; ${param} has ${length} tokens. Shorten it.`,
-        param,
-      );
+      throw ContextLengthExceededError.embeddingInput(contextSize, param, length);
     }
     return ids;
   });

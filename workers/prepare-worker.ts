@@ -54,7 +54,7 @@ try {
       return piece;
     },
   };
-  announce({ type: 'prepare_ready', vocabularySize });
+  announce({ type: 'prepare_ready' });
 } catch (err) {
   announce({ type: 'prepare_failed', message: err instanceof Error ? err.message : String(err) });
 }
@@ -71,7 +71,7 @@ function longestToken(model: LlamaModel, vocabularySize: number): number {
  * tokens than the context holds, it is refused without being tokenized. So a generation request's
  * tokenizing is bounded by the context (times the longest token), not by the body limit.
  */
-function checkFits(l: Loaded, inputs: readonly GenerateInput[], param: string): void {
+function refuseOverlong(l: Loaded, inputs: readonly GenerateInput[], param: string): void {
   inputs.forEach((input, i) => {
     const texts =
       input.kind === 'text' ? [input.prompt, input.suffix ?? ''] : input.kind === 'chat' ? input.messages.map((m) => m.content) : [];
@@ -87,7 +87,7 @@ function checkFits(l: Loaded, inputs: readonly GenerateInput[], param: string): 
 }
 
 async function prompts(l: Loaded, job: Extract<PrepareJob, { op: 'prompts' }>): Promise<PreparedPrompts> {
-  if (job.fitContext) checkFits(l, job.inputs, job.param);
+  if (job.fitContext) refuseOverlong(l, job.inputs, job.param);
   const tools = job.tools && { functions: job.tools, choice: { type: 'auto' as const }, parallel: true };
   const prompts = job.inputs.map((input: GenerateInput) => ({
     tokens: promptTokens(l.prompt, input, tools && { tools }, job.param),

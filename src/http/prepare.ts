@@ -5,7 +5,7 @@
  * 400 before it takes a place in the queue.
  */
 import { randomUUID } from 'node:crypto';
-import { ContextLengthExceededError, InvalidRequestError } from '../errors.js';
+import { ContextLengthExceededError } from '../errors.js';
 import type { ShapingRequest } from '../shared/prepare-protocol.js';
 import type { GenerateInput, OutputConstraints, SamplingParams } from '../shared/protocol.js';
 import { choiceMaxTokens } from './budget.js';
@@ -110,17 +110,8 @@ const paramOf = (r: ChoicesRequest, i: number): string => {
   return (input.kind !== 'chat' && input.param) || r.params.prompt;
 };
 
-/**
- * An embedding input must fit one sequence with a cell to spare (node-llama-cpp's rule); the worker checks
- * again with what the model adds (BOS/EOS). An empty one has no embedding (OpenAI refuses it too).
- */
+/** An embedding input must fit one sequence with a cell to spare (the worker checks again with BOS/EOS). */
 function embedFits(tokens: number, contextSize: number, param: string): number {
-  if (tokens === 0) throw new InvalidRequestError(`${param}: must not be empty (an empty input has no embedding)`, param, 'invalid_value');
-  if (tokens >= contextSize) {
-    throw new ContextLengthExceededError(
-      `This model's maximum context length is ${contextSize} tokens (--context-size), so an input may have at most ${contextSize - 1}; ${param} has ${tokens} tokens. Shorten it.`,
-      param,
-    );
-  }
+  if (tokens >= contextSize) throw ContextLengthExceededError.embeddingInput(contextSize, param, tokens);
   return 1;
 }

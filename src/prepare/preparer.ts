@@ -18,6 +18,7 @@ import { Piscina } from 'piscina';
 import type { Logger } from 'pino';
 import { logLlama } from '../log.js';
 import { ApiError, InternalError, NotReadyError, QueueFullError } from '../errors.js';
+import type { PrepareLane } from '../metrics/definitions.js';
 import type { PrepareControl, PrepareInit, PrepareJob, PrepareResult } from '../shared/prepare-protocol.js';
 import type { LlamaLogMessage } from '../shared/protocol.js';
 
@@ -38,23 +39,22 @@ export interface PreparerOptions extends PrepareInit {
 
 /** What a job's caller learns besides its result: how long it waited and ran (metrics). */
 export interface PrepareObserver {
-  prepared(op: PrepareJob['op'], lane: LaneName, seconds: number): void;
+  prepared(op: PrepareJob['op'], lane: PrepareLane, seconds: number): void;
 }
-
-export type LaneName = 'light' | 'heavy';
 
 type Ok<K extends PrepareJob['op']> = Extract<PrepareResult, { ok: true; op: K }>;
 
 /** One pool of tokenizer threads and whether it has loaded the vocabulary. */
 class Lane {
   readonly piscina: Piscina;
-  readonly name: LaneName;
-  vocabularySize: number | undefined;
+  readonly name: PrepareLane;
+  /** A thread has loaded the vocabulary. */
+  ready = false;
   loadError: string | undefined;
   /** Resolves when every thread has loaded the vocabulary or failed to. */
   readonly loaded: Promise<void>;
 
-  constructor(name: LaneName, threads: number, maxQueue: number, init: PrepareInit, log: Logger) {
+  constructor(name: PrepareLane, threads: number, maxQueue: number, init: PrepareInit, log: Logger) {
     this.name = name;
     let settled = 0;
     let allSettled!: () => void;
@@ -74,7 +74,7 @@ class Lane {
     });
     this.piscina.on('message', (msg: PrepareControl | LlamaLogMessage) => {
       if (msg.type === 'prepare_ready') {
-        this.vocabularySize = msg.vocabularySize;
+        this.ready = true;
         threadSettled();
       } else if (msg.type === 'prepare_failed') {
         this.loadError = msg.message;
@@ -102,13 +102,8 @@ export class Preparer {
     this.heavy = new Lane('heavy', 1, maxQueue, init, log);
   }
 
-  /** Tokens in the model's vocabulary, once a worker has loaded it. */
-  get vocabularySize(): number | undefined {
-    return this.light.vocabularySize;
-  }
-
   get ready(): boolean {
-    return this.light.vocabularySize !== undefined;
+    return this.light.ready;
   }
 
   /**
@@ -119,7 +114,7 @@ export class Preparer {
     if (!this.ready)
       throw new NotReadyError(this.light.loadError ? `The vocabulary could not be loaded: ${this.light.loadError}` : undefined);
     // Until the heavy lane has loaded, its jobs take the light one.
-    const lane = bodyBytes >= HEAVY_BYTES && this.heavy.vocabularySize !== undefined ? this.heavy : this.light;
+    const lane = bodyBytes >= HEAVY_BYTES && this.heavy.ready ? this.heavy : this.light;
     if (lane.piscina.queueSize >= this.maxQueue) throw new QueueFullError(1);
     const started = performance.now();
     let result: PrepareResult;

@@ -72,5 +72,5 @@ export type PrepareResult =
   /** A client error (a 4xx for the request), or a fault of ours (5xx, with what to log in `detail`). */
   | { ok: false; error: ErrorPayload; detail?: string };
 
-/** Worker → main, on its parentPort: loaded (with the vocabulary's size), or not. */
-export type PrepareControl = { type: 'prepare_ready'; vocabularySize: number } | { type: 'prepare_failed'; message: string };
+/** Worker → main, on its parentPort: loaded, or not. */
+export type PrepareControl = { type: 'prepare_ready' } | { type: 'prepare_failed'; message: string };

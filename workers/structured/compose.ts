@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Llama } from 'node-llama-cpp';
-import { ApiError, GrammarTooLargeError, InternalError, InvalidSchemaError } from '../../src/errors.js';
+import { GrammarTooLargeError, InternalError, InvalidSchemaError } from '../../src/errors.js';
 import { LruCache } from '../../src/shared/lru.js';
 import type { ShapingRequest } from '../../src/shared/prepare-protocol.js';
 import type { GrammarSchema, Shaping } from '../../src/shared/protocol.js';
@@ -93,7 +93,6 @@ export class GrammarComposer {
       // Parsed here so that a grammar llama.cpp refuses never reaches a model worker.
       await this.llama.createGrammar({ grammar });
     } catch (err) {
-      if (err instanceof ApiError) throw err;
       throw new CompositionError(
         `the composed grammar does not parse (${err instanceof Error ? err.message : String(err)})`,
         grammar.slice(0, HEAD_CHARS),
