@@ -15,8 +15,8 @@ function longStream(url: string, maxTokens: number) {
 }
 
 describe('graceful shutdown', () => {
-  // The server is ready once the light tokenizer lane has loaded; the heavy lane may still be loading its
-  // vocabulary then, and a thread terminated inside that native call aborts the process (exit by signal).
+  // A tokenizer thread terminated while it loads its vocabulary (a native call) aborts the process (exit by
+  // signal): the server is ready only once every tokenizer thread has loaded, and closes none before that.
   it('SIGTERM the moment the server is ready exits 0, three times out of three', async () => {
     for (let i = 0; i < 3; i++) {
       const server = await startServer();

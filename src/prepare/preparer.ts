@@ -53,12 +53,16 @@ class Lane {
   loadError: string | undefined;
   /** Resolves when every thread has loaded the vocabulary or failed to. */
   readonly loaded: Promise<void>;
+  /** `loaded` has resolved. */
+  settled = false;
 
   constructor(name: PrepareLane, threads: number, maxQueue: number, init: PrepareInit, log: Logger) {
     this.name = name;
     let settled = 0;
     let allSettled!: () => void;
-    this.loaded = new Promise((resolve) => (allSettled = resolve));
+    this.loaded = new Promise<void>((resolve) => (allSettled = resolve)).then(() => {
+      this.settled = true;
+    });
     const threadSettled = () => {
       if (++settled >= threads) allSettled();
     };
@@ -102,8 +106,13 @@ export class Preparer {
     this.heavy = new Lane('heavy', 1, maxQueue, init, log);
   }
 
+  /**
+   * Every thread of both lanes has finished loading, and the light lane can take jobs. Not earlier: a thread
+   * still loading its vocabulary takes CPU from the first requests (the overload test saw refusals slowed
+   * past admitted answers), and it must not be terminated by a shutdown in the middle of that load.
+   */
   get ready(): boolean {
-    return this.light.ready;
+    return this.light.ready && this.light.settled && this.heavy.settled;
   }
 
   /**
@@ -113,7 +122,7 @@ export class Preparer {
   async run<K extends PrepareJob['op']>(job: PrepareJob & { op: K }, bodyBytes: number): Promise<Ok<K>> {
     if (!this.ready)
       throw new NotReadyError(this.light.loadError ? `The vocabulary could not be loaded: ${this.light.loadError}` : undefined);
-    // Until the heavy lane has loaded, its jobs take the light one.
+    // A heavy lane that failed to load leaves its jobs to the light one.
     const lane = bodyBytes >= HEAVY_BYTES && this.heavy.ready ? this.heavy : this.light;
     if (lane.piscina.queueSize >= this.maxQueue) throw new QueueFullError(1);
     const started = performance.now();
@@ -138,8 +147,7 @@ export class Preparer {
   /**
    * Closes both lanes once no job runs (jobs are short; requests are drained before this) and every thread
    * has finished loading: a thread terminated while node-llama-cpp loads its vocabulary (an async native
-   * call) aborts the whole process, and the heavy lane can still be loading when a quick shutdown comes
-   * (the server is ready with the light lane alone).
+   * call) aborts the whole process, and a shutdown can come before the server was ever ready.
    */
   async close(): Promise<void> {
     const lanes = [this.light, this.heavy];
