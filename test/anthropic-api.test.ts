@@ -5,7 +5,7 @@
  */
 import Anthropic from '@anthropic-ai/sdk';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { TINY_SCRIPT_TEXT, TINY_SCRIPT_TOKENS } from '../src/model/demo-model.js';
+import { TINY_SCRIPT_TEXT, TINY_SCRIPT_TOKENS } from '../src/demo-model/demo-model.js';
 import { useClientServer } from './helpers/client.js';
 import { scrape, value } from './helpers/prom.js';
 

@@ -4,7 +4,7 @@
  * /tokenize and /detokenize endpoints that clients use to count tokens.
  */
 import { describe, expect, it } from 'vitest';
-import { TINY_SCRIPT_TEXT, TINY_SCRIPT_TOKENS } from '../src/model/demo-model.js';
+import { TINY_SCRIPT_TEXT, TINY_SCRIPT_TOKENS } from '../src/demo-model/demo-model.js';
 import { useClientServer } from './helpers/client.js';
 import { scrape, value } from './helpers/prom.js';
 import { postJson } from './helpers/server.js';

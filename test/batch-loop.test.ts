@@ -5,7 +5,7 @@
  */
 import type { Token } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { TINY_SCRIPT_TOKEN_IDS } from '../src/model/demo-model.js';
+import { TINY_SCRIPT_TOKEN_IDS } from '../src/demo-model/demo-model.js';
 import type { StepStats } from '../workers/batch-loop.js';
 import { loadModel, type LoadedModel } from '../workers/model.js';
 import { NativeApiError, nativeContext } from '../workers/native.js';

@@ -5,7 +5,7 @@
 import http from 'node:http';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TINY_SCRIPT_TEXT } from '../src/model/demo-model.js';
+import { TINY_SCRIPT_TEXT } from '../src/demo-model/demo-model.js';
 import { health, postJson, readSse, startServer, waitIdle, type TestServer } from './helpers/server.js';
 import { until, when } from './helpers/until.js';
 

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeDemoModel } from '../src/model/demo-model.js';
+import { writeDemoModel } from '../src/demo-model/demo-model.js';
 import { useClientServer } from './helpers/client.js';
 import { postJson, startServer, type TestServer } from './helpers/server.js';
 

@@ -18,7 +18,7 @@ import {
   type LlamaModel,
   type Token,
 } from 'node-llama-cpp';
-import { f16ToF32, f32ToF16, gguf, GgmlType, GgufType, writeGguf } from '../src/model/gguf-writer.js';
+import { f16ToF32, f32ToF16, gguf, GgmlType, GgufType, writeGguf } from '../src/demo-model/gguf-writer.js';
 import {
   TINY_SCRIPT_TEXT,
   TINY_SCRIPT_TOKEN_IDS,
@@ -26,8 +26,8 @@ import {
   TINY_SPECIAL_IDS,
   TINY_VOCAB_SIZE,
   writeDemoModel,
-} from '../src/model/demo-model.js';
-import { fromByteLevel } from '../src/model/demo-tokenizer.js';
+} from '../src/demo-model/demo-model.js';
+import { fromByteLevel } from '../src/demo-model/demo-tokenizer.js';
 
 let dir: string;
 beforeAll(() => {

@@ -5,7 +5,7 @@
  * explicit size. Behaviour only: no assertion here reads a clock.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TINY_SCRIPT_TEXT } from '../src/model/demo-model.js';
+import { TINY_SCRIPT_TEXT } from '../src/demo-model/demo-model.js';
 import { AGENT_TOOLS } from '../src/tools/bench/agent-tools.js';
 import { postJson, startServer, type TestServer } from './helpers/server.js';
 import { scrape } from './helpers/prom.js';

@@ -4,7 +4,7 @@
  */
 import OpenAI, { APIError } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TINY_SCRIPT_TEXT, TINY_SCRIPT_TOKENS } from '../src/model/demo-model.js';
+import { TINY_SCRIPT_TEXT, TINY_SCRIPT_TOKENS } from '../src/demo-model/demo-model.js';
 import { startServer, type TestServer } from './helpers/server.js';
 
 let server: TestServer;

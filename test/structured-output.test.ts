@@ -8,7 +8,7 @@ import OpenAI from 'openai';
 import { zodFunction, zodResponseFormat } from 'openai/helpers/zod';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { TINY_SCRIPT_TEXT, TINY_SCRIPT_TOKENS } from '../src/model/demo-model.js';
+import { TINY_SCRIPT_TEXT, TINY_SCRIPT_TOKENS } from '../src/demo-model/demo-model.js';
 import { scrape, value } from './helpers/prom.js';
 import { useClientServer } from './helpers/client.js';
 import { postJson } from './helpers/server.js';

@@ -9,7 +9,7 @@ import { Ajv } from 'ajv';
 import OpenAI from 'openai';
 import type { ChatCompletionCreateParamsNonStreaming, ChatCompletionTool } from 'openai/resources/chat/completions';
 import { describe, expect, it } from 'vitest';
-import { TINY_SCRIPT_TEXT, TINY_STEERING_IDS } from '../src/model/demo-model.js';
+import { TINY_SCRIPT_TEXT, TINY_STEERING_IDS } from '../src/demo-model/demo-model.js';
 import { scrape, value } from './helpers/prom.js';
 import { useClientServer } from './helpers/client.js';
 import { postJson } from './helpers/server.js';

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { getLlama, type Token } from 'node-llama-cpp';
 import { inject } from 'vitest';
-import { TINY_SCRIPT_TEXT, TINY_SCRIPT_TOKEN_IDS } from '../src/model/demo-model.js';
+import { TINY_SCRIPT_TEXT, TINY_SCRIPT_TOKEN_IDS } from '../src/demo-model/demo-model.js';
 import { readSse, startServer, type TestServer } from './helpers/server.js';
 
 let server: TestServer;

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError } from '../errors.js';
-import { writeDemoModel } from './demo-model.js';
+import { writeDemoModel } from '../demo-model/demo-model.js';
 
 export const DEMO_FILE = 'qwen-serve-demo-tiny.gguf';
 

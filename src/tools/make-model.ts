@@ -13,7 +13,7 @@ import {
   type DemoModelSize,
   type DemoModelType,
   type DemoPooling,
-} from '../model/demo-model.js';
+} from '../demo-model/demo-model.js';
 
 function parseSeed(value: string): number {
   const n = Number(value);

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { writeDemoModel } from '../../src/model/demo-model.js';
+import { writeDemoModel } from '../../src/demo-model/demo-model.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
