@@ -27,7 +27,7 @@ import {
   TINY_VOCAB_SIZE,
   writeDemoModel,
 } from '../src/demo-model/demo-model.js';
-import { fromByteLevel } from '../src/demo-model/demo-tokenizer.js';
+import { fromByteLevel } from '../src/tokenizer/byte-level.js';
 
 let dir: string;
 beforeAll(() => {

@@ -3,25 +3,12 @@
  * byte as a printable character (bytes_to_unicode); this inverts it. Special tokens are plain text.
  */
 import type { LlamaModel, Token } from 'node-llama-cpp';
+import { fromByteLevel } from '../src/tokenizer/byte-level.js';
 import { vocabularyText } from './native.js';
-
-const SYMBOL_TO_BYTE: ReadonlyMap<string, number> = (() => {
-  const printable = (b: number) => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
-  const map = new Map<string, number>();
-  let extra = 0;
-  for (let b = 0; b < 256; b++) map.set(String.fromCodePoint(printable(b) ? b : 256 + extra++), b);
-  return map;
-})();
 
 /** Bytes of a vocabulary entry: byte-level symbols decoded; other text (special tokens) as UTF-8. */
 export function vocabularyBytes(text: string): number[] {
-  const bytes: number[] = [];
-  for (const ch of text) {
-    const b = SYMBOL_TO_BYTE.get(ch);
-    if (b === undefined) return [...Buffer.from(text, 'utf8')];
-    bytes.push(b);
-  }
-  return bytes;
+  return [...(fromByteLevel(text) ?? Buffer.from(text, 'utf8'))];
 }
 
 /** Bytes that occur in no valid UTF-8 text: C0 and C1 (only in overlong forms) and F5-FF. */

@@ -11,6 +11,7 @@
  *     full: placeholders `[PAD<id>]` (type UNUSED) up to 151643, Qwen2.5's 22 added tokens
  *     at their real ids (151643..151664), placeholders up to 151936.
  */
+import { BYTE_ORDER, BYTE_TO_SYMBOL, fromByteLevel, toByteLevel } from '../tokenizer/byte-level.js';
 
 /** llama.cpp token types. */
 export enum TokenType {
@@ -20,50 +21,6 @@ export enum TokenType {
   USER_DEFINED = 4,
   UNUSED = 5,
   BYTE = 6,
-}
-
-/** GPT-2 bytes_to_unicode: byte values in vocabulary order, and each byte's symbol. */
-export const BYTE_ORDER: readonly number[] = (() => {
-  const bs: number[] = [];
-  for (let b = 0x21; b <= 0x7e; b++) bs.push(b);
-  for (let b = 0xa1; b <= 0xac; b++) bs.push(b);
-  for (let b = 0xae; b <= 0xff; b++) bs.push(b);
-  for (let b = 0; b < 256; b++) if (!bs.includes(b)) bs.push(b);
-  return bs;
-})();
-
-export const BYTE_TO_SYMBOL: readonly string[] = (() => {
-  const out = new Array<string>(256);
-  let n = 0;
-  for (const b of BYTE_ORDER) {
-    const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
-    out[b] = String.fromCodePoint(printable ? b : 256 + n++);
-  }
-  return out;
-})();
-
-/** Token id of the single-byte token for byte `b` (the same in every demo vocab). */
-export const byteTokenId = (b: number): number => BYTE_ORDER.indexOf(b);
-
-/** UTF-8 text or raw bytes -> byte-level symbol string (a token's text in the vocab). */
-export function toByteLevel(piece: string | readonly number[]): string {
-  const bytes = typeof piece === 'string' ? Buffer.from(piece, 'utf8') : piece;
-  let s = '';
-  for (const b of bytes) s += BYTE_TO_SYMBOL[b]!;
-  return s;
-}
-
-const SYMBOL_TO_BYTE = new Map<string, number>(BYTE_TO_SYMBOL.map((c, b) => [c, b]));
-
-/** Byte-level symbol string -> bytes (undefined if it contains a non byte-level symbol). */
-export function fromByteLevel(text: string): Buffer | undefined {
-  const bytes: number[] = [];
-  for (const c of text) {
-    const b = SYMBOL_TO_BYTE.get(c);
-    if (b == null) return undefined;
-    bytes.push(b);
-  }
-  return Buffer.from(bytes);
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
