@@ -245,10 +245,10 @@ describe('the Dockerfile', () => {
     });
     afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-    it('has no GPU prebuilt and no dev dependency, and serves as a non-root user with the image ENV and HEALTHCHECK', async () => {
+    it('has no GPU prebuilt and no dev dependency, serves as a non-root user with the image ENV and HEALTHCHECK, and runs the bench', async () => {
       for (const p of GPU_PREBUILTS) expect(fs.existsSync(path.join(app, p)), p).toBe(false);
       expect(fs.existsSync(path.join(app, 'node_modules/@node-llama-cpp/linux-x64'))).toBe(true);
-      for (const dev of ['vitest', 'openai', 'prettier', 'fast-check'])
+      for (const dev of ['vitest', 'openai', 'prettier', 'fast-check', 'vega', 'vega-lite'])
         expect(fs.existsSync(path.join(app, 'node_modules', dev)), dev).toBe(false);
 
       const c = chain('runtime');
@@ -292,6 +292,24 @@ describe('the Dockerfile', () => {
         const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
         expect(metrics).toMatch(/^qwen_inference_request_total\{method="POST",endpoint="\/v1\/completions"\} 1$/m);
         expect(metrics).not.toMatch(/^qwen_gpu_memory_usage_bytes/m);
+
+        // The installed bench (the image's dist and production node_modules): its chart renderer is a dev
+        // dependency, so it runs, writes the table and the JSON, and says why there is no chart.
+        const out = path.join(dir, 'bench');
+        const bench = spawnSync(
+          process.execPath,
+          [
+            path.join(app, 'dist/src/tools/bench/main.js'),
+            ...['--url', `http://127.0.0.1:${port}`, '--concurrency', '1', '--requests', '2', '--gen-tokens', '4'],
+            ...['--prompt-tokens', '8', '--out', out],
+          ],
+          { cwd: app, encoding: 'utf8', timeout: 60_000 },
+        );
+        expect(bench.status, bench.stderr).toBe(0);
+        expect(fs.readFileSync(path.join(out, 'bench.md'), 'utf8')).toContain('| qwen-serve | 1 |');
+        expect(JSON.parse(fs.readFileSync(path.join(out, 'bench.json'), 'utf8')).levels[0].results[0].errors).toBe(0);
+        expect(fs.existsSync(path.join(out, 'bench.svg'))).toBe(false);
+        expect(bench.stderr).toContain('bench.svg not written: the chart renderer (vega, vega-lite) is a development dependency');
       } finally {
         server.kill('SIGTERM');
         expect(await exited, output.slice(-2000)).toBe(0);

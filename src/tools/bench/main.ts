@@ -4,7 +4,8 @@
  *
  * A sweep over concurrency with a fixed prompt and a fixed number of generated tokens (ignore_eos),
  * streamed. Endpoints run alternately, level by level, in the same run, so machine drift cancels out of
- * the ratios. Writes bench.md, bench.json and bench.svg to --out.
+ * the ratios. Writes bench.md, bench.json and bench.svg (when the dev dependencies vega and vega-lite are
+ * installed) to --out.
  *
  * bench --url URL --noisy all|KIND,… : the noisy-neighbour mode (noisy.ts) instead of the sweep.
  */
@@ -14,7 +15,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { DirectBaseline } from './direct.js';
 import { resolveEndpoint, streamCompletion, type Endpoint } from './http-client.js';
 import { HEAVY, noisyMarkdown, runNoisy } from './noisy.js';
-import { chartSvg, markdown, scrapeSummary, type BenchReport, type LevelReport } from './report.js';
+import { chartSvg, markdown, NO_CHART, scrapeSummary, type BenchReport, type LevelReport } from './report.js';
 import { Scraper } from './scrape.js';
 import { addDelta, figures, readStepTotals, type StepTotals } from './steps.js';
 import { percentile, summarize, type LevelResult, type RequestSample } from './stats.js';
@@ -208,9 +209,11 @@ async function main(): Promise<void> {
   const md = markdown(report, ours.name);
   fs.writeFileSync(path.join(o.out, 'bench.md'), md);
   fs.writeFileSync(path.join(o.out, 'bench.json'), JSON.stringify(report, null, 2));
-  fs.writeFileSync(path.join(o.out, 'bench.svg'), await chartSvg(report));
+  const svg = await chartSvg(report);
+  if (svg !== undefined) fs.writeFileSync(path.join(o.out, 'bench.svg'), svg);
   console.log(md);
-  console.log(`wrote ${path.join(o.out, 'bench.md')}, bench.json and bench.svg`);
+  console.log(`wrote ${path.join(o.out, 'bench.md')}, bench.json${svg !== undefined ? ' and bench.svg' : ''}`);
+  if (svg === undefined) console.error(NO_CHART);
   const errors = report.levels.flatMap((l) => l.results).reduce((s, r) => s + r.errors, 0);
   if (errors > 0) console.log(`${errors} requests failed`);
 }

@@ -1,6 +1,10 @@
-/** The benchmark's outputs: a markdown table, a JSON document and an SVG chart drawn with Vega-Lite. */
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+/**
+ * The benchmark's outputs: a markdown table, a JSON document and an SVG chart drawn with Vega-Lite.
+ *
+ * Vega and Vega-Lite are development dependencies (20 MB that a server has no use for): they are loaded only
+ * to draw the chart, so an installed bench (`npm ci --omit=dev`) runs and writes the table and the JSON.
+ */
+import type { TopLevelSpec } from 'vega-lite';
 import { percentiles, ratio, type LevelResult, type Percentiles } from './stats.js';
 import type { StepFigures } from './steps.js';
 
@@ -81,7 +85,29 @@ export function markdown(report: BenchReport, ours: string): string {
   return lines.join('\n') + '\n';
 }
 
-export async function chartSvg(report: BenchReport): Promise<string> {
+/** Why there is no chart, when the chart renderer is not installed. */
+export const NO_CHART =
+  'bench.svg not written: the chart renderer (vega, vega-lite) is a development dependency and is not installed here (npm ci installs it)';
+
+const CHART_PACKAGES = /^Cannot find (?:package|module) '(?:vega|vega-lite)'/;
+
+/** Vega and Vega-Lite, or undefined when they are not installed (any other failure to load them throws). */
+async function chartRenderer(): Promise<{ vega: typeof import('vega'); vegaLite: typeof import('vega-lite') } | undefined> {
+  try {
+    const [vega, vegaLite] = await Promise.all([import('vega'), import('vega-lite')]);
+    return { vega, vegaLite };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' && CHART_PACKAGES.test((err as Error).message)) return undefined;
+    throw err;
+  }
+}
+
+/** The chart as SVG, or undefined when the chart renderer is not installed (see NO_CHART). */
+export async function chartSvg(report: BenchReport): Promise<string | undefined> {
+  const renderer = await chartRenderer();
+  if (!renderer) return undefined;
+  const { vega, vegaLite } = renderer;
   const values = report.levels.flatMap((l) =>
     l.results.map((r) => ({ endpoint: r.endpoint, concurrency: r.concurrency, tokensPerSecond: r.tokensPerSecond, ttftMs: r.ttftMs.p50 })),
   );
@@ -107,7 +133,7 @@ export async function chartSvg(report: BenchReport): Promise<string> {
       },
     ],
   };
-  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
+  const view = new vega.View(vega.parse(vegaLite.compile(spec).spec), { renderer: 'none' });
   return view.toSVG();
 }
 
