@@ -206,9 +206,16 @@ describe.skipIf(!hasChromium)('the page in headless Chromium', () => {
     await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard.png'), fullPage: true });
     if (process.env.UPDATE_SCREENSHOT === '1') fs.copyFileSync(path.join(ARTIFACTS, 'dashboard.png'), 'docs/dashboard.png');
 
-    // Phone width: nothing scrolls sideways.
+    // Phone width: once the charts have followed their narrower containers (their ResizeObserver), nothing
+    // scrolls sideways.
     await page.setViewportSize({ width: 390, height: 844 });
-    await page.waitForTimeout(300);
+    await page.waitForFunction(
+      () =>
+        window.innerWidth === 390 &&
+        [...document.querySelectorAll('.uplot')].every((u: any) => u.getBoundingClientRect().width <= u.parentElement.clientWidth),
+      undefined,
+      { timeout: 10_000 },
+    );
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
     await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-phone.png'), fullPage: true });
     expect(errors).toEqual([]);
@@ -282,7 +289,13 @@ describe('/dashboard/data', () => {
 
   it('is not counted as API traffic, nor are the page and its assets', async () => {
     const before = value(await scrape(main.url), 'qwen_inference_request_total');
-    for (const route of ['/dashboard', '/dashboard/data', '/dashboard/assets/dashboard.js', '/dashboard/assets/uPlot.iife.min.js']) {
+    for (const route of [
+      '/dashboard',
+      '/dashboard/data',
+      '/dashboard/assets/dashboard.js',
+      '/dashboard/assets/uPlot.iife.min.js',
+      '/dashboard/assets/eventsource-parser.js',
+    ]) {
       const res = await fetch(`${main.url}${route}`);
       expect(res.status, route).toBe(200);
       await res.arrayBuffer();

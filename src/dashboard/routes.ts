@@ -22,13 +22,23 @@ import { HISTORY_SECONDS, INTERVAL_SECONDS, WINDOW_SECONDS, type MetricsHistory 
 const PUBLIC = [new URL('../../../src/dashboard/public/', import.meta.url), new URL('./public/', import.meta.url)]
   .map((u) => fileURLToPath(u))
   .find((dir) => fs.existsSync(path.join(dir, 'index.html')));
-/** uPlot's prebuilt files, served as they are from node_modules (a runtime dependency). */
-function uplot(file: string): string | undefined {
+
+/**
+ * A file of a runtime dependency, served as it is from node_modules: uPlot's prebuilt files, and
+ * eventsource-parser's ESM build (one file without imports) for the playground.
+ */
+function fromPackage(file: string): string | undefined {
   try {
-    return createRequire(import.meta.url).resolve(`uplot/dist/${file}`);
+    return createRequire(import.meta.url).resolve(file);
   } catch {
     return undefined;
   }
+}
+
+/** eventsource-parser's ESM build: its exports map gives require() the CommonJS one, so find it from package.json. */
+function eventsourceParser(): string | undefined {
+  const manifest = fromPackage('eventsource-parser/package.json');
+  return manifest && path.join(path.dirname(manifest), 'dist/index.js');
 }
 
 const ASSETS: Record<string, string | undefined> = {
@@ -38,8 +48,9 @@ const ASSETS: Record<string, string | undefined> = {
   'charts.js': PUBLIC && path.join(PUBLIC, 'charts.js'),
   'format.js': PUBLIC && path.join(PUBLIC, 'format.js'),
   'playground.js': PUBLIC && path.join(PUBLIC, 'playground.js'),
-  'uPlot.iife.min.js': uplot('uPlot.iife.min.js'),
-  'uPlot.min.css': uplot('uPlot.min.css'),
+  'uPlot.iife.min.js': fromPackage('uplot/dist/uPlot.iife.min.js'),
+  'uPlot.min.css': fromPackage('uplot/dist/uPlot.min.css'),
+  'eventsource-parser.js': eventsourceParser(),
 };
 
 /** Routes bearerAuth leaves open: the page and its static assets (no data in them). */
@@ -64,7 +75,9 @@ function sendStatic(res: Response, file: string | undefined, csp = false): void 
     res
       .status(500)
       .type('text/plain')
-      .send('This dashboard file is missing from the installation (src/dashboard/public, node_modules/uplot).');
+      .send(
+        'This dashboard file is missing from the installation (src/dashboard/public, node_modules/uplot, node_modules/eventsource-parser).',
+      );
     return;
   }
   res.sendFile(file);

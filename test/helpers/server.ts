@@ -180,7 +180,6 @@ export async function postJson(
   return { status: res.status, headers: res.headers, body: parsed };
 }
 
-/** Reads an SSE response into its data payloads (parsed JSON, or the raw string such as [DONE]). */
 /**
  * Opens a streamed completion and reads it up to its first event; `rest` resolves with every event
  * (the first included) when the stream ends.

@@ -1,31 +1,26 @@
 /**
- * The playground: a chat that streams from /v1/chat/completions (fetch + ReadableStream, SSE parsed by
- * hand) and shows, for each reply, the time to first token and the generation speed.
+ * The playground: a chat that streams from /v1/chat/completions (fetch + ReadableStream, SSE read by
+ * eventsource-parser) and shows, for each reply, the time to first token and the generation speed.
  */
 import { authHeaders, unauthorized } from './auth.js';
+import { createParser } from './eventsource-parser.js';
 import { integer, rate, seconds } from './format.js';
 
 const $ = (id) => document.getElementById(id);
 
-/** Splits an SSE byte stream into its `data:` payloads. */
+/**
+ * The data of each server-sent event of a body, read by eventsource-parser (the copy the server serves from
+ * its node_modules, the parser the tools and tests use): CRLF, named events and multi-line data included.
+ */
 async function* events(body) {
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = '';
+  const completed = [];
+  const parser = createParser({ onEvent: (event) => completed.push(event.data) });
   for (;;) {
     const { value, done } = await reader.read();
     if (done) break;
-    buffer += value.replace(/\r\n?/g, '\n');
-    let end;
-    while ((end = buffer.indexOf('\n\n')) >= 0) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      const data = block
-        .split('\n')
-        .filter((l) => l.startsWith('data:'))
-        .map((l) => l.slice(5).replace(/^ /, ''))
-        .join('\n');
-      if (data) yield data;
-    }
+    parser.feed(value);
+    yield* completed.splice(0);
   }
 }
 

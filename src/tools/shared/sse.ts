@@ -1,32 +1,41 @@
 /**
- * The server-sent events of an OpenAI stream (`data: {...}` blocks, then `data: [DONE]`), read
- * incrementally: one parser for the benchmark, the soak tool and the tests.
+ * Server-sent events read incrementally, by eventsource-parser (the WHATWG rules: `event:` and `id:`
+ * fields, comments, LF, CR or CRLF line ends, `data:` over several lines): one parser for the benchmark, the
+ * soak tool and the tests; the dashboard's playground runs the same package in the browser.
  */
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
 
-/** `[DONE]` as the string '[DONE]'; every other payload parsed as JSON. */
+/** An event's data: `[DONE]` as the string '[DONE]', any other data parsed as JSON. */
 export type SseData = unknown;
 
-export class SseParser {
-  private buffer = '';
-  private readonly decoder = new TextDecoder();
+/** One event: its `event:` name (undefined when it has none, as OpenAI's chunks) and its data. */
+export interface SseEvent {
+  event: string | undefined;
+  data: SseData;
+}
 
-  /** Adds a chunk of the body; returns the payloads of the blocks it completed, in order. */
+const payload = (data: string): SseData => (data === '[DONE]' ? data : (JSON.parse(data) as unknown));
+
+export class SseParser {
+  private readonly decoder = new TextDecoder();
+  private completed: EventSourceMessage[] = [];
+  private readonly parser = createParser({ onEvent: (message) => this.completed.push(message) });
+
+  /** Adds a chunk of the body; returns the events it completed, in order. */
+  events(chunk: Uint8Array | string): SseEvent[] {
+    this.parser.feed(typeof chunk === 'string' ? chunk : this.decoder.decode(chunk, { stream: true }));
+    const done = this.completed;
+    this.completed = [];
+    return done.map((m) => ({ event: m.event, data: payload(m.data) }));
+  }
+
+  /** Adds a chunk of the body; returns the data of the events it completed, in order. */
   push(chunk: Uint8Array | string): SseData[] {
-    this.buffer += typeof chunk === 'string' ? chunk : this.decoder.decode(chunk, { stream: true });
-    const out: SseData[] = [];
-    let at: number;
-    while ((at = this.buffer.indexOf('\n\n')) !== -1) {
-      const block = this.buffer.slice(0, at);
-      this.buffer = this.buffer.slice(at + 2);
-      if (!block.startsWith('data: ')) continue;
-      const data = block.slice(6);
-      out.push(data === '[DONE]' ? data : (JSON.parse(data) as unknown));
-    }
-    return out;
+    return this.events(chunk).map((e) => e.data);
   }
 }
 
-/** Every payload of a whole SSE body. */
+/** The data of every event of a whole SSE body. */
 export async function readSse(res: Response): Promise<SseData[]> {
   return new SseParser().push(await res.text());
 }
