@@ -57,7 +57,7 @@ describe("the soak tool's comparison", () => {
 
   it('reports no difference when the server agrees', () => {
     const t = new Tally();
-    t.requests['/v1/completions'] = 3;
+    t.requests.completions = 3;
     t.finished.stop = 3;
     t.promptTokens = 30;
     t.completionTokens = 30;
@@ -66,7 +66,7 @@ describe("the soak tool's comparison", () => {
 
   it('reports a lost request, a wrong finish reason and missing tokens', () => {
     const t = new Tally();
-    t.requests['/v1/completions'] = 4;
+    t.requests.completions = 4;
     t.finished.stop = 4;
     t.promptTokens = 40;
     t.completionTokens = 40;

@@ -6,6 +6,7 @@
  * exits 1 on any loss, mismatch or unexpected error. Prints RSS over time.
  */
 import { Command, InvalidArgumentError } from 'commander';
+import { ROUTES } from '../../http/route-table.js';
 import { parseExposition, value, type Sample } from '../../metrics/exposition-parser.js';
 import { seededRandom } from '../../shared/random.js';
 import { compare, Tally } from './tally.js';
@@ -51,7 +52,7 @@ interface Opts {
 const auth = (o: Opts): Record<string, string> => (o.apiKey ? { authorization: `Bearer ${o.apiKey}` } : {});
 
 async function scrape(o: Opts): Promise<Sample[]> {
-  const res = await fetch(`${o.metricsUrl ?? o.url}/metrics`, { headers: auth(o) });
+  const res = await fetch(`${o.metricsUrl ?? o.url}${ROUTES.metrics.template}`, { headers: auth(o) });
   if (!res.ok) throw new Error(`GET /metrics: ${res.status}`);
   return parseExposition(await res.text());
 }
@@ -59,7 +60,7 @@ async function scrape(o: Opts): Promise<Sample[]> {
 async function waitIdle(o: Opts): Promise<void> {
   const deadline = Date.now() + 60_000;
   for (;;) {
-    const h = (await (await fetch(`${o.url}/health`)).json()) as { requests?: { running: number; waiting: number } };
+    const h = (await (await fetch(`${o.url}${ROUTES.health.template}`)).json()) as { requests?: { running: number; waiting: number } };
     if (h.requests && h.requests.running === 0 && h.requests.waiting === 0) return;
     if (Date.now() > deadline) throw new Error('the server did not become idle within 60 s after the run');
     await new Promise((r) => setTimeout(r, 100));
@@ -69,17 +70,17 @@ async function waitIdle(o: Opts): Promise<void> {
 async function main(): Promise<number> {
   const o = program.parse().opts<Opts>();
   const t = new Tally();
-  const health = await fetch(`${o.url}/health`).catch(() => undefined);
-  if (!health?.ok) throw new Error(`${o.url}/health is not ok: is the server up?`);
-  const models = (await (await fetch(`${o.url}/v1/models`, { headers: auth(o) })).json()) as { data: { id: string }[] };
+  const health = await fetch(`${o.url}${ROUTES.health.template}`).catch(() => undefined);
+  if (!health?.ok) throw new Error(`${o.url}${ROUTES.health.template} is not ok: is the server up?`);
+  const models = (await (await fetch(`${o.url}${ROUTES.models.template}`, { headers: auth(o) })).json()) as { data: { id: string }[] };
   const model = models.data[0]!.id;
   await waitIdle(o);
   const before = await scrape(o);
 
   // The abandoned streams reuse one prompt, whose token count one ordinary request tells us.
-  t.requests['/v1/completions']++;
+  t.requests.completions++;
   const calib = (await (
-    await fetch(`${o.url}/v1/completions`, {
+    await fetch(`${o.url}${ROUTES.completions.template}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...auth(o) },
       body: JSON.stringify({ model, prompt: ABORT_PROMPT, max_tokens: 1 }),

@@ -3,12 +3,18 @@
  * Exact where the client can know (requests, finish reasons, rejections, prompt tokens); bounded where it
  * cannot (tokens generated after a client hung up).
  */
+import { ROUTES } from '../../http/route-table.js';
 import { value, type Sample } from '../../metrics/exposition-parser.js';
 
-export type Endpoint = '/v1/completions' | '/v1/chat/completions' | '/v1/models';
+/** The routes the soak client sends requests to, by their name in the route table. */
+export const SOAK_ROUTES = { completions: ROUTES.completions, chat: ROUTES.chat, models: ROUTES.models };
+export type SoakRoute = keyof typeof SOAK_ROUTES;
+
+const soakRoutes = Object.keys(SOAK_ROUTES) as SoakRoute[];
 
 export class Tally {
-  requests: Record<Endpoint, number> = { '/v1/completions': 0, '/v1/chat/completions': 0, '/v1/models': 0 };
+  /** Requests sent to each route. */
+  requests = Object.fromEntries(soakRoutes.map((r) => [r, 0])) as Record<SoakRoute, number>;
   finished = { stop: 0, length: 0, abort: 0, error: 0 };
   rejected = { queue_full: 0, invalid: 0 };
   promptTokens = 0;
@@ -34,8 +40,10 @@ export function compare(t: Tally, before: Sample[], after: Sample[]): Difference
   const exact = (what: string, client: number, server: number) => {
     if (client !== server) diffs.push({ what, client: String(client), server: String(server) });
   };
-  for (const [endpoint, n] of Object.entries(t.requests)) {
-    exact(`requests ${endpoint}`, n, delta('qwen_inference_request_total', { endpoint }));
+  for (const name of soakRoutes) {
+    // An API route is counted under its template (route-table.ts).
+    const { template } = SOAK_ROUTES[name];
+    exact(`requests ${template}`, t.requests[name], delta('qwen_inference_request_total', { endpoint: template }));
   }
   for (const [reason, n] of Object.entries(t.finished)) {
     exact(`finish_reason=${reason}`, n, delta('qwen_requests_finished_total', { finish_reason: reason }));

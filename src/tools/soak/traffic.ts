@@ -2,7 +2,7 @@
  * One soak client's requests: streamed and plain completions and chats, streams the client abandons
  * mid-way, and deliberately bad requests. Each outcome goes into the Tally.
  */
-import type { Endpoint, Tally } from './tally.js';
+import { SOAK_ROUTES, type SoakRoute, type Tally } from './tally.js';
 import { readSse } from '../shared/sse.js';
 
 export interface TrafficOptions {
@@ -41,8 +41,9 @@ function record(t: Tally, usage: Usage | undefined, finish: string | null | unde
   else t.errors.push(`${what}: unexpected finish_reason ${finish}`);
 }
 
-async function post(o: TrafficOptions, t: Tally, endpoint: Endpoint, body: unknown, signal?: AbortSignal): Promise<Response | undefined> {
-  t.requests[endpoint]++;
+async function post(o: TrafficOptions, t: Tally, route: SoakRoute, body: unknown, signal?: AbortSignal): Promise<Response | undefined> {
+  t.requests[route]++;
+  const endpoint = SOAK_ROUTES[route].template;
   const res = await fetch(`${o.url}${endpoint}`, { method: 'POST', headers: headers(o), body: JSON.stringify(body), signal });
   if (res.status === 429) {
     t.rejected.queue_full++;
@@ -59,7 +60,8 @@ async function post(o: TrafficOptions, t: Tally, endpoint: Endpoint, body: unkno
 async function good(o: TrafficOptions, t: Tally): Promise<void> {
   const chat = o.random() < 0.5;
   const stream = o.random() < 0.5;
-  const endpoint: Endpoint = chat ? '/v1/chat/completions' : '/v1/completions';
+  const route: SoakRoute = chat ? 'chat' : 'completions';
+  const endpoint = SOAK_ROUTES[route].template;
   const maxTokens = 1 + Math.floor(o.random() * o.maxTokens);
   const input = chat
     ? { messages: [{ role: 'user', content: `Tell me about ${Math.floor(o.random() * 1000)}` }] }
@@ -73,7 +75,7 @@ async function good(o: TrafficOptions, t: Tally): Promise<void> {
     stream,
     ...(stream ? { stream_options: { include_usage: true } } : {}),
   };
-  const res = await post(o, t, endpoint, body);
+  const res = await post(o, t, route, body);
   if (!res) return;
   if (!stream) {
     const json = (await res.json()) as { usage?: Usage; choices?: { finish_reason: string }[] };
@@ -97,7 +99,7 @@ async function good(o: TrafficOptions, t: Tally): Promise<void> {
 async function disconnect(o: TrafficOptions, t: Tally): Promise<void> {
   const ac = new AbortController();
   const body = { model: o.model, prompt: ABORT_PROMPT, max_tokens: o.disconnectTokens, ignore_eos: true, stream: true };
-  const res = await post(o, t, '/v1/completions', body, ac.signal);
+  const res = await post(o, t, 'completions', body, ac.signal);
   if (!res) return;
   t.promptTokens += o.abortPromptTokens;
   t.finished.abort++;
@@ -118,19 +120,19 @@ async function disconnect(o: TrafficOptions, t: Tally): Promise<void> {
   ac.abort();
 }
 
-const BAD_BODIES: [Endpoint, string][] = [
-  ['/v1/completions', '{"prompt": "unterminated'],
-  ['/v1/completions', '{"prompt": 42}'],
-  ['/v1/completions', '{"prompt": "x", "n": 17}'],
-  ['/v1/chat/completions', '{"messages": "not a list"}'],
-  ['/v1/chat/completions', '{"messages": [{"role": "wizard", "content": "x"}]}'],
-  ['/v1/completions', '{"prompt": "x", "max_tokens": -5}'],
+const BAD_BODIES: [SoakRoute, string][] = [
+  ['completions', '{"prompt": "unterminated'],
+  ['completions', '{"prompt": 42}'],
+  ['completions', '{"prompt": "x", "n": 17}'],
+  ['chat', '{"messages": "not a list"}'],
+  ['chat', '{"messages": [{"role": "wizard", "content": "x"}]}'],
+  ['completions', '{"prompt": "x", "max_tokens": -5}'],
 ];
 
 async function bad(o: TrafficOptions, t: Tally): Promise<void> {
-  const [endpoint, body] = BAD_BODIES[Math.floor(o.random() * BAD_BODIES.length)]!;
-  t.requests[endpoint]++;
-  const res = await fetch(`${o.url}${endpoint}`, { method: 'POST', headers: headers(o), body });
+  const [route, body] = BAD_BODIES[Math.floor(o.random() * BAD_BODIES.length)]!;
+  t.requests[route]++;
+  const res = await fetch(`${o.url}${SOAK_ROUTES[route].template}`, { method: 'POST', headers: headers(o), body });
   const json = (await res.json().catch(() => undefined)) as { error?: { type?: string } } | undefined;
   if (res.status !== 400 || json?.error?.type !== 'invalid_request_error') {
     t.errors.push(`bad request ${body}: got ${res.status} ${JSON.stringify(json)}`);
