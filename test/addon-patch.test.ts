@@ -85,3 +85,33 @@ describe.skipIf(!supported || couldNotBuild)('the patched node-llama-cpp addon',
     expect(performance.now() - started).toBeLessThan(5_000);
   });
 });
+
+describe("node-llama-cpp's own postinstall", () => {
+  // It test-loads the prebuilt binaries and, where none loads, downloads llama.cpp and builds it with cmake into
+  // a local build that getLlama then prefers to the (patched) prebuilt, even with build: 'never'. The server
+  // never builds; the prebuilt it loads is the one the install step patches. So the script is off: denied in
+  // allowScripts (npm 11, quietly) and configured to skip where an older npm runs it anyway.
+  const pkg = JSON.parse(fs.readFileSync('package.json', 'utf8')) as {
+    allowScripts?: Record<string, boolean>;
+    config?: Record<string, string>;
+  };
+
+  it('is denied by allowScripts and skips itself by the package configuration', () => {
+    expect(pkg.allowScripts).toEqual({ 'node-llama-cpp': false });
+    expect(pkg.config?.nodeLlamaCppPostinstall).toBe('skip');
+    const script = JSON.parse(fs.readFileSync('node_modules/node-llama-cpp/package.json', 'utf8')).scripts.postinstall as string;
+    expect(script).toBe('node ./dist/cli/cli.js postinstall');
+    // As npm (any version) runs it: from the package's folder, with npm_package_json naming the project.
+    const env: NodeJS.ProcessEnv = { ...process.env, npm_package_json: path.resolve('package.json') };
+    delete env.NODE_LLAMA_CPP_POSTINSTALL;
+    delete env.npm_config_node_llama_cpp_postinstall;
+    const run = spawnSync(process.execPath, ['./dist/cli/cli.js', 'postinstall'], {
+      cwd: 'node_modules/node-llama-cpp',
+      env,
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout + run.stderr).toContain("Skipping node-llama-cpp postinstall due to a 'skip' configuration");
+  });
+});
