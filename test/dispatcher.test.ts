@@ -201,9 +201,10 @@ describe('job: exactly one final call', () => {
       ],
       0,
     );
-    const { job, calls, outcomes } = submit(engine);
+    const { job, calls, outcomes, dispatcher } = submit(engine);
     await job.ended;
-    await new Promise((r) => setTimeout(r, 20));
+    // The late message came in the same turn as the final one; the settle is handled once idle() resolves.
+    await dispatcher.idle();
     expect(calls).toEqual(['started 3', 'text hi', 'done length 1']);
     expect(outcomes).toHaveLength(1);
   });

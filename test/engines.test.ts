@@ -172,9 +172,17 @@ describe('--engines 2 on CPU, each pinned to its own (pretend) GPU', () => {
     const generated = delta('qwen_generation_tokens_total');
     expect(generated).toBeGreaterThan(0);
     expect(generated).toBeLessThan(2000);
-    // Nothing keeps generating after the request ended.
-    await new Promise((r) => setTimeout(r, 300));
-    expect(value(await scrape(server.url), 'qwen_generation_tokens_total')).toBe(value(after, 'qwen_generation_tokens_total'));
+    // Nothing keeps generating after the request ended: four short requests then run on both engines (they
+    // spread by free sequences), and the tokens generated meanwhile are exactly theirs. A sequence still
+    // decoding for the cancelled request would be batched with them and add its own tokens.
+    const probes = await Promise.all(
+      Array.from({ length: 4 }, (_, i) =>
+        postJson(`${server.url}/v1/completions`, { prompt: `probe ${i}`, max_tokens: 8, temperature: 0, ignore_eos: true }),
+      ),
+    );
+    for (const p of probes) expect(p.body.usage?.completion_tokens, JSON.stringify(p.body)).toBe(8);
+    await waitIdle(server.url);
+    expect(value(await scrape(server.url), 'qwen_generation_tokens_total') - value(after, 'qwen_generation_tokens_total')).toBe(4 * 8);
   });
 
   it('an engine killed mid-stream fails only its own streams, comes back, and no counter goes down', async () => {

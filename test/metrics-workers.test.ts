@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cumulativeSamples, scrape, value } from './helpers/prom.js';
 import { health, postJson, startServer, waitAllWorkers, waitIdle, type TestServer } from './helpers/server.js';
+import { until, when } from './helpers/until.js';
 
 async function traffic(url: string, n: number): Promise<number> {
   let tokens = 0;
@@ -66,14 +67,28 @@ describe('a worker that dies', () => {
     expect(crashed.body.error.code).toBe('worker_failed');
     expect(crashed.body.error.message).toMatch(/worker/i);
 
-    // Fewer workers are ready while the replacement loads (it takes ~0.5 s to load the model).
-    const during = await health(server.url);
-    expect(during.status).toBe('degraded');
+    // Fewer workers are ready while the replacement loads. The pool learns of the death from the worker's
+    // exit, which may come just after the 503; the replacement then loads the model (~0.5 s), far longer than
+    // one poll, so the state cannot slip by unseen.
+    await until(
+      'health to count the dead worker out',
+      when(
+        () => health(server.url),
+        (h) => h.status === 'degraded',
+      ),
+      10_000,
+      10,
+    );
     // The other worker keeps serving meanwhile, and the replacement loads.
     expect((await postJson(`${server.url}/v1/completions`, { prompt: 'x', max_tokens: 3 })).status).toBe(200);
-    const deadline = Date.now() + 20_000;
-    while ((await health(server.url)).status !== 'ok' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    expect((await health(server.url)).status).toBe('ok');
+    await until(
+      'the replacement to be ready',
+      when(
+        () => health(server.url),
+        (h) => h.status === 'ok',
+      ),
+      20_000,
+    );
 
     const after = await scrape(server.url);
     expect(value(after, 'qwen_worker_restarts_total')).toBe(1);

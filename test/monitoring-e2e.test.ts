@@ -208,7 +208,11 @@ describe.skipIf(!hasPrometheus)('one qwen-serve, Prometheus with the repository 
     await until('the worker histograms to be scraped', async () =>
       (await prom.query('qwen_time_to_first_token_seconds_count and qwen_request_generation_tokens_count')).length === 1 ? true : undefined,
     );
-    await new Promise((r) => setTimeout(r, 1_500));
+    // And scraped once more before the traffic: two samples of the series without it.
+    await until('a second scrape of the worker histograms', async () => {
+      const r = await prom.query('count_over_time(qwen_time_to_first_token_seconds_count[1m])');
+      return r.length === 1 && num(r[0]!) >= 2 ? true : undefined;
+    });
 
     // Known traffic: completions cut at 8 tokens (length), chats that end by themselves (stop, the tiny
     // model's 10-token script), two of them streamed, invalid requests and model listings.
@@ -234,11 +238,13 @@ describe.skipIf(!hasPrometheus)('one qwen-serve, Prometheus with the repository 
         throw new Error(`${err.message}: sent ${total}, Prometheus has ${await seen()}`);
       },
     );
-    await until('the recording rules to see them', async () => {
-      const r = await prom.query('job:qwen_inference_requests:rate5m');
-      return r.length === 1 && num(r[0]!) > 0 ? true : undefined;
-    });
-    await new Promise((r) => setTimeout(r, 2_000)); // two more evaluations: every group has seen the last scrape
+    // Every group evaluates after the last scrape, then once more, so rules that read another group's
+    // records see them too.
+    const scraped = Date.now();
+    await prom.rulesEvaluatedAfter(scraped);
+    await prom.rulesEvaluatedAfter(Date.now());
+    const rate = await prom.query('job:qwen_inference_requests:rate5m');
+    expect(rate.length === 1 && num(rate[0]!), 'job:qwen_inference_requests:rate5m').toBeGreaterThan(0);
 
     // The merged token counters equal what the API returned.
     expect(num((await prom.query('sum(qwen_generation_tokens_total)'))[0]!)).toBe(sent.completionTokens);

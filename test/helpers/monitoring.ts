@@ -164,6 +164,8 @@ export interface Prometheus {
   /** An instant query; throws when Prometheus answers with an error (a query that does not parse, say). */
   query(q: string): Promise<QueryResult[]>;
   alerts(): Promise<{ labels: Record<string, string>; annotations: Record<string, string>; state: string }[]>;
+  /** Resolves once every rule group has finished an evaluation that started after `t` (ms since the epoch). */
+  rulesEvaluatedAfter(t: number, timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
   log: () => string;
 }
@@ -192,6 +194,17 @@ export async function startPrometheus(configFile: string, dir: string): Promise<
     log: () => log,
     query: async (q) => (await get<{ result: QueryResult[] }>(`/api/v1/query?query=${encodeURIComponent(q)}`)).result,
     alerts: async () => (await get<{ alerts: Awaited<ReturnType<Prometheus['alerts']>> }>('/api/v1/alerts')).alerts,
+    // A group's lastEvaluation is the start of its latest evaluation, recorded when that evaluation ends.
+    rulesEvaluatedAfter: async (t, timeoutMs = 30_000) => {
+      await until(
+        'every rule group to evaluate',
+        async () => {
+          const { groups } = await get<{ groups: { lastEvaluation: string }[] }>('/api/v1/rules');
+          return groups.length > 0 && groups.every((g) => Date.parse(g.lastEvaluation) > t) ? true : undefined;
+        },
+        timeoutMs,
+      );
+    },
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
       const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
