@@ -230,3 +230,44 @@ describe('dispatcher: places held while requests are prepared', () => {
     c();
   });
 });
+
+describe("dispatcher: a request's choices are admitted together or not at all", () => {
+  function twoPlaces() {
+    const counted: string[] = [];
+    const engine = new LateEngine([], 0);
+    engine.running = true; // tasks hold their sequence until cancelled
+    const dispatcher = new Dispatcher([engine as unknown as Engine], { maxQueue: 1, requestTimeoutSeconds: 60 }, createLogger('silent'), {
+      queueFull: () => counted.push('queue_full'),
+      started: () => counted.push('started'),
+      ended: (o) => counted.push(`ended ${o.kind}`),
+    });
+    const handlers = (): JobHandlers => ({
+      onStarted: () => {},
+      onText: () => {},
+      onToolCall: () => {},
+      onDone: () => {},
+      onError: () => {},
+    });
+    const task = (i: number) => ({ requestId: `r${i}`, prompt: [1], promptParam: 'prompt', sampling: {} as never });
+    return { dispatcher, counted, handlers, task };
+  }
+
+  it('reserve(places) holds one place per choice: three choices do not fit one sequence and one queue place', () => {
+    const { dispatcher, counted } = twoPlaces();
+    expect(() => dispatcher.reserve(3)).toThrow(QueueFullError);
+    expect(counted).toEqual(['queue_full']);
+    dispatcher.reserve(2)();
+  });
+
+  it('submitAll() refuses a request whose choices do not all fit, before starting any of them', async () => {
+    const { dispatcher, counted, handlers, task } = twoPlaces();
+    expect(() => dispatcher.submitAll([task(0), task(1), task(2)], handlers)).toThrow(QueueFullError);
+    // Nothing ran, nothing waits, and the request is counted once, as refused: not as started or finished.
+    expect(counted).toEqual(['queue_full']);
+    expect(dispatcher.runningCount + dispatcher.waitingCount + dispatcher.activeCount).toBe(0);
+    const jobs = dispatcher.submitAll([task(0), task(1)], handlers);
+    expect(jobs.map((j) => j.state)).toEqual(['running', 'queued']);
+    for (const job of jobs) job.cancel('client');
+    await dispatcher.idle();
+  });
+});

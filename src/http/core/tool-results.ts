@@ -3,7 +3,7 @@
  * Anthropic tool_result blocks): each result answers an earlier call, and each call gets a result.
  * The wording names each API's own fields.
  */
-import { InvalidRequestError } from '../errors.js';
+import { InvalidRequestError } from '../../errors.js';
 
 export interface ResultWording {
   /** The message for a result whose id no earlier call has. */

@@ -3,10 +3,10 @@
  * (which shares the streaming and non-streaming paths between every API).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { FinishReason, TokenLogprob, ToolCallDelta } from '../shared/protocol.js';
-import type { Usage } from '../dispatch/job.js';
-import type { Answer } from './answer.js';
-import type { Renderer, StreamEvent } from './respond.js';
+import type { FinishReason, TokenLogprob, ToolCallDelta } from '../../shared/protocol.js';
+import type { Usage } from '../../dispatch/job.js';
+import type { Answer } from '../core/answer.js';
+import type { Renderer, StreamEvent } from '../core/renderer.js';
 
 export interface UsageBody {
   prompt_tokens: number;

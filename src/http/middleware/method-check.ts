@@ -4,9 +4,9 @@
  * Runs after auth: an OPTIONS request is an ordinary request and needs the key like any other.
  */
 import type { RequestHandler } from 'express';
-import { MethodNotAllowedError } from '../errors.js';
+import { MethodNotAllowedError } from '../../errors.js';
 import { routeOf } from './request-context.js';
-import { allowedMethods } from './route-table.js';
+import { allowedMethods } from '../route-table.js';
 
 export function methodCheck(): RequestHandler {
   return (req, _res, next) => {

@@ -5,15 +5,15 @@
  */
 import { Router } from 'express';
 import { z } from 'zod';
-import { InvalidRequestError } from '../../errors.js';
 import type { SamplingParams } from '../../shared/protocol.js';
 import type { AppContext } from '../context.js';
-import { respond } from '../respond.js';
-import { inputsOf, parseBody, textsOrTokens } from '../schemas.js';
-import { checkModel } from './check-model.js';
-import { bodySize } from '../body-size.js';
-import { prepareChoices } from '../prepare.js';
+import { checkModel } from '../core/check-model.js';
+import { prepareChoices } from '../core/prepare.js';
+import { respond } from '../core/respond.js';
+import { invalidValue, parseBody } from '../core/validation.js';
+import { bodySize } from '../middleware/body-size.js';
 import { ROUTES } from '../route-table.js';
+import { inputsOf, textsOrTokens } from './schemas.js';
 
 /** Most inputs in one request: each is a task of its own. */
 const MAX_INPUTS = 64;
@@ -49,13 +49,12 @@ export function embeddingsRoutes(ctx: AppContext): Router {
     const b = parseBody(body, req.body);
     const inputs = inputsOf(b.input, 'input');
     if (inputs.length > MAX_INPUTS) {
-      throw new InvalidRequestError(`input: at most ${MAX_INPUTS} inputs per request`, 'input', 'invalid_value');
+      throw invalidValue('input', `at most ${MAX_INPUTS} inputs per request`);
     }
     // As OpenAI: an empty text has no embedding (the model would return an empty vector).
     for (const input of inputs) {
       if (input.kind === 'text' && input.prompt === '') {
-        const param = input.param ?? 'input';
-        throw new InvalidRequestError(`${param}: must not be empty (an empty text has no embedding)`, param, 'invalid_value');
+        throw invalidValue(input.param ?? 'input', 'must not be empty (an empty text has no embedding)');
       }
     }
     checkModel(ctx, b.model);

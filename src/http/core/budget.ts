@@ -12,7 +12,7 @@
  * flag). Without one, each choice gets the rest of the context capped by its share of the budgets (the
  * answer then ends with finish_reason "length").
  */
-import { ContextLengthExceededError, RequestBudgetError } from '../errors.js';
+import { ContextLengthExceededError, RequestBudgetError } from '../../errors.js';
 
 export interface BudgetLimits {
   contextSize: number;

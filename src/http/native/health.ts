@@ -1,23 +1,13 @@
-/** GET /v1/models, GET /v1/models/:id and GET /health. */
+/** GET /health: readiness for probes and load balancers, and what the server is doing. */
 import { Router } from 'express';
-import { NotFoundError, NotReadyError } from '../../errors.js';
+import { NotReadyError } from '../../errors.js';
 import { inEngineProcesses, readyWorkers, totalWorkers } from '../../engine/status.js';
 import type { AppContext } from '../context.js';
-import { sendError } from '../error-handler.js';
+import { sendError } from '../middleware/error-handler.js';
 import { ROUTES } from '../route-table.js';
 
-export function infoRoutes(ctx: AppContext): Router {
+export function healthRoutes(ctx: AppContext): Router {
   const router = Router();
-  const model = () => ({ id: ctx.modelId, object: 'model', created: ctx.createdAt, owned_by: 'qwen-serve' });
-
-  router.get(ROUTES.models.path, (_req, res) => {
-    res.json({ object: 'list', data: [model()] });
-  });
-
-  router.get(ROUTES.model.path, (req, res) => {
-    if (req.params.id !== ctx.modelId) throw new NotFoundError(`The model '${req.params.id}' does not exist.`, 'model_not_found', 'model');
-    res.json(model());
-  });
 
   router.get(ROUTES.health.path, (_req, res) => {
     const ready = readyWorkers(ctx.engines);

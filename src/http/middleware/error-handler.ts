@@ -1,17 +1,13 @@
 /**
- * Turns anything thrown in a route (or by express's body parser) into the OpenAI error shape, and logs
- * every server fault it answers, once. Unknown errors become a 500 with a generic message; their details
- * go to the log only.
+ * The one error path: turns anything thrown in a route (or by express's body parser) into an ApiError,
+ * writes it in the shape of the route's dialect (request-context.ts), and logs every server fault it
+ * answers, once. Unknown errors become a 500 with a generic message; their details go to the log only.
  */
 import type { NextFunction, Request, Response } from 'express';
-import { ApiError, InternalError, InvalidPathError, InvalidRequestError, PayloadTooLargeError } from '../errors.js';
-import { GENERATION_ENDPOINTS } from '../metrics/definitions.js';
-import type { MainMetrics } from '../metrics/main-metrics.js';
-import { anthropicErrorBody } from './anthropic/render.js';
-import { claimFaultReport, endpointLabel, loggerOf, requestIdOf, routeOf } from './request-context.js';
-
-/** Anthropic's Messages API paths answer errors in Anthropic's shape; every other path in OpenAI's. */
-const ANTHROPIC_PATHS = /^\/v1\/messages(\/|$)/i;
+import { ApiError, InternalError, InvalidPathError, InvalidRequestError, PayloadTooLargeError } from '../../errors.js';
+import { GENERATION_ENDPOINTS } from '../../metrics/definitions.js';
+import type { MainMetrics } from '../../metrics/main-metrics.js';
+import { claimFaultReport, endpointLabel, errorBodyOf, loggerOf, requestIdOf, routeOf } from './request-context.js';
 
 /** 503s that report a state (loading, draining), not a fault: /health answers them to every probe. */
 const STATES = new Set(['model_loading', 'shutting_down']);
@@ -37,11 +33,7 @@ export function sendError(res: Response, err: ApiError, cause?: unknown): void {
     return;
   }
   if (res.destroyed) return;
-  const anthropic = ANTHROPIC_PATHS.test(res.req.path);
-  res
-    .status(err.status)
-    .set(err.headers)
-    .json(anthropic ? anthropicErrorBody(err) : err.toBody());
+  res.status(err.status).set(err.headers).json(errorBodyOf(res.req)(err));
 }
 
 interface BodyParserError {

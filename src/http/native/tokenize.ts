@@ -9,10 +9,11 @@
  */
 import { Router } from 'express';
 import { z } from 'zod';
-import { InvalidRequestError } from '../../errors.js';
-import { bodySize } from '../body-size.js';
 import type { AppContext } from '../context.js';
-import { chatInput, createSchemas, parseBody } from '../schemas.js';
+import { invalidValue, parseBody } from '../core/validation.js';
+import { bodySize } from '../middleware/body-size.js';
+import { chatInput } from '../openai/request.js';
+import { createSchemas } from '../openai/schemas.js';
 import { ROUTES } from '../route-table.js';
 
 const tokenizeBody = z.object({
@@ -39,7 +40,7 @@ export function tokenizeRoutes(ctx: AppContext): Router {
     const body = parseBody(tokenizeBody, req.body);
     const text = body.content ?? body.prompt;
     if (body.messages === undefined && text === undefined)
-      throw parseError('content', 'is required (the text to tokenize; or prompt, or messages)');
+      throw invalidValue('content', 'is required (the text to tokenize; or prompt, or messages)');
     const source =
       body.messages !== undefined
         ? { input: chatInput(parseBody(chatSchema, { messages: body.messages }), ctx.limits.maxJsonDepth) }
@@ -58,8 +59,4 @@ export function tokenizeRoutes(ctx: AppContext): Router {
   });
 
   return router;
-}
-
-function parseError(param: string, message: string) {
-  return new InvalidRequestError(`${param}: ${message}`, param, 'invalid_value');
 }

@@ -8,9 +8,9 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
-import { UnauthorizedError } from '../errors.js';
+import { UnauthorizedError } from '../../errors.js';
 import { routeOf } from './request-context.js';
-import { ROUTES } from './route-table.js';
+import { ROUTES } from '../route-table.js';
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 

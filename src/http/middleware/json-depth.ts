@@ -7,7 +7,7 @@
  * iterative scan that cannot overflow itself.
  */
 import type { RequestHandler } from 'express';
-import { InvalidRequestError, JsonTooDeepError } from '../errors.js';
+import { InvalidRequestError, JsonTooDeepError } from '../../errors.js';
 
 interface Frame {
   value: object;

@@ -6,7 +6,7 @@
  */
 import cors from 'cors';
 import type { Request, RequestHandler } from 'express';
-import { allowedMethods } from './route-table.js';
+import { allowedMethods } from '../route-table.js';
 import { routeOf } from './request-context.js';
 
 /** How long a browser may cache a preflight's answer (seconds). */

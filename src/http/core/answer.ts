@@ -1,4 +1,4 @@
-import type { FinishReason, TokenLogprob, ToolCallDelta } from '../shared/protocol.js';
+import type { FinishReason, TokenLogprob, ToolCallDelta } from '../../shared/protocol.js';
 
 /** One choice's whole answer, gathered as it streams. */
 export class Answer {

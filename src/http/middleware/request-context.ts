@@ -9,8 +9,17 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { RequestHandler } from 'express';
 import type { Logger } from 'pino';
-import type { EndpointLabel } from '../metrics/definitions.js';
-import type { Route, RouteMatcher } from './route-table.js';
+import type { ApiError } from '../../errors.js';
+import type { EndpointLabel } from '../../metrics/definitions.js';
+import type { Dialect, Route, RouteMatcher } from '../route-table.js';
+
+/** An API's error body (OpenAI's `{error: {message, type, param, code}}`, Anthropic's `{type: 'error', …}`). */
+export type ErrorBody = (err: ApiError) => object;
+
+/** The error body of each dialect whose errors are not in OpenAI's shape. */
+export type ErrorBodies = Partial<Record<Dialect, ErrorBody>>;
+
+const openaiErrorBody: ErrorBody = (err) => err.toBody();
 
 interface RequestInfo {
   id: string;
@@ -19,14 +28,18 @@ interface RequestInfo {
   log: Logger;
   /** Whether an error answered on this request has been through logServerFault (logged or deliberately not). */
   faultReported: boolean;
+  /** How this request's errors are written: its route's dialect decides (OpenAI's shape for unknown paths). */
+  errorBody: ErrorBody;
 }
 
 const infos = new WeakMap<IncomingMessage, RequestInfo>();
 
-/** The first middleware of an app: gives the request its id and its route. */
-export function requestContext(match: RouteMatcher, log: Logger): RequestHandler {
+/** The first middleware of an app: gives the request its id, its route and its error shape. */
+export function requestContext(match: RouteMatcher, log: Logger, errorBodies: ErrorBodies = {}): RequestHandler {
   return (req, res, next) => {
-    const info: RequestInfo = { id: randomUUID(), route: match(req.path), log, faultReported: false };
+    const route = match(req.path);
+    const errorBody = (route && errorBodies[route.dialect]) ?? openaiErrorBody;
+    const info: RequestInfo = { id: randomUUID(), route, log, faultReported: false, errorBody };
     infos.set(req, info);
     res.set('x-request-id', info.id);
     res.once('close', () => {
@@ -46,6 +59,8 @@ function infoOf(req: IncomingMessage): RequestInfo {
 export const requestIdOf = (req: IncomingMessage): string => infoOf(req).id;
 
 export const loggerOf = (req: IncomingMessage): Logger => infoOf(req).log;
+
+export const errorBodyOf = (req: IncomingMessage): ErrorBody => infoOf(req).errorBody;
 
 /**
  * Claims the one log line a 5xx of this request gets, for whoever answers it (error-handler.ts); false

@@ -8,7 +8,7 @@
 import { STATUS_CODES, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { ApiError, ClientTimeoutError, HeadersTooLargeError, MalformedHttpError } from '../errors.js';
+import { ApiError, ClientTimeoutError, HeadersTooLargeError, MalformedHttpError } from '../../errors.js';
 
 /** How long an answered connection may stay open for the client to read the answer and close it. */
 const LINGER_MS = 2_000;

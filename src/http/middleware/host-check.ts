@@ -9,9 +9,9 @@
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import type { RequestHandler } from 'express';
 import type { Logger } from 'pino';
-import type { AllowedHosts } from '../config/config.js';
-import { HostNotAllowedError } from '../errors.js';
-import { rateLimited } from '../log.js';
+import type { AllowedHosts } from '../../config/config.js';
+import { HostNotAllowedError } from '../../errors.js';
+import { rateLimited } from '../../log.js';
 import { requestIdOf } from './request-context.js';
 
 export interface HostPolicy {

@@ -5,11 +5,11 @@
  * 400 before it takes a place in the queue.
  */
 import { randomUUID } from 'node:crypto';
-import { ContextLengthExceededError } from '../errors.js';
-import type { ShapingRequest } from '../shared/prepare-protocol.js';
-import type { GenerateInput, OutputConstraints, SamplingParams } from '../shared/protocol.js';
+import { ContextLengthExceededError } from '../../errors.js';
+import type { ShapingRequest } from '../../shared/prepare-protocol.js';
+import type { GenerateInput, OutputConstraints, SamplingParams } from '../../shared/protocol.js';
+import type { AppContext } from '../context.js';
 import { choiceMaxTokens } from './budget.js';
-import type { AppContext } from './context.js';
 import type { ChoiceTask } from './respond.js';
 
 export interface ChoicesRequest {
@@ -19,7 +19,7 @@ export interface ChoicesRequest {
   sampling: SamplingParams;
   constraints: OutputConstraints;
   /** Request fields, for errors: the prompts, the schemas (tools / response_format / text.format), logprobs. */
-  params: { prompt: string; shaping: string; logprobs?: string };
+  params: { prompt: string; shaping?: string; logprobs?: string };
   /** Token-id inputs come back as text too (completions `echo`). */
   echo?: boolean;
   mode?: 'generate' | 'embed';
@@ -36,12 +36,13 @@ export interface PreparedChoices {
 }
 
 /**
- * Prepares a request's tasks while it holds a place in the dispatcher (Dispatcher.reserve: under overload
- * the excess is refused at once, before any tokenizing). The place is given back by respond() right before
- * it submits the tasks, so no other request can take it in between; or here, when preparing fails.
+ * Prepares a request's tasks while it holds a place per choice in the dispatcher (Dispatcher.reserve: under
+ * overload the excess is refused at once, before any tokenizing). The places are given back by respond()
+ * right before it submits the tasks, so no other request can take them in between; or here, when preparing
+ * fails.
  */
 export async function prepareChoices(ctx: AppContext, r: ChoicesRequest): Promise<PreparedChoices> {
-  const release = ctx.dispatcher.reserve();
+  const release = ctx.dispatcher.reserve(r.inputs.length * r.n);
   try {
     return { ...(await prepareTasks(ctx, r)), release };
   } catch (err) {
@@ -52,7 +53,8 @@ export async function prepareChoices(ctx: AppContext, r: ChoicesRequest): Promis
 
 async function prepareTasks(ctx: AppContext, r: ChoicesRequest): Promise<Omit<PreparedChoices, 'release'>> {
   const { constraints: c, sampling } = r;
-  const shaping: ShapingRequest | undefined = c.json || c.tools ? { json: c.json, tools: c.tools, param: r.params.shaping } : undefined;
+  const shaping: ShapingRequest | undefined =
+    c.json || c.tools ? { json: c.json, tools: c.tools, param: r.params.shaping ?? r.params.prompt } : undefined;
   const { value } = await ctx.prepare.run(
     {
       op: 'prompts',
