@@ -77,7 +77,7 @@ function submit(engine: LateEngine, count = 1) {
     onError: (err) => calls.push(`error ${err.code}`),
   };
   const jobs = Array.from({ length: count }, (_, i) =>
-    dispatcher.submit({ requestId: `r${i}`, prompt: [1], promptParam: 'prompt', sampling: {} as never }, handlers),
+    dispatcher.submit({ kind: 'generate', requestId: `r${i}`, prompt: [1], promptParam: 'prompt', sampling: {} as never }, handlers),
   );
   return { job: jobs[0]!, jobs, calls, outcomes, dispatcher };
 }

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { Engine, EngineTask } from '../engine/engine.js';
 import { finalOrGrace } from '../engine/final-message.js';
 import { QueueFullError, ShuttingDownError } from '../errors.js';
-import { nowMs, type CancelReason } from '../shared/protocol.js';
+import { nowMs, type CancelReason, type TaskSpec } from '../shared/protocol.js';
 import { Job, type JobHandlers, type JobOutcome } from './job.js';
 
 export interface DispatcherOptions {
@@ -75,7 +75,7 @@ export class Dispatcher {
   }
 
   /** Admits a request or throws (QueueFullError, ShuttingDownError) without touching any worker. */
-  submit(task: Omit<EngineTask, 'admittedAtMs'>, handlers: JobHandlers): Job {
+  submit(task: TaskSpec, handlers: JobHandlers): Job {
     if (this.closed) throw new ShuttingDownError();
     const engine = this.freest();
     if (engine === undefined && this.queue.length >= this.opts.maxQueue) {

@@ -3,7 +3,7 @@
  * turns worker messages into handler calls, sends `cancel`, and guarantees exactly one final call
  * (onDone or onError) whatever happens (timeout, client gone, worker death, shutdown).
  */
-import { ApiError, fromPayload, RequestTimeoutError, ShuttingDownError, WorkerFailedError } from '../errors.js';
+import { ApiError, RequestTimeoutError, ShuttingDownError, WorkerFailedError } from '../errors.js';
 import type { EngineTask, TaskChannel } from '../engine/engine.js';
 import type { CancelReason, FinishReason, MainMessage, TokenLogprob, ToolCallDelta, WorkerMessage } from '../shared/protocol.js';
 
@@ -106,7 +106,7 @@ export class Job {
       }
       case 'error':
         this.usage = { promptTokens: msg.promptTokens, completionTokens: msg.completionTokens };
-        this.fail(fromPayload(msg.error));
+        this.fail(ApiError.fromPayload(msg.error));
         break;
     }
   }

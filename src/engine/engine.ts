@@ -6,9 +6,10 @@
  */
 import type { EventEmitter } from 'node:events';
 import type { MetricJson } from '../metrics/json.js';
-import type { GenerateTask, MainMessage, WorkerMessage } from '../shared/protocol.js';
+import type { MainMessage, TaskSpec, WorkerMessage } from '../shared/protocol.js';
 
-export type EngineTask = Omit<GenerateTask, 'port'>;
+/** A task as an engine receives it: admitted (the dispatcher set its admission time), without its port yet. */
+export type EngineTask = TaskSpec & { admittedAtMs: number };
 
 /** What every series from an engine process carries (a type, not an interface: it is a label record). */
 export type EngineLabels = { engine: string; device: string };

@@ -11,7 +11,7 @@ import type { Response } from 'express';
 import type { Dispatcher } from '../dispatch/dispatcher.js';
 import type { Job, JobHandlers, Usage } from '../dispatch/job.js';
 import type { ApiError } from '../errors.js';
-import type { FinishReason, GenerateTask, TokenLogprob, ToolCallDelta } from '../shared/protocol.js';
+import type { FinishReason, TaskSpec, TokenLogprob, ToolCallDelta } from '../shared/protocol.js';
 import { logServerFault, sendError } from './error-handler.js';
 import { Answer } from './answer.js';
 
@@ -37,7 +37,7 @@ export interface Renderer {
   full(answers: readonly Answer[], usage: Usage): object;
 }
 
-export type ChoiceTask = Omit<GenerateTask, 'port' | 'admittedAtMs'> & {
+export type ChoiceTask = TaskSpec & {
   /** Whether this choice's prompt counts in usage (the first choice of each prompt: n choices share one). */
   countsPrompt: boolean;
 };
