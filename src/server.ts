@@ -20,7 +20,7 @@ import { hostCheck, hostPolicy, type HostPolicy } from './http/host-check.js';
 import { methodCheck } from './http/method-check.js';
 import { requestContext } from './http/request-context.js';
 import { COUNTED_ROUTES, METRICS_PORT_ROUTES, routeMatcher } from './http/route-table.js';
-import { MetricsCollector } from './metrics/collector.js';
+import { MetricsCollector } from './engine/metrics-collector.js';
 import { metricsRouter } from './metrics/exposition.js';
 import { MainMetrics } from './metrics/main-metrics.js';
 import { resolveModel } from './model/resolve.js';
@@ -171,7 +171,7 @@ function admission(config: Config, modelId: string, engines: Engine[], nvml: Nvm
     pool: () => ({
       running: dispatcher.runningCount,
       waiting: dispatcher.waitingCount,
-      capacity: dispatcher.readySequences,
+      readySequences: dispatcher.readySequences,
       workersReady: readyWorkers(engines),
     }),
   });

@@ -153,11 +153,10 @@ export async function loadModel(init: WorkerInit, hooks: ModelHooks = {}): Promi
 export class SequencePool {
   private readonly free: SequenceState[];
   private readonly waiting: ((s: SequenceState) => void)[] = [];
-  readonly capacity: number;
 
+  /** @param sequences every sequence of the worker's context (--sequences of them), all free at first */
   constructor(sequences: SequenceState[]) {
     this.free = [...sequences];
-    this.capacity = sequences.length;
   }
 
   acquire(): Promise<SequenceState> {
@@ -173,9 +172,5 @@ export class SequencePool {
     const next = this.waiting.shift();
     if (next) next(s);
     else this.free.push(s);
-  }
-
-  get inUse(): number {
-    return this.capacity - this.free.length;
   }
 }

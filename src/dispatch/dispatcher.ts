@@ -4,7 +4,7 @@
  * beyond that requests wait in one bounded FIFO queue, and past `maxQueue` they are refused at once
  * (429). A task goes to the engine with the most free sequences, so a busy or slow engine gets less
  * and a restarting one none; the shared queue means no request waits behind one engine while another
- * has room. Capacity is released when the task settles, not when its last message is read.
+ * has room. A task's sequence counts as free again when the task settles, not when its last message is read.
  */
 import type { Logger } from 'pino';
 import type { Engine, EngineTask } from '../engine/engine.js';

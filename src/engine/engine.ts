@@ -5,14 +5,14 @@
  * in-process engine, hosted by a child process pinned to one GPU; see process-engine.ts).
  */
 import type { EventEmitter } from 'node:events';
+import type { EngineLabels } from '../metrics/definitions.js';
 import type { MetricJson } from '../metrics/json.js';
 import type { MainMessage, TaskSpec, WorkerMessage } from '../shared/protocol.js';
 
 /** A task as an engine receives it: admitted (the dispatcher set its admission time), without its port yet. */
 export type EngineTask = TaskSpec & { admittedAtMs: number };
 
-/** What every series from an engine process carries (a type, not an interface: it is a label record). */
-export type EngineLabels = { engine: string; device: string };
+export type { EngineLabels };
 
 /** One running task, seen from the front: its worker messages in, `cancel` out. */
 export interface TaskChannel {
@@ -61,7 +61,7 @@ export interface EngineStatus {
 }
 
 export interface EngineEvents {
-  /** Capacity changed: a worker became ready or died, the engine process started or exited. */
+  /** readySequences changed: a worker became ready or died, the engine process started or exited. */
   change: [];
   /** A worker loaded the model (llama.cpp release for the build-info metric). */
   ready: [{ llamaCpp: string }];

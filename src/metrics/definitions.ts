@@ -84,7 +84,7 @@ export const MAIN = {
   ),
   running: def('qwen_requests_running', 'gauge', ['model'], 'Requests holding a sequence'),
   waiting: def('qwen_requests_waiting', 'gauge', ['model'], 'Requests queued for a free sequence'),
-  capacity: def('qwen_sequences_capacity', 'gauge', ['model'], 'Sequences of the ready workers (workers x --sequences)'),
+  readySequences: def('qwen_sequences_capacity', 'gauge', ['model'], 'Sequences of the ready workers (ready workers x --sequences)'),
   workersReady: def('qwen_workers_ready', 'gauge', [], 'Model workers that have loaded the model'),
   clientErrors: def(
     'qwen_http_client_errors_total',
@@ -165,6 +165,12 @@ export const WORKER = {
   }),
   loadSeconds: def('qwen_model_load_seconds', 'gauge', ['model'], 'Time the slowest worker took to load the model', { aggregator: 'max' }),
 } as const;
+
+/**
+ * The labels every series from an engine process carries, as the metrics take them: a plain record (a type,
+ * not an interface, so it is assignable to prom-client's label maps). The engines fill it in.
+ */
+export type EngineLabels = { engine: string; device: string };
 
 /** Jobs of the tokenizer workers (the `op` label of qwen_request_prepare_seconds). */
 export const PREPARE_OPS = ['prompts', 'tokenize', 'detokenize'] as const;

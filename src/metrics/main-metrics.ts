@@ -3,7 +3,6 @@
  * gauges (read from NVML at scrape time) and build info, plus Node.js process metrics once.
  */
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import type { EngineLabels } from '../engine/engine.js';
 import type { GpuDeviceStats } from '../gpu/nvml.js';
 import {
   CLIENT_ERROR_CODES,
@@ -18,16 +17,26 @@ import {
   REJECT_REASONS,
   type ApiEndpoint,
   type EndpointLabel,
+  type EngineLabels,
   type Feature,
   type FinishOutcome,
   type RejectReason,
 } from './definitions.js';
 import { counter, gauge, histogram } from './factory.js';
 
+/** The dispatcher's state as the gauges read it at scrape time (summed over engines). */
 export interface PoolState {
+  /** Requests holding a sequence (qwen_requests_running). */
   running: number;
+  /** Requests queued for a free sequence (qwen_requests_waiting). */
   waiting: number;
-  capacity: number;
+  /**
+   * Sequences of the workers that have loaded the model (ready workers × --sequences): how many requests
+   * may run at once right now; reported as qwen_sequences_capacity. Not the configured total: a loading or
+   * dead worker's sequences do not count.
+   */
+  readySequences: number;
+  /** Model workers that have loaded the model (qwen_workers_ready). */
   workersReady: number;
 }
 
@@ -108,8 +117,8 @@ export class MainMetrics {
     gauge(MAIN.waiting, r, function () {
       this.set(model, pool().waiting);
     });
-    gauge(MAIN.capacity, r, function () {
-      this.set(model, pool().capacity);
+    gauge(MAIN.readySequences, r, function () {
+      this.set(model, pool().readySequences);
     });
     gauge(MAIN.workersReady, r, function () {
       this.set(pool().workersReady);

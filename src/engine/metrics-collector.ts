@@ -4,13 +4,11 @@
  * of its earlier processes; an engine process's series carry its `engine` and `device` labels),
  * merged with AggregatorRegistry.aggregate().
  */
-import type { Registry } from 'prom-client';
 import type { Logger } from 'pino';
-import type { Engine, WorkerSnapshot } from '../engine/engine.js';
-import { merge, withLabels, type ContentType, type MetricJson } from './json.js';
-import type { MainMetrics } from './main-metrics.js';
-
-export type { ContentType, MetricJson } from './json.js';
+import type { Collection, MetricsSource } from '../metrics/exposition.js';
+import { merge, withLabels, type ContentType, type MetricJson } from '../metrics/json.js';
+import type { MainMetrics } from '../metrics/main-metrics.js';
+import type { Engine, WorkerSnapshot } from './engine.js';
 
 export interface CollectorOptions {
   /** How long a scrape waits for each worker. */
@@ -18,13 +16,12 @@ export interface CollectorOptions {
 }
 
 /** One collection: the merged registry and, from the same collection, each ready worker's snapshot. */
-export interface Collected {
-  registry: Registry;
+export interface Collected extends Collection {
   /** Each ready worker's snapshot, with a slot unique across engines (the dashboard's worker table). */
   workers: WorkerSnapshot[];
 }
 
-export class MetricsCollector {
+export class MetricsCollector implements MetricsSource {
   constructor(
     private readonly engines: Engine[],
     private readonly main: MainMetrics,
