@@ -51,7 +51,7 @@ export const MAIN = {
     'qwen_requests_finished_total',
     'counter',
     ['model', 'finish_reason'],
-    'Generation requests that ended, by finish reason (stop, length, tool_calls, abort, error)',
+    'Generation requests that ended, by finish reason (stop, length, tool_calls, abort, error, sibling_failed)',
   ),
   features: def(
     'qwen_feature_requests_total',
@@ -206,7 +206,11 @@ export const API_ENDPOINTS = [
 export type ApiEndpoint = (typeof API_ENDPOINTS)[number];
 export type EndpointLabel = ApiEndpoint | 'other';
 
-export const FINISH_REASONS = ['stop', 'length', 'tool_calls', 'abort', 'error'] as const;
+/**
+ * The `finish_reason` values of qwen_requests_finished_total: the API's finish reasons, `error` (the choice
+ * failed), and `sibling_failed` (the server stopped the choice because another choice of its request failed).
+ */
+export const FINISH_REASONS = ['stop', 'length', 'tool_calls', 'abort', 'error', 'sibling_failed'] as const;
 /**
  * Request features counted by qwen_feature_requests_total: tools (tool_choice auto), tools_forced
  * (required or a named function), json_object / json_schema (response_format), logprobs.

@@ -171,7 +171,11 @@ export type ModelTask = TaskSpec & {
 
 export type FinishReason = 'stop' | 'length' | 'tool_calls' | 'abort';
 
-export type CancelReason = 'client' | 'timeout' | 'shutdown';
+/**
+ * Why a task is cancelled: the client went away, --request-timeout ran out, the server is shutting down, or
+ * another choice of the same request failed (the request has failed; this choice's answer is of no use).
+ */
+export type CancelReason = 'client' | 'timeout' | 'shutdown' | 'sibling_failed';
 
 /** One generated token's log probability, and the most likely alternatives (OpenAI's logprobs entry). */
 export interface TokenLogprob {
