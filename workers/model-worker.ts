@@ -48,7 +48,7 @@ requests.onmessage = (event) => {
 
 const started = process.hrtime.bigint();
 try {
-  const model = await loadModel(init, { onStep: (stats) => metrics.step(stats) });
+  const model = await loadModel(init, { onStep: (stats) => metrics.step(stats), onFault: (fault) => metrics.loopFailed(fault.kind) });
   loaded = model;
   const loadSeconds = Number(process.hrtime.bigint() - started) / 1e9;
   metrics.setLoadSeconds(loadSeconds);

@@ -17,7 +17,7 @@ import { llamaLogger } from './llama-log.js';
 import { GrammarCache } from './structured/constraints.js';
 import { Utf8Guard } from './token-bytes.js';
 import type { TopLogprobsPath, WorkerInit } from '../src/shared/protocol.js';
-import { BatchLoop, type StepStats } from './batch-loop.js';
+import { BatchLoop, type LoopFault, type StepStats } from './batch-loop.js';
 import { nativeContext, samplerFactory, topLogprobsPath, type NativeSampler } from './native.js';
 import type { SequenceState } from './prefix-share.js';
 import { toolCallSyntax, type ToolCallSyntax } from './structured/tool-syntax.js';
@@ -61,6 +61,8 @@ const MIN_SHARED_PREFIX = 16;
 export interface ModelHooks {
   /** Called after every decode step (metrics). */
   onStep?: (stats: StepStats) => void;
+  /** Called when a failure in the batch loop failed requests (metrics). */
+  onFault?: (fault: LoopFault) => void;
 }
 
 /** An embedding model's resources: the model and one embedding context (workers/embed.ts). */
@@ -130,6 +132,7 @@ export async function loadModel(init: WorkerInit, hooks: ModelHooks = {}): Promi
       sequences: seqs,
       minSharedPrefix: MIN_SHARED_PREFIX,
       onStep: hooks.onStep,
+      onFault: hooks.onFault,
       topCandidates: topLogprobs === 'patched-top-k',
     }),
     createSampler,

@@ -160,6 +160,12 @@ export const WORKER = {
   stepTime: def('qwen_decode_step_seconds', 'histogram', ['model'], 'Time of one decode step: batch assembly, llama_decode and sampling', {
     buckets: 'time',
   }),
+  loopFailures: def(
+    'qwen_batch_loop_failures_total',
+    'counter',
+    ['model', 'kind'],
+    "Failures in a worker's batch loop, by kind (edit: a KV-cache edit for one request; step: a decode step that could not be assembled or decoded; loop: the loop itself); the requests each one failed ended with error, the others went on",
+  ),
   kvUsage: def('qwen_kv_cache_usage_ratio', 'gauge', ['model'], 'Share of the KV cache holding tokens (0-1), averaged over workers', {
     aggregator: 'average',
   }),
@@ -171,6 +177,10 @@ export const WORKER = {
  * not an interface, so it is assignable to prom-client's label maps). The engines fill it in.
  */
 export type EngineLabels = { engine: string; device: string };
+
+/** The `kind` label of qwen_batch_loop_failures_total (workers/batch-loop.ts LoopFault). */
+export const LOOP_FAILURE_KINDS = ['edit', 'step', 'loop'] as const;
+export type LoopFailureKind = (typeof LOOP_FAILURE_KINDS)[number];
 
 /** Jobs of the tokenizer workers (the `op` label of qwen_request_prepare_seconds). */
 export const PREPARE_OPS = ['prompts', 'tokenize', 'detokenize'] as const;
