@@ -43,6 +43,8 @@ export interface EngineCollection {
   parts: MetricJson[][];
   /** A worker (or the engine process) missed the timeout: its last snapshot stands in. */
   late: boolean;
+  /** The engine process could not collect (it logged why): its last snapshot stands in. */
+  failed?: boolean;
   workers: WorkerSnapshot[];
 }
 

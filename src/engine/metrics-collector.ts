@@ -40,6 +40,7 @@ export class MetricsCollector implements MetricsSource {
     const late = collections.some((c) => c.late);
     // Counted before the front's registry is read, so this scrape already shows it.
     if (late) this.main.collectTimedOut();
+    if (collections.some((c) => c.failed)) this.main.collectFailed();
     const parts: MetricJson[][] = [(await this.main.registry.getMetricsAsJSON()) as unknown as MetricJson[]];
     collections.forEach((c, i) => parts.push(...c.parts.map((p) => withLabels(p, this.engines[i]!.labels))));
     const workers = collections.flatMap((c, i) => {

@@ -98,6 +98,12 @@ export const MAIN = {
     [],
     'Scrapes in which a worker missed the collection timeout (its last snapshot was used)',
   ),
+  collectFailures: def(
+    'qwen_metrics_collect_errors_total',
+    'counter',
+    [],
+    'Scrapes in which an engine process could not collect its metrics (it logs why; its last snapshot was used)',
+  ),
 
   // GPU (NVML) beyond the tutorial's gauge.
   gpuMemoryTotal: def('qwen_gpu_memory_total_bytes', 'gauge', ['device', 'engine'], 'GPU memory in total, from NVML'),

@@ -73,6 +73,7 @@ export class MainMetrics {
   private readonly grammarCache;
   private readonly engineRestarts;
   private readonly collectTimeouts;
+  private readonly collectFailures;
   private readonly clientErrors;
   private readonly buildInfo;
 
@@ -91,6 +92,7 @@ export class MainMetrics {
     this.grammarCache = counter(MAIN.grammarCache, r);
     this.engineRestarts = counter(MAIN.engineRestarts, r);
     this.collectTimeouts = counter(MAIN.collectTimeouts, r);
+    this.collectFailures = counter(MAIN.collectFailures, r);
     this.clientErrors = counter(MAIN.clientErrors, r);
     this.buildInfo = gauge(MAIN.buildInfo, r);
     for (const labels of opts.routes) {
@@ -106,6 +108,7 @@ export class MainMetrics {
     for (const op of PREPARE_OPS) for (const lane of PREPARE_LANES) this.prepareTime.zero({ ...model, op, lane });
     for (const result of ['hit', 'miss']) this.grammarCache.inc({ ...model, result }, 0);
     this.collectTimeouts.inc(0);
+    this.collectFailures.inc(0);
     for (const code of CLIENT_ERROR_CODES) this.clientErrors.inc({ code }, 0);
     this.active.set(0);
     this.setLlamaCpp('unknown');
@@ -218,6 +221,10 @@ export class MainMetrics {
 
   collectTimedOut(): void {
     this.collectTimeouts.inc();
+  }
+
+  collectFailed(): void {
+    this.collectFailures.inc();
   }
 
   setLlamaCpp(release: string): void {
