@@ -165,7 +165,7 @@ function admission(config: Config, modelId: string, engines: Engine[], nvml: Nvm
     modelId,
     version: VERSION,
     timeBuckets: config.latencyBuckets,
-    gpu: nvml ? () => nvml.devices() : undefined,
+    gpu: nvml,
     engines: inEngineProcesses(engines) ? { labels: engines.map((e) => e.labels!), up: (i) => engines[i]!.readySequences > 0 } : undefined,
     routes: COUNTED_ROUTES,
     pool: () => ({

@@ -113,6 +113,12 @@ export const MAIN = {
     ['device', 'engine'],
     'GPU busy ratio over the last sample period (0-1), from NVML',
   ),
+  gpuReadErrors: def(
+    'qwen_gpu_read_errors_total',
+    'counter',
+    ['call'],
+    'NVML reads that failed, by the NVML function that failed (or read); a value it could not read is left out of the GPU series',
+  ),
   gpuInfo: def('qwen_gpu_info', 'gauge', ['device', 'engine', 'name', 'uuid'], 'GPU identity; always 1'),
 
   // Engine processes (--gpus / --engines); absent when the pool runs in the server's own process.

@@ -3,7 +3,7 @@
  * gauges (read from NVML at scrape time) and build info, plus Node.js process metrics once.
  */
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import type { GpuDeviceStats } from '../gpu/nvml.js';
+import type { GpuReader } from '../gpu/nvml.js';
 import {
   CLIENT_ERROR_CODES,
   FEATURES,
@@ -46,7 +46,7 @@ export interface MainMetricsOptions {
   timeBuckets: number[];
   pool: () => PoolState;
   /** NVML reader; absent when there is no GPU library, and then no GPU series exist. */
-  gpu?: () => GpuDeviceStats[];
+  gpu?: GpuReader;
   /**
    * Engine processes, when there are any: their labels and whether each is up. Then the GPU series
    * cover only the engines' devices, each labelled with the engine(s) using it.
@@ -139,12 +139,12 @@ export class MainMetrics {
   }
 
   /** @param engineOf device label → the engine label for it; only those devices are reported */
-  private registerGpu(read: () => GpuDeviceStats[], engineOf?: Map<string, string>): void {
+  private registerGpu(gpu: GpuReader, engineOf?: Map<string, string>): void {
     const r = this.registry;
     // The first gauge's collect reads NVML (cached for a second) and fills all four, in registration
     // order; reset() drops devices that disappeared instead of reporting stale values.
     const used = gauge(MAIN.gpuMemoryUsed, r, () => {
-      const devices = read();
+      const devices = gpu.devices();
       for (const g of [used, total, util, info]) g.reset();
       for (const d of devices) {
         const engine = engineOf?.get(d.device);
@@ -161,6 +161,11 @@ export class MainMetrics {
     const total = gauge(MAIN.gpuMemoryTotal, r);
     const util = gauge(MAIN.gpuUtilization, r);
     const info = gauge(MAIN.gpuInfo, r);
+    // After the gauges, so a scrape counts the failures of its own read.
+    counter(MAIN.gpuReadErrors, r, function () {
+      this.reset();
+      for (const [call, n] of gpu.readErrors()) this.inc({ call }, n);
+    });
   }
 
   /**
