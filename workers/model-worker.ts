@@ -174,7 +174,7 @@ async function runGenerate(
       onToken: (n) => {
         progress.completionTokens = n;
         observer.token();
-        injectFault(fault, n);
+        if (fault) injectFault(fault, n);
       },
     });
     emit({ type: 'done', ...result });
