@@ -3,10 +3,20 @@
  * context instead of a generation context, and each task returns one vector, L2-normalized as OpenAI's
  * embeddings are (cosine similarity is then a dot product).
  */
-import type { LlamaModel, Token } from 'node-llama-cpp';
+import type { LlamaEmbeddingContext, LlamaModel, Token } from 'node-llama-cpp';
 import { ContextLengthExceededError } from '../src/errors.js';
 import { checkedTokens } from '../src/shared/prompt.js';
-import type { LoadedEmbedder } from './model.js';
+
+/** An embedding model's resources: the model and one embedding context (loaded by workers/model.ts). */
+export interface LoadedEmbedder {
+  kind: 'embed';
+  model: LlamaModel;
+  embeddings: LlamaEmbeddingContext;
+  vocabularySize: number;
+  /** --context-size: an input must fit it. */
+  contextSize: number;
+  llamaCppRelease: string;
+}
 
 /** llama.cpp's pooling types: unspecified (-1) and none (0) mean a text-generation model. */
 export function isEmbeddingModel(model: LlamaModel): boolean {

@@ -20,8 +20,8 @@ import {
   type WorkerMessage,
   type WorkerRequest,
 } from '../src/shared/protocol.js';
-import { embed } from './embed.js';
-import { loadModel, type LoadedEmbedder, type LoadedModel } from './model.js';
+import { embed, type LoadedEmbedder } from './embed.js';
+import { loadModel, type LoadedModel } from './model.js';
 import { crashWorker, injectFault, InjectedCrash } from './faults.js';
 import { generate } from './generate.js';
 

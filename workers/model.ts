@@ -3,16 +3,8 @@
  * other workers through the page cache), one context with S sequences, the chat template, and the
  * batch loop that decodes all of the context's sequences together (batch-loop.ts).
  */
-import {
-  getLlama,
-  LlamaLogLevel,
-  resolveChatWrapper,
-  type ChatWrapper,
-  type LlamaContext,
-  type LlamaEmbeddingContext,
-  type LlamaModel,
-} from 'node-llama-cpp';
-import { isEmbeddingModel } from './embed.js';
+import { getLlama, LlamaLogLevel, resolveChatWrapper, type ChatWrapper, type LlamaContext, type LlamaModel } from 'node-llama-cpp';
+import { isEmbeddingModel, type LoadedEmbedder } from './embed.js';
 import { llamaLogger } from './llama-log.js';
 import { GrammarCache } from './structured/constraints.js';
 import { Utf8Guard } from './token-bytes.js';
@@ -63,17 +55,6 @@ export interface ModelHooks {
   onStep?: (stats: StepStats) => void;
   /** Called when a failure in the batch loop failed requests (metrics). */
   onFault?: (fault: LoopFault) => void;
-}
-
-/** An embedding model's resources: the model and one embedding context (workers/embed.ts). */
-export interface LoadedEmbedder {
-  kind: 'embed';
-  model: LlamaModel;
-  embeddings: LlamaEmbeddingContext;
-  vocabularySize: number;
-  /** --context-size: an input must fit it. */
-  contextSize: number;
-  llamaCppRelease: string;
 }
 
 export async function loadModel(init: WorkerInit, hooks: ModelHooks = {}): Promise<LoadedModel | LoadedEmbedder> {
