@@ -20,7 +20,7 @@ import { hostCheck, hostPolicy, type HostPolicy } from './http/middleware/host-c
 import { methodCheck } from './http/middleware/method-check.js';
 import { requestContext } from './http/middleware/request-context.js';
 import { COUNTED_ROUTES, METRICS_PORT_ROUTES, routeMatcher } from './http/route-table.js';
-import { MetricsCollector } from './metrics/collector.js';
+import { MetricsCollector } from './engine/metrics-collector.js';
 import { metricsRouter } from './metrics/exposition.js';
 import { MainMetrics } from './metrics/main-metrics.js';
 import { resolveModel } from './model/resolve.js';
@@ -165,13 +165,13 @@ function admission(config: Config, modelId: string, engines: Engine[], nvml: Nvm
     modelId,
     version: VERSION,
     timeBuckets: config.latencyBuckets,
-    gpu: nvml ? () => nvml.devices() : undefined,
+    gpu: nvml,
     engines: inEngineProcesses(engines) ? { labels: engines.map((e) => e.labels!), up: (i) => engines[i]!.readySequences > 0 } : undefined,
     routes: COUNTED_ROUTES,
     pool: () => ({
       running: dispatcher.runningCount,
       waiting: dispatcher.waitingCount,
-      capacity: dispatcher.readySequences,
+      readySequences: dispatcher.readySequences,
       workersReady: readyWorkers(engines),
     }),
   });

@@ -77,7 +77,7 @@ function submit(engine: LateEngine, count = 1) {
     onError: (err) => calls.push(`error ${err.code}`),
   };
   const jobs = Array.from({ length: count }, (_, i) =>
-    dispatcher.submit({ requestId: `r${i}`, prompt: [1], promptParam: 'prompt', sampling: {} as never }, handlers),
+    dispatcher.submit({ kind: 'generate', requestId: `r${i}`, prompt: [1], promptParam: 'prompt', sampling: {} as never }, handlers),
   );
   return { job: jobs[0]!, jobs, calls, outcomes, dispatcher };
 }
@@ -188,6 +188,22 @@ describe('job: exactly one final call', () => {
     }
   });
 
+  it('choices cancelled because a sibling failed end as abort for the client but count as sibling_failed, not as client aborts', async () => {
+    // One sequence: the first choice runs (until cancelled: its worker then answers done/abort), the second is queued.
+    const engine = new LateEngine([], 0);
+    engine.running = true;
+    const { jobs, calls, outcomes, dispatcher } = submit(engine, 2);
+    expect(jobs.map((j) => j.state)).toEqual(['running', 'queued']);
+    for (const job of jobs) job.cancel('sibling_failed');
+    await Promise.all(jobs.map((j) => j.ended));
+    expect(calls).toEqual(['done abort 0', 'done abort 0']);
+    expect(outcomes).toEqual([
+      { kind: 'finished', reason: 'sibling_failed' },
+      { kind: 'finished', reason: 'sibling_failed' },
+    ]);
+    await dispatcher.idle();
+  });
+
   it('messages after the final one and a late settle add no second final call', async () => {
     const engine = new LateEngine(
       [
@@ -248,7 +264,7 @@ describe("dispatcher: a request's choices are admitted together or not at all", 
       onDone: () => {},
       onError: () => {},
     });
-    const task = (i: number) => ({ requestId: `r${i}`, prompt: [1], promptParam: 'prompt', sampling: {} as never });
+    const task = (i: number) => ({ kind: 'generate' as const, requestId: `r${i}`, prompt: [1], promptParam: 'prompt', sampling: {} as never });
     return { dispatcher, counted, handlers, task };
   }
 

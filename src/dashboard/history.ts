@@ -6,7 +6,7 @@
  */
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
-import type { MetricsCollector } from '../metrics/collector.js';
+import type { MetricsCollector } from '../engine/metrics-collector.js';
 import { FINISH_REASONS, REJECT_REASONS, type FinishOutcome, type RejectReason } from '../metrics/definitions.js';
 import { bucketDelta, quantile, readRegistry, type Buckets, type Reading } from './read.js';
 
@@ -36,6 +36,7 @@ export interface Point {
   stepSeconds: number | null;
   running: number;
   waiting: number;
+  /** Sequences of the ready workers (qwen_sequences_capacity). */
   capacity: number;
   activeRequests: number;
   workersReady: number;

@@ -58,6 +58,7 @@ export interface Reading {
   steps: StepTotals;
   running: number;
   waiting: number;
+  /** Sequences of the ready workers (qwen_sequences_capacity): how many requests may run at once now. */
   capacity: number;
   active: number;
   workersReady: number;
@@ -148,7 +149,7 @@ export function readRegistry(
     },
     running: total(metrics, MAIN.running.name),
     waiting: total(metrics, MAIN.waiting.name),
-    capacity: total(metrics, MAIN.capacity.name),
+    capacity: total(metrics, MAIN.readySequences.name),
     active: total(metrics, MAIN.active.name),
     workersReady: total(metrics, MAIN.workersReady.name),
     kvCacheUsage: mean(metrics, WORKER.kvUsage.name),

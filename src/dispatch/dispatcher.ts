@@ -4,13 +4,13 @@
  * beyond that requests wait in one bounded FIFO queue, and past `maxQueue` they are refused at once
  * (429). A task goes to the engine with the most free sequences, so a busy or slow engine gets less
  * and a restarting one none; the shared queue means no request waits behind one engine while another
- * has room. Capacity is released when the task settles, not when its last message is read.
+ * has room. A task's sequence counts as free again when the task settles, not when its last message is read.
  */
 import type { Logger } from 'pino';
 import type { Engine, EngineTask } from '../engine/engine.js';
 import { finalOrGrace } from '../engine/final-message.js';
 import { QueueFullError, ShuttingDownError } from '../errors.js';
-import { nowMs, type CancelReason } from '../shared/protocol.js';
+import { nowMs, type CancelReason, type TaskSpec } from '../shared/protocol.js';
 import { Job, type JobHandlers, type JobOutcome } from './job.js';
 
 export interface DispatcherOptions {
@@ -75,7 +75,7 @@ export class Dispatcher {
    * Admits every task of one request, or none (429 when there is no room for all): choices that ran
    * while a sibling was refused would generate for a client that got an error.
    */
-  submitAll(tasks: readonly Omit<EngineTask, 'admittedAtMs'>[], handlers: (i: number) => JobHandlers): Job[] {
+  submitAll(tasks: readonly TaskSpec[], handlers: (i: number) => JobHandlers): Job[] {
     if (this.closed) throw new ShuttingDownError();
     this.checkRoom(tasks.length);
     return tasks.map((task, i) => this.submit(task, handlers(i)));
@@ -90,7 +90,7 @@ export class Dispatcher {
   }
 
   /** Admits a request or throws (QueueFullError, ShuttingDownError) without touching any worker. */
-  submit(task: Omit<EngineTask, 'admittedAtMs'>, handlers: JobHandlers): Job {
+  submit(task: TaskSpec, handlers: JobHandlers): Job {
     if (this.closed) throw new ShuttingDownError();
     const engine = this.freest();
     if (engine === undefined && this.queue.length >= this.opts.maxQueue) {

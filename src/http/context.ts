@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { MetricsHistory } from '../dashboard/history.js';
-import type { MetricsCollector } from '../metrics/collector.js';
+import type { MetricsCollector } from '../engine/metrics-collector.js';
 import type { MainMetrics } from '../metrics/main-metrics.js';
 import type { HostPolicy } from './middleware/host-check.js';
 import type { InputLimits } from './core/validation.js';

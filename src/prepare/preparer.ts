@@ -138,8 +138,7 @@ export class Preparer {
     if (!result.ok) {
       if (result.error.status >= 500)
         this.log.error({ code: result.error.code, detail: result.detail, op: job.op }, 'a tokenizer job failed');
-      const e = result.error;
-      throw new ApiError(e.status, e.type, e.code, e.message, e.param);
+      throw ApiError.fromPayload(result.error);
     }
     return result as Ok<K>;
   }

@@ -12,20 +12,18 @@ import type { AppContext } from '../context.js';
 import { choiceMaxTokens } from './budget.js';
 import type { ChoiceTask } from './respond.js';
 
-export interface ChoicesRequest {
+export type ChoicesRequest = {
   inputs: GenerateInput[];
   /** Choices per input. */
   n: number;
-  sampling: SamplingParams;
   constraints: OutputConstraints;
   /** Request fields, for errors: the prompts, the schemas (tools / response_format / text.format), logprobs. */
   params: { prompt: string; shaping?: string; logprobs?: string };
   /** Token-id inputs come back as text too (completions `echo`). */
   echo?: boolean;
-  mode?: 'generate' | 'embed';
   /** Size of the request's body: large ones are prepared in a lane of their own. */
   bodyBytes: number;
-}
+} & ({ mode?: 'generate'; sampling: SamplingParams } | { mode: 'embed' });
 
 export interface PreparedChoices {
   tasks: ChoiceTask[];
@@ -52,7 +50,7 @@ export async function prepareChoices(ctx: AppContext, r: ChoicesRequest): Promis
 }
 
 async function prepareTasks(ctx: AppContext, r: ChoicesRequest): Promise<Omit<PreparedChoices, 'release'>> {
-  const { constraints: c, sampling } = r;
+  const { constraints: c } = r;
   const shaping: ShapingRequest | undefined =
     c.json || c.tools ? { json: c.json, tools: c.tools, param: r.params.shaping ?? r.params.prompt } : undefined;
   const { value } = await ctx.prepare.run(
@@ -68,25 +66,38 @@ async function prepareTasks(ctx: AppContext, r: ChoicesRequest): Promise<Omit<Pr
     r.bodyBytes,
   );
   if (value.grammarCached !== undefined) ctx.metrics.grammarComposed(value.grammarCached);
-  const maxTokens =
-    r.mode === 'embed'
-      ? value.prompts.map((p, i) => embedFits(p.tokens.length, ctx.contextSize, paramOf(r, i)))
-      : choiceMaxTokens(
-          {
-            promptTokens: value.prompts.map((p) => p.tokens.length),
-            n: r.n,
-            maxTokens: sampling.maxTokens,
-            maxTokensParam: sampling.maxTokensParam,
-            promptParam: r.params.prompt,
-            logprobsTop: c.logprobs?.top,
-            logprobsParam: r.params.logprobs,
-          },
-          ctx.budgets,
-        );
+  if (r.mode === 'embed') {
+    const tasks = value.prompts.map((p, i): ChoiceTask => {
+      embedFits(p.tokens.length, ctx.contextSize, paramOf(r, i));
+      return {
+        kind: 'embed',
+        requestId: randomUUID(),
+        prompt: p.tokens,
+        promptParam: paramOf(r, i),
+        fault: value.fault,
+        countsPrompt: true,
+      };
+    });
+    return { tasks };
+  }
+  const { sampling } = r;
+  const maxTokens = choiceMaxTokens(
+    {
+      promptTokens: value.prompts.map((p) => p.tokens.length),
+      n: r.n,
+      maxTokens: sampling.maxTokens,
+      maxTokensParam: sampling.maxTokensParam,
+      promptParam: r.params.prompt,
+      logprobsTop: c.logprobs?.top,
+      logprobsParam: r.params.logprobs,
+    },
+    ctx.budgets,
+  );
   const tasks = value.prompts.flatMap((p, i) =>
     Array.from(
       { length: r.n },
       (_, j): ChoiceTask => ({
+        kind: 'generate',
         requestId: randomUUID(),
         prompt: p.tokens,
         promptParam: paramOf(r, i),
@@ -94,7 +105,6 @@ async function prepareTasks(ctx: AppContext, r: ChoicesRequest): Promise<Omit<Pr
         sampling: { ...sampling, maxTokens: maxTokens[i]!, ...(sampling.seed !== undefined && { seed: (sampling.seed + j) % 2 ** 32 }) },
         shaping: value.shaping,
         logprobs: c.logprobs,
-        mode: r.mode,
         fault: value.fault,
         countsPrompt: j === 0,
       }),
@@ -113,7 +123,6 @@ const paramOf = (r: ChoicesRequest, i: number): string => {
 };
 
 /** An embedding input must fit one sequence with a cell to spare (the worker checks again with BOS/EOS). */
-function embedFits(tokens: number, contextSize: number, param: string): number {
+function embedFits(tokens: number, contextSize: number, param: string): void {
   if (tokens >= contextSize) throw ContextLengthExceededError.embeddingInput(contextSize, param, tokens);
-  return 1;
 }

@@ -11,13 +11,13 @@ import type { Response } from 'express';
 import type { Dispatcher } from '../../dispatch/dispatcher.js';
 import type { Job, JobHandlers, Usage } from '../../dispatch/job.js';
 import type { ApiError } from '../../errors.js';
-import type { FinishReason, GenerateTask, TokenLogprob, ToolCallDelta } from '../../shared/protocol.js';
+import type { FinishReason, TaskSpec, TokenLogprob, ToolCallDelta } from '../../shared/protocol.js';
 import { logServerFault, sendError } from '../middleware/error-handler.js';
 import { Answer } from './answer.js';
 import type { Renderer } from './renderer.js';
 import { StreamOutput } from './stream-output.js';
 
-export type ChoiceTask = Omit<GenerateTask, 'port' | 'admittedAtMs'> & {
+export type ChoiceTask = TaskSpec & {
   /** Whether this choice's prompt counts in usage (the first choice of each prompt: n choices share one). */
   countsPrompt: boolean;
 };
@@ -59,7 +59,8 @@ export function respond(dispatcher: Dispatcher, res: Response, opts: RespondOpti
   const fail = (err: ApiError) => {
     if (failed) return;
     failed = true;
-    for (const job of jobs) job.cancel('client');
+    // Counted as sibling_failed, not as client aborts: the client is still there, waiting for the error.
+    for (const job of jobs) job.cancel('sibling_failed');
     if (out?.started) {
       logServerFault(res, err);
       out.fail(err);
@@ -69,8 +70,10 @@ export function respond(dispatcher: Dispatcher, res: Response, opts: RespondOpti
     answers[i]!.finishReason = reason;
     answers[i]!.stopSequence = stopSequence;
     usages[i] = usage;
+    // A sibling failed: the response is the error, already written or on its way.
+    if (failed) return;
     out?.choiceDone(i, reason, answers[i]!);
-    if (--pending > 0 || failed) return;
+    if (--pending > 0) return;
     opts.onToolCalls?.(answers.reduce((n, a) => n + a.toolCalls.length, 0));
     const total = totalUsage(opts.tasks, usages);
     if (out) out.close(total, answers);

@@ -5,7 +5,6 @@
  */
 import { Router } from 'express';
 import { z } from 'zod';
-import type { SamplingParams } from '../../shared/protocol.js';
 import type { AppContext } from '../context.js';
 import { checkModel } from '../core/check-model.js';
 import { prepareChoices } from '../core/prepare.js';
@@ -25,20 +24,6 @@ const body = z.object({
   dimensions: z.never({ error: 'dimensions is not supported: the model returns its own size' }).nullish(),
   user: z.string().nullish(),
 });
-
-/** Sampling is unused by embeddings; the task shape carries it anyway. */
-const NO_SAMPLING: SamplingParams = {
-  temperature: 0,
-  topP: 1,
-  topK: 0,
-  presencePenalty: 0,
-  frequencyPenalty: 0,
-  maxTokens: 1,
-  maxTokensParam: 'max_tokens',
-  stop: [],
-  ignoreEos: false,
-  logitBias: [],
-};
 
 /** OpenAI's base64 encoding: little-endian float32. */
 const base64 = (v: number[]) => Buffer.from(new Float32Array(v).buffer).toString('base64');
@@ -62,9 +47,8 @@ export function embeddingsRoutes(ctx: AppContext): Router {
       bodyBytes: bodySize(req),
       inputs,
       n: 1,
-      sampling: NO_SAMPLING,
       constraints: {},
-      params: { prompt: 'input', shaping: 'input' },
+      params: { prompt: 'input' },
       mode: 'embed',
     });
     respond(ctx.dispatcher, res, {

@@ -4,13 +4,11 @@
  * of its earlier processes; an engine process's series carry its `engine` and `device` labels),
  * merged with AggregatorRegistry.aggregate().
  */
-import type { Registry } from 'prom-client';
 import type { Logger } from 'pino';
-import type { Engine, WorkerSnapshot } from '../engine/engine.js';
-import { merge, withLabels, type ContentType, type MetricJson } from './json.js';
-import type { MainMetrics } from './main-metrics.js';
-
-export type { ContentType, MetricJson } from './json.js';
+import type { Collection, MetricsSource } from '../metrics/exposition.js';
+import { merge, withLabels, type ContentType, type MetricJson } from '../metrics/json.js';
+import type { MainMetrics } from '../metrics/main-metrics.js';
+import type { Engine, WorkerSnapshot } from './engine.js';
 
 export interface CollectorOptions {
   /** How long a scrape waits for each worker. */
@@ -18,13 +16,12 @@ export interface CollectorOptions {
 }
 
 /** One collection: the merged registry and, from the same collection, each ready worker's snapshot. */
-export interface Collected {
-  registry: Registry;
+export interface Collected extends Collection {
   /** Each ready worker's snapshot, with a slot unique across engines (the dashboard's worker table). */
   workers: WorkerSnapshot[];
 }
 
-export class MetricsCollector {
+export class MetricsCollector implements MetricsSource {
   constructor(
     private readonly engines: Engine[],
     private readonly main: MainMetrics,
@@ -43,6 +40,7 @@ export class MetricsCollector {
     const late = collections.some((c) => c.late);
     // Counted before the front's registry is read, so this scrape already shows it.
     if (late) this.main.collectTimedOut();
+    if (collections.some((c) => c.failed)) this.main.collectFailed();
     const parts: MetricJson[][] = [(await this.main.registry.getMetricsAsJSON()) as unknown as MetricJson[]];
     collections.forEach((c, i) => parts.push(...c.parts.map((p) => withLabels(p, this.engines[i]!.labels))));
     const workers = collections.flatMap((c, i) => {
