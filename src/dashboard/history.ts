@@ -52,7 +52,7 @@ export interface Sample {
 /** Failed requests: generations that ended in error plus every refusal. */
 const errors = (r: Reading) => r.finished.error + REJECT_REASONS.reduce((s, k) => s + r.rejected[k], 0);
 
-export function derive(reading: Reading, previous: Reading | undefined, windowStart: Reading | undefined): Point {
+function derive(reading: Reading, previous: Reading | undefined, windowStart: Reading | undefined): Point {
   const seconds = previous ? (reading.t - previous.t) / 1000 : 0;
   const rate = (f: (r: Reading) => number) => (previous && seconds > 0 ? Math.max(0, f(reading) - f(previous)) / seconds : null);
   const recent = (f: (r: Reading) => Buckets) => (windowStart ? bucketDelta(f(reading), f(windowStart)) : undefined);

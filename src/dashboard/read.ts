@@ -25,7 +25,7 @@ export interface Buckets {
   counts: number[];
 }
 
-export interface GpuReading {
+interface GpuReading {
   device: string;
   name: string | null;
   memoryUsedBytes: number | null;
@@ -33,7 +33,7 @@ export interface GpuReading {
   utilizationRatio: number | null;
 }
 
-export interface WorkerReading {
+interface WorkerReading {
   slot: number;
   workerId: number;
   kvCacheUsage: number | null;
@@ -78,7 +78,7 @@ function samples(metrics: MetricJson[], name: string, sample = name, match: Matc
 }
 
 /** Sum over every series of `name` (e.g. across models, endpoints or per-worker labels) that matches. */
-export function total(metrics: MetricJson[], name: string, match: Match = any): number {
+function total(metrics: MetricJson[], name: string, match: Match = any): number {
   return samples(metrics, name, name, match).reduce((s, v) => s + v.value, 0);
 }
 
@@ -93,7 +93,7 @@ function histogramTotal(metrics: MetricJson[], name: string, part: 'sum' | 'coun
 }
 
 /** The buckets of histogram `name`, summed over the series that match. */
-export function buckets(metrics: MetricJson[], name: string, match: Match = any): Buckets {
+function buckets(metrics: MetricJson[], name: string, match: Match = any): Buckets {
   const byLe = new Map<number, number>();
   for (const { labels, value } of samples(metrics, name, `${name}_bucket`, match)) {
     const le = labels.le === '+Inf' ? Infinity : Number(labels.le);

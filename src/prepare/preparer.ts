@@ -28,7 +28,7 @@ const WORKER_FILE = fileURLToPath(new URL('../../workers/prepare-worker.js', imp
 const LOAD_WAIT_MS = 30_000;
 
 /** Request bodies from this size on are prepared in the heavy lane. */
-export const HEAVY_BYTES = 64 * 1024;
+const HEAVY_BYTES = 64 * 1024;
 
 export interface PreparerOptions extends PrepareInit {
   /** Threads of the light lane (--tokenizer-threads); the heavy lane has one. */
