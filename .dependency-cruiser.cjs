@@ -34,6 +34,13 @@ module.exports = {
       to: { path: '^src/http/(openai|responses|anthropic)/', pathNot: '^src/http/$1/' },
     },
     {
+      name: 'http-core-not-to-dialects',
+      severity: 'error',
+      comment: 'The shared HTTP core and middleware serve every dialect: they import none (app.ts composes them).',
+      from: { path: '^src/http/(core|middleware)/' },
+      to: { path: '^src/http/(openai|responses|anthropic|native)/' },
+    },
+    {
       name: 'prom-client-only-in-metrics',
       severity: 'error',
       comment: 'Only src/metrics imports prom-client: instrumentation stays out of the other layers.',

@@ -45,7 +45,7 @@ export interface GenerateResult {
  * The front checked that the prompt and max_tokens fit the context (the client gets a 400 before its request
  * is queued); this is the worker's own guard against a task that does not, never a client's error.
  */
-export function checkFits(promptTokens: number, contextSize: number, sampling: { maxTokens: number }, promptParam: string): void {
+function checkFits(promptTokens: number, contextSize: number, sampling: { maxTokens: number }, promptParam: string): void {
   if (promptTokens < contextSize && promptTokens + sampling.maxTokens <= contextSize) return;
   throw new ContextLengthExceededError(
     `This model's maximum context length is ${contextSize} tokens (--context-size); the prompt has ${promptTokens} tokens and ${sampling.maxTokens} were asked for.`,
@@ -169,7 +169,7 @@ export async function generate(loaded: LoadedModel, seq: SequenceState, prompt: 
       generated,
       grammar && { state: grammar, banned: bannedAfter ? Uint32Array.from([...guard().never, ...bannedAfter]) : guard().never },
     );
-  let cachedTokens = 0;
+  let cachedTokens: number;
   const sampler = loaded.createSampler();
   try {
     sampler.applyConfig(config());

@@ -134,7 +134,7 @@ export async function loadModel(init: WorkerInit, hooks: ModelHooks = {}): Promi
  * and each part costs a full pass over the weights). Packing busy sequences at the low ids keeps the run
  * unbroken, and at low concurrency it also returns the sequence whose cached prefix was used last.
  */
-export class SequencePool {
+class SequencePool {
   private readonly free: SequenceState[];
   private readonly waiting: ((s: SequenceState) => void)[] = [];
 

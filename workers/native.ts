@@ -132,7 +132,7 @@ export function topLogprobsPath(model: LlamaModel): TopLogprobsPath {
   if (marker === undefined) return 'stock-full-sort';
   if (marker === 1) return 'patched-top-k';
   throw new NativeApiError(
-    `the addon's qwenServePatch is ${String(marker)}, this qwen-serve knows 1: run \`npm run patch-addon -- --force\``,
+    `the addon's qwenServePatch is ${JSON.stringify(marker) ?? typeof marker}, this qwen-serve knows 1: run \`npm run patch-addon -- --force\``,
   );
 }
 

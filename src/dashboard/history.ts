@@ -5,9 +5,9 @@
  * the last 30 s. /metrics stays the one source of truth; this only remembers what it said.
  */
 import type { Logger } from 'pino';
-import { Registry } from 'prom-client';
 import type { MetricsCollector } from '../engine/metrics-collector.js';
 import { FINISH_REASONS, REJECT_REASONS, type FinishOutcome, type RejectReason } from '../metrics/definitions.js';
+import { PROMETHEUS_TEXT } from '../metrics/json.js';
 import { bucketDelta, quantile, readRegistry, type Buckets, type Reading } from './read.js';
 
 export const INTERVAL_SECONDS = 2;
@@ -114,7 +114,7 @@ export class MetricsHistory {
     if (this.busy) return;
     this.busy = true;
     try {
-      const { registry, workers } = await this.collector.collect(Registry.PROMETHEUS_CONTENT_TYPE);
+      const { registry, workers } = await this.collector.collect(PROMETHEUS_TEXT);
       const metrics = (await registry.getMetricsAsJSON()) as never;
       const reading = readRegistry(Date.now(), metrics, workers);
       const previous = this.samples.at(-1)?.reading;

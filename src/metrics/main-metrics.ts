@@ -25,7 +25,7 @@ import {
 import { counter, gauge, histogram } from './factory.js';
 
 /** The dispatcher's state as the gauges read it at scrape time (summed over engines). */
-export interface PoolState {
+interface PoolState {
   /** Requests holding a sequence (qwen_requests_running). */
   running: number;
   /** Requests queued for a free sequence (qwen_requests_waiting). */

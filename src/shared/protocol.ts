@@ -39,10 +39,10 @@ export interface WorkerInit {
   grammarCacheSize: number;
 }
 
-export type ChatRole = 'system' | 'user' | 'assistant' | 'tool';
+type ChatRole = 'system' | 'user' | 'assistant' | 'tool';
 
 /** A tool call the assistant made earlier in the conversation; `arguments` is the parsed JSON object. */
-export interface HistoryToolCall {
+interface HistoryToolCall {
   id: string;
   name: string;
   arguments: unknown;

@@ -11,7 +11,7 @@ import type { Response } from 'express';
 import type { Dispatcher } from '../../dispatch/dispatcher.js';
 import type { Job, JobHandlers, Usage } from '../../dispatch/job.js';
 import type { ApiError } from '../../errors.js';
-import type { FinishReason, TaskSpec, TokenLogprob, ToolCallDelta } from '../../shared/protocol.js';
+import type { FinishReason, TaskSpec } from '../../shared/protocol.js';
 import { logServerFault, sendError } from '../middleware/error-handler.js';
 import { Answer } from './answer.js';
 import type { Renderer } from './renderer.js';

@@ -10,7 +10,7 @@ import { ANY_OBJECT, SchemaBudget, toGrammarSchema, type SchemaLimits } from '..
 import { invalidValue } from './validation.js';
 
 /** A function tool as the client declared it. */
-export interface ToolDeclaration {
+interface ToolDeclaration {
   name: string;
   description?: string | null;
   parameters?: Record<string, unknown> | null;

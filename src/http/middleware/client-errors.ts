@@ -19,7 +19,7 @@ interface ParserError extends Error {
 }
 
 /** The error a parser failure reports to the client; undefined when there is no client left to tell. */
-export function clientErrorFor(err: ParserError): ApiError | undefined {
+function clientErrorFor(err: ParserError): ApiError | undefined {
   switch (err.code) {
     case 'ECONNRESET':
     case 'EPIPE':

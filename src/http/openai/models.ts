@@ -1,5 +1,5 @@
 /** GET /v1/models and GET /v1/models/:id. */
-import { Router } from 'express';
+import { Router, type Request } from 'express';
 import { NotFoundError } from '../../errors.js';
 import type { AppContext } from '../context.js';
 import { ROUTES } from '../route-table.js';
@@ -12,8 +12,9 @@ export function modelsRoutes(ctx: AppContext): Router {
     res.json({ object: 'list', data: [model()] });
   });
 
-  router.get(ROUTES.model.path, (req, res) => {
-    if (req.params.id !== ctx.modelId) throw new NotFoundError(`The model '${req.params.id}' does not exist.`, 'model_not_found', 'model');
+  router.get(ROUTES.model.path, (req: Request<{ id: string }>, res) => {
+    const { id } = req.params;
+    if (id !== ctx.modelId) throw new NotFoundError(`The model '${id}' does not exist.`, 'model_not_found', 'model');
     res.json(model());
   });
 

@@ -3,19 +3,18 @@
  * (which shares the streaming and non-streaming paths between every API).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { FinishReason, TokenLogprob, ToolCallDelta } from '../../shared/protocol.js';
+import type { FinishReason, TokenLogprob } from '../../shared/protocol.js';
 import type { Usage } from '../../dispatch/job.js';
-import type { Answer } from '../core/answer.js';
 import type { Renderer, StreamEvent } from '../core/renderer.js';
 
-export interface UsageBody {
+interface UsageBody {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
   prompt_tokens_details: { cached_tokens: number };
 }
 
-export function usageBody(u: Usage): UsageBody {
+function usageBody(u: Usage): UsageBody {
   return {
     prompt_tokens: u.promptTokens,
     completion_tokens: u.completionTokens,

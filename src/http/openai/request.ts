@@ -53,7 +53,7 @@ function checkToolResults(messages: readonly ChatMessage[]): void {
 }
 
 /** The prompts of a completion request (a string, several, token ids, or several token-id arrays). */
-export function completionInputs(body: CompletionBody): GenerateInput[] {
+function completionInputs(body: CompletionBody): GenerateInput[] {
   const { prompt } = body;
   const suffix = body.suffix ?? undefined;
   if (body.echo && suffix !== undefined) throw new InvalidRequestError('echo: cannot be combined with suffix', 'echo', 'invalid_value');
@@ -82,7 +82,7 @@ type SamplingFields = Pick<
 >;
 
 /** The sampling fields the OpenAI APIs share (the Responses API sends a subset). */
-export function openaiSampling(body: SamplingFields, maxTokens: number | null | undefined, maxTokensParam: string): SamplingRequest {
+function openaiSampling(body: SamplingFields, maxTokens: number | null | undefined, maxTokensParam: string): SamplingRequest {
   return {
     temperature: body.temperature,
     topP: body.top_p,

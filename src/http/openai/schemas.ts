@@ -51,7 +51,7 @@ export function inputsOf(value: z.infer<typeof textsOrTokens>, field: string, su
 const optional = <T extends z.ZodType>(t: T) => t.nullish();
 
 /** Sampling fields of the OpenAI APIs. */
-export function samplingFields(limits: InputLimits) {
+function samplingFields(limits: InputLimits) {
   return {
     model: optional(z.string()),
     max_tokens: optional(maxTokensField(limits.maxTokens)),
