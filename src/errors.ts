@@ -1,8 +1,11 @@
-import type { ErrorPayload } from './shared/protocol.js';
-
 /**
  * Every error a client can see, as one table of classes. Each has a stable `code` (what clients and
  * metrics key on), an HTTP status and an OpenAI error `type`, so routes never invent ad-hoc shapes.
+ *
+ * The main thread and the workers share this module: an error found in a worker (a prompt that does not
+ * fit, a schema that does not compile) is thrown there as one of these classes, crosses the thread
+ * boundary once as an ErrorPayload (`toPayload()`), and is rebuilt on the main thread
+ * (`ApiError.fromPayload()`). It imports nothing, so anything may import it.
  */
 
 export type OpenAIErrorType =
@@ -15,6 +18,18 @@ export type OpenAIErrorType =
 
 export interface OpenAIErrorBody {
   error: { message: string; type: OpenAIErrorType; param: string | null; code: string | null };
+}
+
+/**
+ * An ApiError as plain, structured-cloneable data: what a worker sends on its port (WorkerMessage `error`,
+ * PrepareResult). Response headers do not travel: no error a worker raises has any.
+ */
+export interface ErrorPayload {
+  status: number;
+  type: OpenAIErrorType;
+  code: string;
+  message: string;
+  param: string | null;
 }
 
 export class ApiError extends Error {
@@ -46,13 +61,14 @@ export class ApiError extends Error {
     return { error: { message: this.message, type: this.type, param: this.param, code: this.code } };
   }
 
-  /**
-   * For errors found in a worker (it alone knows the prompt's token count, the vocabulary, and compiles
-   * grammars), sent to the main thread on the task's port.
-   */
+  /** This error as data, to send across a thread or process boundary; `ApiError.fromPayload` rebuilds it. */
   toPayload(): ErrorPayload {
-    const type = this.status >= 500 ? 'server_error' : 'invalid_request_error';
-    return { status: this.status, type, code: this.code, message: this.message, param: this.param };
+    return { status: this.status, type: this.type, code: this.code, message: this.message, param: this.param };
+  }
+
+  /** Rebuilds an error that a worker sent (status, type, code, message and param as they were). */
+  static fromPayload(p: ErrorPayload): ApiError {
+    return new ApiError(p.status, p.type, p.code, p.message, p.param);
   }
 }
 
@@ -267,9 +283,4 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
     this.exitCode = exitCode;
   }
-}
-
-/** Rebuilds an error that a worker sent across the port. */
-export function fromPayload(p: ErrorPayload): ApiError {
-  return new ApiError(p.status, p.type, p.code, p.message, p.param);
 }

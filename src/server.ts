@@ -12,15 +12,15 @@ import { VERSION, type Config } from './config/config.js';
 import { MetricsHistory } from './dashboard/history.js';
 import { Nvml } from './gpu/nvml.js';
 import { createApp, notFound } from './http/app.js';
-import { bearerAuth } from './http/auth.js';
-import { answerClientErrors } from './http/client-errors.js';
-import { errorHandler } from './http/error-handler.js';
+import { bearerAuth } from './http/middleware/auth.js';
+import { answerClientErrors } from './http/middleware/client-errors.js';
+import { errorHandler } from './http/middleware/error-handler.js';
 import type { AppContext } from './http/context.js';
-import { hostCheck, hostPolicy, type HostPolicy } from './http/host-check.js';
-import { methodCheck } from './http/method-check.js';
-import { requestContext } from './http/request-context.js';
+import { hostCheck, hostPolicy, type HostPolicy } from './http/middleware/host-check.js';
+import { methodCheck } from './http/middleware/method-check.js';
+import { requestContext } from './http/middleware/request-context.js';
 import { COUNTED_ROUTES, METRICS_PORT_ROUTES, routeMatcher } from './http/route-table.js';
-import { MetricsCollector } from './metrics/collector.js';
+import { MetricsCollector } from './engine/metrics-collector.js';
 import { metricsRouter } from './metrics/exposition.js';
 import { MainMetrics } from './metrics/main-metrics.js';
 import { resolveModel } from './model/resolve.js';
@@ -165,13 +165,13 @@ function admission(config: Config, modelId: string, engines: Engine[], nvml: Nvm
     modelId,
     version: VERSION,
     timeBuckets: config.latencyBuckets,
-    gpu: nvml ? () => nvml.devices() : undefined,
+    gpu: nvml,
     engines: inEngineProcesses(engines) ? { labels: engines.map((e) => e.labels!), up: (i) => engines[i]!.readySequences > 0 } : undefined,
     routes: COUNTED_ROUTES,
     pool: () => ({
       running: dispatcher.runningCount,
       waiting: dispatcher.waitingCount,
-      capacity: dispatcher.readySequences,
+      readySequences: dispatcher.readySequences,
       workersReady: readyWorkers(engines),
     }),
   });

@@ -127,6 +127,47 @@ describe('POST /v1/messages', () => {
     expect((orphan as { error: { error: { message: string } } }).error.error.message).toMatch(/^messages\.0\.content\.0\.tool_use_id: /);
   });
 
+  it("the route's dialect decides the error shape: before any route runs too, and in the dialect's own field names", async () => {
+    const post = async (path: string, body: string) => {
+      const res = await fetch(`${ctx.server.url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-api-key': KEY },
+        body,
+      });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    // The body parser fails before the router: the route (case and slash variants included) still decides.
+    const broken = await post('/V1/Messages/', '{"model":');
+    expect(broken.status).toBe(400);
+    expect(broken.body).toEqual({
+      type: 'error',
+      error: { type: 'invalid_request_error', message: 'The request body is not valid JSON.' },
+    });
+    const schema = await post(
+      '/v1/messages/count_tokens',
+      JSON.stringify({ messages, tools: [{ ...tool, input_schema: { type: 'string' } }], tool_choice: { type: 'tool', name: 'lookup' } }),
+    );
+    expect(schema.body).toEqual({
+      type: 'error',
+      error: { type: 'invalid_request_error', message: "tools.0.input_schema: must be a schema of type 'object'" },
+    });
+    const unknownTool = await post(
+      '/v1/messages',
+      JSON.stringify({ max_tokens: 5, messages, tools: [tool], tool_choice: { type: 'tool', name: 'nope' } }),
+    );
+    expect(unknownTool.body).toEqual({
+      type: 'error',
+      error: { type: 'invalid_request_error', message: "tool_choice.name: no tool is named 'nope'" },
+    });
+    const any = await post('/v1/messages', JSON.stringify({ max_tokens: 5, messages, tool_choice: { type: 'any' } }));
+    expect(any.body).toEqual({ type: 'error', error: { type: 'invalid_request_error', message: "tool_choice: 'any' needs tools" } });
+    // The same fault on an OpenAI route: OpenAI's shape.
+    const openai = await post('/v1/chat/completions', '{"model":');
+    expect(openai.body).toEqual({
+      error: { message: 'The request body is not valid JSON.', type: 'invalid_request_error', param: null, code: 'invalid_json' },
+    });
+  });
+
   it('is counted under its own endpoint labels', async () => {
     const read = async (endpoint: string) =>
       value(await scrape(ctx.server.metricsUrl ?? ctx.server.url), 'qwen_inference_request_total', { endpoint });

@@ -1,14 +1,15 @@
 /**
  * The worker's batch loop on the real engine (the tiny scripted model, in this process): N concurrent
  * requests share every decode step, a late request's prompt joins the others' step, prefix reuse,
- * cancellation and a failing request that costs only itself.
+ * cancellation, a failing request that costs only itself, and failures of the loop (a step, a cache edit,
+ * the loop itself) that cost only the requests they concern.
  */
 import type { Token } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { TINY_SCRIPT_TOKEN_IDS } from '../src/demo-model/demo-model.js';
-import type { StepStats } from '../workers/batch-loop.js';
+import { BatchLoop, type LoopFault, type StepStats } from '../workers/batch-loop.js';
 import { loadModel, type LoadedModel } from '../workers/model.js';
-import { NativeApiError, nativeContext } from '../workers/native.js';
+import { NativeApiError, nativeContext, type NativeContext } from '../workers/native.js';
 
 const SEQUENCES = 4;
 let loaded: LoadedModel;
@@ -236,5 +237,120 @@ describe('native internals', () => {
     expect(() => nativeContext(loaded.context)).not.toThrow();
     expect(() => nativeContext({} as never)).toThrow(NativeApiError);
     expect(() => nativeContext({} as never)).toThrow(/LlamaContext\._ctx\.initBatch is missing/);
+  });
+});
+
+describe('batch loop failures: each costs only the requests it concerns', () => {
+  /** The real native context, with failures switched on by the test. */
+  const faults = { addToBatch: false, removeOn: -1 };
+  let loop: BatchLoop;
+  const reported: LoopFault[] = [];
+  let failStep = false;
+
+  beforeAll(() => {
+    const native = nativeContext(loaded.context);
+    const faulty: NativeContext = {
+      initBatch: (size) => native.initBatch(size),
+      addToBatch: (...args) => {
+        if (faults.addToBatch) throw new Error('injected: addToBatch failed');
+        return native.addToBatch(...args);
+      },
+      decodeBatch: () => native.decodeBatch(),
+      sampleToken: ((...args: Parameters<NativeContext['sampleToken']>) => native.sampleToken(...args)) as NativeContext['sampleToken'],
+      removeTokenCellsFromSequence: (id, start, end) => {
+        if (id === faults.removeOn) throw new Error(`injected: removing cells of sequence ${id} failed`);
+        return native.removeTokenCellsFromSequence(id, start, end);
+      },
+      saveSequenceStateToFile: (...args) => native.saveSequenceStateToFile(...args),
+      loadSequenceStateFromFile: (...args) => native.loadSequenceStateFromFile(...args),
+    };
+    loop = new BatchLoop(faulty, {
+      batchSize: 64,
+      contextSize: 256,
+      sequences: seqs,
+      minSharedPrefix: 16,
+      onFault: (f) => reported.push(f),
+      onStep: () => {
+        if (failStep) throw new Error('injected: the loop itself failed');
+      },
+    });
+  });
+
+  /** Like start(), on the faulty loop. */
+  /** `outcome`: 'ok' or the error's message, with a handler attached at once (no rejection goes unhandled). */
+  function startOn(seqIndex: number, p: Token[], count: number, onToken?: (n: number) => void): Run & { outcome: Promise<string> } {
+    const sampler = loaded.createSampler();
+    sampler.applyConfig({ temperature: 0, minP: 0, topK: 0, topP: 1, seed: 1 });
+    const tokens: Token[] = [];
+    const done = loop
+      .run({
+        sequence: seqs[seqIndex]!,
+        prompt: p,
+        sampler,
+        cancelled: () => false,
+        onToken: (t) => {
+          tokens.push(t);
+          onToken?.(tokens.length);
+          return tokens.length < count;
+        },
+      })
+      .finally(() => sampler.dispose());
+    return {
+      tokens,
+      done,
+      outcome: done.then(
+        () => 'ok',
+        (err: Error) => err.message,
+      ),
+    };
+  }
+
+  it('a step that cannot be assembled fails the requests in it and drops their caches; the loop serves the next ones', async () => {
+    reported.length = 0;
+    faults.addToBatch = true;
+    const a = startOn(0, prompt(5, 41), 4);
+    const b = startOn(1, prompt(6, 42), 4);
+    expect(await a.outcome).toBe('injected: addToBatch failed');
+    expect(await b.outcome).toBe('injected: addToBatch failed');
+    expect(reported.map((f) => [f.kind, f.failed])).toEqual([['step', 2]]);
+    expect(seqs[0]!.tokens).toEqual([]);
+    expect(seqs[1]!.tokens).toEqual([]);
+    faults.addToBatch = false;
+    const c = startOn(0, prompt(5, 41), 4);
+    expect(await c.done).toEqual({ reusedTokens: 0 });
+    expect(c.tokens).toHaveLength(4);
+    expect(loop.size).toBe(0);
+  });
+
+  it('a cache edit that fails fails its own request only; a generating neighbour goes on, and the sequence is cleared before its next use', async () => {
+    await startOn(1, prompt(8, 43), 2).done; // sequence 1 now holds a prefix the next prompt does not share
+    reported.length = 0;
+    faults.removeOn = 1;
+    let late: ReturnType<typeof startOn> | undefined;
+    const steady = startOn(0, prompt(4, 44), 12, (n) => {
+      if (n === 3) late = startOn(1, prompt(8, 45), 3);
+    });
+    await steady.done;
+    expect(await late!.outcome).toBe('injected: removing cells of sequence 1 failed');
+    expect(steady.tokens).toHaveLength(12);
+    expect(reported.map((f) => [f.kind, f.failed])).toEqual([['edit', 1]]);
+    faults.removeOn = -1;
+    const next = startOn(1, prompt(8, 45), 3);
+    expect(await next.done).toEqual({ reusedTokens: 0 });
+    expect(next.tokens).toHaveLength(3);
+  });
+
+  it('a fault of the loop itself fails every request in it, without an unhandled rejection; a later request starts it again', async () => {
+    reported.length = 0;
+    failStep = true;
+    const a = startOn(0, prompt(4, 46), 5);
+    const b = startOn(2, prompt(4, 47), 5);
+    expect(await a.outcome).toBe('injected: the loop itself failed');
+    expect(await b.outcome).toBe('injected: the loop itself failed');
+    expect(reported.map((f) => [f.kind, f.failed])).toEqual([['loop', 2]]);
+    failStep = false;
+    const c = startOn(2, prompt(4, 47), 5);
+    expect(await c.done).toEqual({ reusedTokens: 0 });
+    expect(c.tokens).toHaveLength(5);
   });
 });

@@ -8,7 +8,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { answerClientErrors } from '../src/http/client-errors.js';
+import { answerClientErrors } from '../src/http/middleware/client-errors.js';
 import { scrape, value } from './helpers/prom.js';
 import { parseRawResponse, rawExchange } from './helpers/raw-http.js';
 import { freePort, startServer, type TestServer } from './helpers/server.js';

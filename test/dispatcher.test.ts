@@ -77,7 +77,7 @@ function submit(engine: LateEngine, count = 1) {
     onError: (err) => calls.push(`error ${err.code}`),
   };
   const jobs = Array.from({ length: count }, (_, i) =>
-    dispatcher.submit({ requestId: `r${i}`, prompt: [1], promptParam: 'prompt', sampling: {} as never }, handlers),
+    dispatcher.submit({ kind: 'generate', requestId: `r${i}`, prompt: [1], promptParam: 'prompt', sampling: {} as never }, handlers),
   );
   return { job: jobs[0]!, jobs, calls, outcomes, dispatcher };
 }
@@ -188,6 +188,22 @@ describe('job: exactly one final call', () => {
     }
   });
 
+  it('choices cancelled because a sibling failed end as abort for the client but count as sibling_failed, not as client aborts', async () => {
+    // One sequence: the first choice runs (until cancelled: its worker then answers done/abort), the second is queued.
+    const engine = new LateEngine([], 0);
+    engine.running = true;
+    const { jobs, calls, outcomes, dispatcher } = submit(engine, 2);
+    expect(jobs.map((j) => j.state)).toEqual(['running', 'queued']);
+    for (const job of jobs) job.cancel('sibling_failed');
+    await Promise.all(jobs.map((j) => j.ended));
+    expect(calls).toEqual(['done abort 0', 'done abort 0']);
+    expect(outcomes).toEqual([
+      { kind: 'finished', reason: 'sibling_failed' },
+      { kind: 'finished', reason: 'sibling_failed' },
+    ]);
+    await dispatcher.idle();
+  });
+
   it('messages after the final one and a late settle add no second final call', async () => {
     const engine = new LateEngine(
       [
@@ -229,5 +245,46 @@ describe('dispatcher: places held while requests are prepared', () => {
     expect(() => dispatcher.reserve()).toThrow(QueueFullError);
     b();
     c();
+  });
+});
+
+describe("dispatcher: a request's choices are admitted together or not at all", () => {
+  function twoPlaces() {
+    const counted: string[] = [];
+    const engine = new LateEngine([], 0);
+    engine.running = true; // tasks hold their sequence until cancelled
+    const dispatcher = new Dispatcher([engine as unknown as Engine], { maxQueue: 1, requestTimeoutSeconds: 60 }, createLogger('silent'), {
+      queueFull: () => counted.push('queue_full'),
+      started: () => counted.push('started'),
+      ended: (o) => counted.push(`ended ${o.kind}`),
+    });
+    const handlers = (): JobHandlers => ({
+      onStarted: () => {},
+      onText: () => {},
+      onToolCall: () => {},
+      onDone: () => {},
+      onError: () => {},
+    });
+    const task = (i: number) => ({ kind: 'generate' as const, requestId: `r${i}`, prompt: [1], promptParam: 'prompt', sampling: {} as never });
+    return { dispatcher, counted, handlers, task };
+  }
+
+  it('reserve(places) holds one place per choice: three choices do not fit one sequence and one queue place', () => {
+    const { dispatcher, counted } = twoPlaces();
+    expect(() => dispatcher.reserve(3)).toThrow(QueueFullError);
+    expect(counted).toEqual(['queue_full']);
+    dispatcher.reserve(2)();
+  });
+
+  it('submitAll() refuses a request whose choices do not all fit, before starting any of them', async () => {
+    const { dispatcher, counted, handlers, task } = twoPlaces();
+    expect(() => dispatcher.submitAll([task(0), task(1), task(2)], handlers)).toThrow(QueueFullError);
+    // Nothing ran, nothing waits, and the request is counted once, as refused: not as started or finished.
+    expect(counted).toEqual(['queue_full']);
+    expect(dispatcher.runningCount + dispatcher.waitingCount + dispatcher.activeCount).toBe(0);
+    const jobs = dispatcher.submitAll([task(0), task(1)], handlers);
+    expect(jobs.map((j) => j.state)).toEqual(['running', 'queued']);
+    for (const job of jobs) job.cancel('client');
+    await dispatcher.idle();
   });
 });

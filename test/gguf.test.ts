@@ -167,7 +167,7 @@ describe('tiny demo model', () => {
       }
       return out;
     } finally {
-      seq.dispose();
+      await seq.dispose();
     }
   }
 

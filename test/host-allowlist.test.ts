@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/config.js';
-import { hostName, hostPolicy, isLoopback } from '../src/http/host-check.js';
+import { hostName, hostPolicy, isLoopback } from '../src/http/middleware/host-check.js';
 import { rateLimited } from '../src/log.js';
 import { parseRawResponse, rawExchange, rawRequest } from './helpers/raw-http.js';
 import { freePort, startServer, type TestServer } from './helpers/server.js';

@@ -8,7 +8,7 @@
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tooDeep } from '../src/http/json-depth.js';
+import { tooDeep } from '../src/http/middleware/json-depth.js';
 import { postJson, startServer, type TestServer } from './helpers/server.js';
 
 const MODEL = 'depth-test';

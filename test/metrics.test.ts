@@ -9,7 +9,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_ENDPOINTS } from '../src/metrics/definitions.js';
 import { parseExposition, scrape, value, type Sample } from './helpers/prom.js';
-import { freePort, health, postJson, startServer, waitAllWorkers, waitIdle, type TestServer } from './helpers/server.js';
+import { freePort, postJson, startServer, waitAllWorkers, waitIdle, type TestServer } from './helpers/server.js';
 
 const MODEL = 'metrics-test';
 let server: TestServer;

@@ -103,7 +103,9 @@ describe('the Dockerfile', () => {
       instructionJSONInSingleQuotes: strict,
       instructionWorkdirRelative: strict,
     });
-    expect(diagnostics.map((d) => `line ${d.range.start.line + 1}: ${d.message}`)).toEqual([]);
+    expect(
+      diagnostics.map((d) => `line ${d.range.start.line + 1}: ${typeof d.message === 'string' ? d.message : d.message.value}`),
+    ).toEqual([]);
     // The linter does find problems: a stage name used twice, an invalid port, single-quoted JSON.
     const broken = "FROM node:20 AS a\nFROM node:20 AS a\nEXPOSE eighty\nCMD ['node']\n";
     expect(lintDockerfile(broken, { instructionJSONInSingleQuotes: strict }).length).toBeGreaterThanOrEqual(3);
@@ -281,7 +283,7 @@ describe('the Dockerfile', () => {
         expect(hcCmd).toBe('node');
         await until(
           `the HEALTHCHECK to pass (server output: ${output.slice(-2000)})`,
-          async () => (spawnSync(process.execPath, hcArgs, { env, ...asUser }).status === 0 ? true : undefined),
+          () => (spawnSync(process.execPath, hcArgs, { env, ...asUser }).status === 0 ? true : undefined),
           30_000,
           200,
         );

@@ -379,7 +379,7 @@ describe.skipIf(!hasPrometheus)('one qwen-serve, Prometheus with the repository 
       const shown = await prom.query(substitute(annotation.expr, { instance, model }));
       expect(shown.map((s) => s.metric.alertname)).toContain('QwenGPUMemoryHigh');
       if (webhook) {
-        const delivered = await until('the webhook to receive QwenGPUMemoryHigh', async () =>
+        const delivered = await until('the webhook to receive QwenGPUMemoryHigh', () =>
           webhook!.received.find((a) => a.alertname === 'QwenGPUMemoryHigh' && a.status === 'firing'),
         );
         expect(delivered.labels.device).toBe('cuda:0');
@@ -400,7 +400,7 @@ describe.skipIf(!hasPrometheus)('one qwen-serve, Prometheus with the repository 
     expect(down.labels).toMatchObject({ instance, job: 'qwen-inference', severity: 'critical' });
     expect(down.annotations.summary).toBe(`Prometheus cannot scrape qwen-serve at ${instance}`);
     if (webhook) {
-      const delivered = await until('the webhook to receive QwenTargetDown', async () =>
+      const delivered = await until('the webhook to receive QwenTargetDown', () =>
         webhook!.received.find((a) => a.alertname === 'QwenTargetDown' && a.status === 'firing'),
       );
       expect(delivered.labels.instance).toBe(instance);

@@ -4,7 +4,9 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Nvml, type NvmlOptions } from '../src/gpu/nvml.js';
+import { MainMetrics } from '../src/metrics/main-metrics.js';
 import { buildNvmlStub } from './helpers/nvml-stub.js';
+import { parseExposition, value } from './helpers/prom.js';
 
 const GiB = 1024 ** 3;
 let dir: string;
@@ -109,8 +111,49 @@ describe('Nvml with the stub library', () => {
     expect(d1).toMatchObject({ index: 1, memoryUsedBytes: 10 * GiB + 12345, memoryTotalBytes: 80 * GiB, utilizationRatio: 0.27 });
     const failed = lines.filter((l) => l.msg === 'NVML call failed');
     expect(failed).toEqual([
-      expect.objectContaining({ level: 20, fn: 'nvmlDeviceGetMemoryInfo', index: 0, code: 999, error: 'Unknown Error' }),
+      expect.objectContaining({ level: 40, fn: 'nvmlDeviceGetMemoryInfo', index: 0, code: 999, error: 'Unknown Error' }),
     ]);
+  });
+
+  it('counts every failed read by NVML function and warns once per kind of failure, later ones at debug', () => {
+    process.env.NVML_STUB_FAIL_MEMORY_0 = '1';
+    const { nvml, lines } = open();
+    expect([...nvml!.readErrors().values()].every((n) => n === 0)).toBe(true);
+    for (let i = 0; i < 3; i++) nvml!.devices();
+    expect(nvml!.readErrors().get('nvmlDeviceGetMemoryInfo')).toBe(3);
+    expect([...nvml!.readErrors()].filter(([, n]) => n > 0)).toEqual([['nvmlDeviceGetMemoryInfo', 3]]);
+    const failed = lines.filter((l) => l.msg === 'NVML call failed');
+    expect(failed.map((l) => l.level)).toEqual([40, 20, 20]);
+    // Another device failing the same way is the same kind of failure: counted, not warned again.
+    process.env.NVML_STUB_FAIL_MEMORY_1 = '1';
+    nvml!.devices();
+    expect(nvml!.readErrors().get('nvmlDeviceGetMemoryInfo')).toBe(5);
+    expect(lines.filter((l) => l.level === 40)).toHaveLength(1);
+  });
+
+  it('exports the count as qwen_gpu_read_errors_total{call}, every call at 0 from the start', async () => {
+    const { nvml } = open();
+    const metrics = new MainMetrics({
+      modelId: 'm',
+      version: 'test',
+      timeBuckets: [1],
+      pool: () => ({ running: 0, waiting: 0, readySequences: 0, workersReady: 0 }),
+      routes: [],
+      gpu: nvml,
+    });
+    const scrape = async () => parseExposition(await metrics.registry.metrics());
+    const before = await scrape();
+    expect(before.filter((s) => s.name === 'qwen_gpu_read_errors_total').map((s) => [s.labels.call, s.value])).toContainEqual([
+      'nvmlDeviceGetMemoryInfo',
+      0,
+    ]);
+    expect(value(before, 'qwen_gpu_read_errors_total')).toBe(0);
+    process.env.NVML_STUB_FAIL_MEMORY_0 = '1';
+    const after = await scrape();
+    // The scrape counts the failure of its own read, and the series NVML could not read are gone.
+    expect(value(after, 'qwen_gpu_read_errors_total', { call: 'nvmlDeviceGetMemoryInfo' })).toBe(1);
+    expect(value(after, 'qwen_gpu_read_errors_total')).toBe(1);
+    expect(after.filter((s) => s.name === 'qwen_gpu_memory_usage_bytes').map((s) => s.labels.device)).toEqual(['cuda:1']);
   });
 
   it('reads the library once per cache period', () => {

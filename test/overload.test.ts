@@ -55,3 +55,25 @@ it('10× overload: 429s come fast, admitted requests all complete, counters matc
   expect(delta('qwen_generation_tokens_total')).toBe(ok.length * 200);
   expect(delta('qwen_prompt_tokens_total')).toBe(ok.reduce((s, r) => s + r.body.usage.prompt_tokens, 0));
 });
+
+it('a request with more choices than free places is refused whole: no choice runs, and it is counted once, as refused', async () => {
+  await waitIdle(server.url);
+  const before = await scrape(server.url);
+  const r = await postJson(`${server.url}/v1/completions`, {
+    prompt: 'many',
+    n: SEQUENCES + QUEUE + 1,
+    max_tokens: 50,
+    ignore_eos: true,
+    temperature: 0,
+  });
+  expect(r.status).toBe(429);
+  expect(r.body.error.code).toBe('queue_full');
+  await waitIdle(server.url);
+  const after = await scrape(server.url);
+  const delta = (name: string, labels: Record<string, string> = {}) => value(after, name, labels) - value(before, name, labels);
+  expect(delta('qwen_requests_rejected_total', { reason: 'queue_full' })).toBe(1);
+  expect(delta('qwen_request_queue_seconds_count')).toBe(0);
+  expect(delta('qwen_generation_tokens_total')).toBe(0);
+  for (const reason of ['stop', 'length', 'abort', 'error'])
+    expect(delta('qwen_requests_finished_total', { finish_reason: reason })).toBe(0);
+});

@@ -2,9 +2,9 @@
 import { EventEmitter } from 'node:events';
 import type { Response } from 'express';
 import { expect, it } from 'vitest';
-import { Answer } from '../src/http/answer.js';
-import { completionRenderer } from '../src/http/openai-format.js';
-import { StreamOutput } from '../src/http/respond.js';
+import { Answer } from '../src/http/core/answer.js';
+import { completionRenderer } from '../src/http/openai/render.js';
+import { StreamOutput } from '../src/http/core/stream-output.js';
 
 class FakeResponse extends EventEmitter {
   writes: string[] = [];

@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { InvalidRequestError } from '../src/errors.js';
-import { createSchemas, parseBody } from '../src/http/schemas.js';
+import { parseBody } from '../src/http/core/validation.js';
+import { createSchemas } from '../src/http/openai/schemas.js';
 
 const schemas = createSchemas({ maxTokens: 4096, maxMessages: 64, maxStop: 4, maxJsonDepth: 64 });
 const valid = {

@@ -5,7 +5,8 @@
  * errors are not logged as faults.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, waitHealthy, type TestServer } from './helpers/server.js';
+import { scrape, value } from './helpers/prom.js';
+import { postJson, startServer, waitHealthy, waitIdle, type TestServer } from './helpers/server.js';
 
 const SECRET = 'PROMPT-TEXT-NEVER-LOGGED';
 let server: TestServer;
@@ -65,5 +66,22 @@ describe('5xx answers are logged once, with the request id and code', () => {
     expect(bad.status).toBe(400);
     expect(await faultLines(bad.requestId)).toEqual([]);
     expect(JSON.stringify(server.logs)).not.toContain(SECRET);
+  });
+});
+
+describe("a choice that fails ends its request's other choices", () => {
+  it('its sibling is cancelled and counted as sibling_failed, not as a client abort', async () => {
+    await waitIdle(server.url);
+    const before = await scrape(server.url);
+    // One sequence: the first choice runs and fails at its second token while the second waits in the queue.
+    const res = await postJson(`${server.url}/v1/completions`, { prompt: '__qwen_fault:throw__', n: 2, max_tokens: 20 });
+    expect(res.status).toBe(500);
+    expect(res.body.error.code).toBe('generation_failed');
+    await waitIdle(server.url);
+    const after = await scrape(server.url);
+    const finished = (reason: string) =>
+      value(after, 'qwen_requests_finished_total', { finish_reason: reason }) -
+      value(before, 'qwen_requests_finished_total', { finish_reason: reason });
+    expect(['error', 'sibling_failed', 'abort', 'stop', 'length'].map(finished)).toEqual([1, 1, 0, 0, 0]);
   });
 });

@@ -4,7 +4,6 @@
  * write, so the output must parse and validate whatever the model prefers.
  */
 import { Ajv } from 'ajv';
-import OpenAI from 'openai';
 import { zodFunction, zodResponseFormat } from 'openai/helpers/zod';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';

@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { InvalidSchemaError } from '../src/errors.js';
 import { toGrammarSchema } from '../src/structured/json-schema.js';
+import { CompositionError, GrammarComposer } from '../workers/structured/compose.js';
 import { jsonValueRules, prefixRules } from '../workers/structured/gbnf.js';
 import { ToolCallParser, type Piece } from '../workers/structured/tool-parser.js';
 import type { ToolCallSyntax } from '../workers/structured/tool-syntax.js';
@@ -156,5 +157,43 @@ describe('GBNF composition', () => {
 
   it('jsonValueRules refuses a grammar of another shape', () => {
     expect(() => jsonValueRules('root ::= "x"', 'j-')).toThrow(/changed shape/);
+  });
+});
+
+describe('grammar failures: the client schema is a 400, our own composition a 500', () => {
+  /** A Llama whose schema grammars and grammar parser behave as given. */
+  function composer(schemaGrammar: () => string, parse: () => void) {
+    const llama = {
+      createGrammarForJsonSchema: () => Promise.resolve({ grammar: schemaGrammar() }),
+      createGrammar: () => Promise.resolve(parse()),
+    };
+    return new GrammarComposer(llama as never, undefined, { maxRules: 1000, cacheSize: 4 });
+  }
+  const request = { json: { type: 'object', properties: {} } as never, param: 'response_format.json_schema.schema' };
+  const schemaGrammar = () => 'root ::= "{}" "\\n\\n\\n\\n" [\\n]*';
+
+  it('a schema node-llama-cpp refuses is invalid_schema (400) naming the field', async () => {
+    const refused = composer(
+      () => {
+        throw new Error('unsupported keyword');
+      },
+      () => {},
+    ).compose(request);
+    await expect(refused).rejects.toBeInstanceOf(InvalidSchemaError);
+    await expect(refused).rejects.toMatchObject({ status: 400, param: 'response_format.json_schema.schema' });
+  });
+
+  it('a composed grammar llama.cpp does not parse is a CompositionError: a 500, not the client invalid_schema', async () => {
+    const broken = composer(schemaGrammar, () => {
+      throw new Error('parse error at line 1');
+    }).compose(request);
+    await expect(broken).rejects.toBeInstanceOf(CompositionError);
+    await expect(broken).rejects.toMatchObject({ status: 500, code: 'internal_error' });
+    await expect(broken).rejects.not.toBeInstanceOf(InvalidSchemaError);
+  });
+
+  it('a well-formed schema composes', async () => {
+    const { shaping } = await composer(schemaGrammar, () => {}).compose(request);
+    expect(shaping.grammar).toContain('root ::=');
   });
 });

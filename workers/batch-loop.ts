@@ -12,6 +12,10 @@
  *
  * It is also the only code that touches the KV cache, so editing a sequence's cache (prefix reuse, copies
  * from another sequence) happens between two steps, with no decode in flight and no lock.
+ *
+ * A failure costs only the requests it concerns: a cache edit for one request fails that request; a step
+ * that cannot be assembled or decoded fails the requests in it (their caches are dropped); the loop goes on
+ * for the others. Each failure is reported (`onFault`), and nothing the loop does can reject unhandled.
  */
 import type { Token } from 'node-llama-cpp';
 import type { NativeContext, NativeSampler } from './native.js';
@@ -66,12 +70,25 @@ export interface LoopOptions {
   minSharedPrefix: number;
   /** Called after every decode step (metrics). */
   onStep?: (stats: StepStats) => void;
+  /** Called when a failure of the loop (not of one request's consumer) failed requests (metrics). */
+  onFault?: (fault: LoopFault) => void;
   /**
    * The addon returns just the k most likely candidates when asked (patched at install, native.ts
    * `topLogprobsPath`). Without it every candidate comes back, sorted and copied: ~29 ms per token on the
    * full model, paid between two decode steps, so every sequence of the batch waits for it.
    */
   topCandidates?: boolean;
+}
+
+/**
+ * A failure in the loop: `edit`, a cache edit while admitting one request; `step`, a step that could not be
+ * assembled or decoded (every request in it failed); `loop`, anything else (every request in the loop failed).
+ */
+export interface LoopFault {
+  kind: 'edit' | 'step' | 'loop';
+  error: Error;
+  /** Requests it failed. */
+  failed: number;
 }
 
 /** What one step did, for metrics. */
@@ -103,6 +120,8 @@ export class BatchLoop {
   private running = false;
   private steps = 0;
   private readonly sharer: PrefixSharer;
+  /** Ids of sequences whose cache could not be emptied: what they hold is unknown until it is. */
+  private readonly unknownCache = new Set<number>();
 
   constructor(
     private readonly native: NativeContext,
@@ -117,7 +136,8 @@ export class BatchLoop {
       this.incoming.push({ req, pending: [], reused: 0, resolve, reject });
       if (this.running) return;
       this.running = true;
-      // Start on the next turn, so requests that arrive together share their first step.
+      // Start on the next turn, so requests that arrive together share their first step. loop() never
+      // rejects: whatever fails ends the requests it concerns.
       setImmediate(() => void this.loop());
     });
   }
@@ -138,11 +158,51 @@ export class BatchLoop {
       // when none is active and none is waiting to be admitted (run() does not restart a running loop).
       while (this.active.length > 0 || this.incoming.length > 0) {
         await this.admit();
-        for (const a of [...this.active]) if (a.req.cancelled()) this.finish(a);
+        for (const a of [...this.active]) this.checkCancelled(a);
         if (this.active.length > 0) await this.step();
       }
+    } catch (err) {
+      // A fault of the loop itself (admit and step handle their own): no state can be trusted, so every
+      // request in the loop fails and every cache is dropped; a later request starts the loop again.
+      const all = [...this.active, ...this.incoming.splice(0)];
+      this.active.length = 0;
+      for (const s of this.opts.sequences) this.dropCache(s);
+      this.fail(all, 'loop', err);
     } finally {
       this.running = false;
+    }
+  }
+
+  /** A request that was cancelled leaves before the next decode; a cancel check that throws fails it. */
+  private checkCancelled(a: Active): void {
+    let cancelled: boolean;
+    try {
+      cancelled = a.req.cancelled();
+    } catch (err) {
+      return this.finish(a, asError(err));
+    }
+    if (cancelled) this.finish(a);
+  }
+
+  /** Empties a sequence's cache; when llama.cpp refuses, the sequence is marked unknown (admit retries). */
+  private dropCache(s: SequenceState): void {
+    s.tokens.length = 0;
+    try {
+      this.native.removeTokenCellsFromSequence(s.id, 0, -1);
+      this.unknownCache.delete(s.id);
+    } catch {
+      this.unknownCache.add(s.id);
+    }
+  }
+
+  /** Fails `requests` for one fault and reports it. */
+  private fail(requests: readonly Active[], kind: LoopFault['kind'], err: unknown): void {
+    const error = asError(err);
+    for (const a of requests) this.finish(a, error);
+    try {
+      this.opts.onFault?.({ kind, error, failed: requests.length });
+    } catch {
+      // A reporting hook must not take the loop down with it.
     }
   }
 
@@ -152,27 +212,42 @@ export class BatchLoop {
    */
   private async admit(): Promise<void> {
     for (const a of this.incoming.splice(0)) {
-      const { sequence, prompt } = a.req;
-      const limit = prompt.length - 1; // at least one token is evaluated, for its logits
-      let common = commonPrefix(sequence.tokens, prompt, limit);
-      const donor = this.bestDonor(prompt, limit, sequence);
-      if (donor && donor.common - common >= this.opts.minSharedPrefix) {
-        try {
-          await this.sharer.copy(donor.sequence, sequence, donor.common);
-          common = donor.common;
-        } catch {
-          // Evaluate instead: with what the sequence still holds (nothing, if the copy had begun).
-          common = commonPrefix(sequence.tokens, prompt, limit);
-        }
+      try {
+        await this.prepareCache(a);
+      } catch (err) {
+        // The edit failed: this request fails, its sequence's cache is dropped, the others go on.
+        this.dropCache(a.req.sequence);
+        this.fail([a], 'edit', err);
+        continue;
       }
-      if (common < sequence.tokens.length) {
-        this.native.removeTokenCellsFromSequence(sequence.id, common, -1);
-        sequence.tokens.length = common;
-      }
-      a.reused = common;
-      a.pending = prompt.slice(common);
       this.active.push(a);
     }
+  }
+
+  private async prepareCache(a: Active): Promise<void> {
+    const { sequence, prompt } = a.req;
+    if (this.unknownCache.has(sequence.id)) {
+      this.native.removeTokenCellsFromSequence(sequence.id, 0, -1);
+      this.unknownCache.delete(sequence.id);
+    }
+    const limit = prompt.length - 1; // at least one token is evaluated, for its logits
+    let common = commonPrefix(sequence.tokens, prompt, limit);
+    const donor = this.bestDonor(prompt, limit, sequence);
+    if (donor && donor.common - common >= this.opts.minSharedPrefix) {
+      try {
+        await this.sharer.copy(donor.sequence, sequence, donor.common);
+        common = donor.common;
+      } catch {
+        // Evaluate instead: with what the sequence still holds (nothing, if the copy had begun).
+        common = commonPrefix(sequence.tokens, prompt, limit);
+      }
+    }
+    if (common < sequence.tokens.length) {
+      this.native.removeTokenCellsFromSequence(sequence.id, common, -1);
+      sequence.tokens.length = common;
+    }
+    a.reused = common;
+    a.pending = prompt.slice(common);
   }
 
   /** The other sequence holding the longest prefix of `prompt`, if any. */
@@ -196,26 +271,28 @@ export class BatchLoop {
     // previous one plus 1 (one KV stream per sequence), and every part is a full pass over the weights.
     const batch = plan.map((item) => ({ ...item, a: this.active[item.index]! })).sort((x, y) => x.a.req.sequence.id - y.a.req.sequence.id);
     const tokens = batch.reduce((n, item) => n + item.count, 0);
-    this.native.initBatch(tokens);
     const rows: { a: Active; row: number }[] = [];
-    for (const { a, count, logits } of batch) {
-      const seq = a.req.sequence;
-      const part = a.pending.slice(0, count);
-      const added = this.native.addToBatch(seq.id, seq.tokens.length, Uint32Array.from(part), logits ? LAST_ROW(count) : NO_LOGITS);
-      if (logits) rows.push({ a, row: added[0]! });
-      seq.tokens.push(...part);
-      a.pending = a.pending.slice(count);
-    }
-    this.steps++;
     try {
+      this.native.initBatch(tokens);
+      for (const { a, count, logits } of batch) {
+        const seq = a.req.sequence;
+        const part = a.pending.slice(0, count);
+        const added = this.native.addToBatch(seq.id, seq.tokens.length, Uint32Array.from(part), logits ? LAST_ROW(count) : NO_LOGITS);
+        if (logits) rows.push({ a, row: added[0]! });
+        seq.tokens.push(...part);
+        a.pending = a.pending.slice(count);
+      }
+      this.steps++;
       await this.native.decodeBatch();
     } catch (err) {
-      // The cache of these sequences is unknown now: drop it, fail their requests, keep serving the rest.
-      for (const { a } of batch) {
-        this.native.removeTokenCellsFromSequence(a.req.sequence.id, 0, -1);
-        a.req.sequence.tokens.length = 0;
-        this.finish(a, asError(err));
-      }
+      // The batch was not (or not wholly) decoded, and the cache of its sequences is unknown now: drop it,
+      // fail their requests, keep serving the rest.
+      for (const { a } of batch) this.dropCache(a.req.sequence);
+      this.fail(
+        batch.map(({ a }) => a),
+        'step',
+        err,
+      );
       return;
     }
     const sampled = await Promise.all(rows.map(({ a, row }) => this.sample(a, row).catch((err: unknown) => asError(err))));

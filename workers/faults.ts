@@ -2,13 +2,17 @@
  * Test-only fault injection, active only when the server runs with QWEN_TEST_FAULTS=1 (never set in
  * production): a prompt containing a marker makes this worker fail in a chosen way, so tests can prove
  * that a failing or dying worker costs only its own requests.
+ *
+ * Only the tokenizer worker looks for the marker, and only when fault injection is on (QWEN_TEST_FAULTS,
+ * read once at start-up into its workerData): it puts what it found on the task (`fault`), and the model
+ * worker acts on that. A real request costs one flag check in each, nothing that grows with its input.
  */
 export type Fault = 'throw' | 'crash' | undefined;
 
 const MARKER = /__qwen_fault:(throw|crash)__/;
 
-export function faultIn(text: string, enabled: boolean): Fault {
-  if (!enabled) return undefined;
+/** The marker in `text`, if any. Call it only with fault injection on. */
+export function faultIn(text: string): Fault {
   return (MARKER.exec(text)?.[1] as Fault) ?? undefined;
 }
 

@@ -9,7 +9,6 @@ import { checkedTokens } from '../src/shared/prompt.js';
 import type { FinishReason, SamplingParams, Shaping, WorkerMessage } from '../src/shared/protocol.js';
 import { AnswerWriter } from './answer-writer.js';
 import type { Sampled, SequenceState } from './batch-loop.js';
-import { asGenerationError, GenerationError } from './generation-error.js';
 import { LogprobReader } from './logprobs.js';
 import type { LoadedModel } from './model.js';
 import type { NativeGrammarState, SamplerConfig } from './native.js';
@@ -18,8 +17,6 @@ import { TokenTextDecoder } from './token-text.js';
 
 /** Repeat penalties look back this many tokens at least (node-llama-cpp's default window). */
 const DEFAULT_PUNISH_WINDOW = 64;
-
-export { GenerationError };
 
 export interface GenerateOptions {
   /** The request field that holds the prompt, for errors. */
@@ -48,13 +45,11 @@ export interface GenerateResult {
  * The front checked that the prompt and max_tokens fit the context (the client gets a 400 before its request
  * is queued); this is the worker's own guard against a task that does not, never a client's error.
  */
-export function checkFits(promptTokens: number, contextSize: number, sampling: { maxTokens: number }, promptParam: string): void {
+function checkFits(promptTokens: number, contextSize: number, sampling: { maxTokens: number }, promptParam: string): void {
   if (promptTokens < contextSize && promptTokens + sampling.maxTokens <= contextSize) return;
-  throw new GenerationError(
-    new ContextLengthExceededError(
-      `This model's maximum context length is ${contextSize} tokens (--context-size); the prompt has ${promptTokens} tokens and ${sampling.maxTokens} were asked for.`,
-      promptParam,
-    ).toPayload(),
+  throw new ContextLengthExceededError(
+    `This model's maximum context length is ${contextSize} tokens (--context-size); the prompt has ${promptTokens} tokens and ${sampling.maxTokens} were asked for.`,
+    promptParam,
   );
 }
 
@@ -107,12 +102,10 @@ export async function generate(loaded: LoadedModel, seq: SequenceState, prompt: 
   checkFits(prompt.length, loaded.contextSize, sampling, opts.promptParam);
   const maxTokens = sampling.maxTokens;
   // logit_bias keys must be tokens of this model's vocabulary (only the worker knows its size).
-  asGenerationError(() =>
-    checkedTokens(
-      sampling.logitBias.map(([token]) => token),
-      loaded.vocabularySize,
-      'logit_bias',
-    ),
+  checkedTokens(
+    sampling.logitBias.map(([token]) => token),
+    loaded.vocabularySize,
+    'logit_bias',
   );
   const shaping = await compileShaping(loaded.grammars, loaded.toolSyntax, opts.shaping);
   opts.onStarted?.(prompt.length);
@@ -176,7 +169,7 @@ export async function generate(loaded: LoadedModel, seq: SequenceState, prompt: 
       generated,
       grammar && { state: grammar, banned: bannedAfter ? Uint32Array.from([...guard().never, ...bannedAfter]) : guard().never },
     );
-  let cachedTokens = 0;
+  let cachedTokens: number;
   const sampler = loaded.createSampler();
   try {
     sampler.applyConfig(config());

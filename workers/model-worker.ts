@@ -7,21 +7,23 @@
 import { BroadcastChannel, parentPort, threadId } from 'node:worker_threads';
 import type { Token } from 'node-llama-cpp';
 import { workerData } from 'piscina';
+import { ApiError, InternalError, InvalidRequestError } from '../src/errors.js';
 import { WorkerMetrics } from '../src/metrics/worker-metrics.js';
 import {
   WORKERS_CHANNEL,
   type ControlMessage,
-  type ErrorPayload,
-  type GenerateTask,
+  type EmbedSpec,
+  type GenerateSpec,
   type MainMessage,
+  type ModelTask,
   type WorkerInit,
   type WorkerMessage,
   type WorkerRequest,
 } from '../src/shared/protocol.js';
-import { embed } from './embed.js';
-import { loadModel, type LoadedEmbedder, type LoadedModel } from './model.js';
+import { embed, type LoadedEmbedder } from './embed.js';
+import { loadModel, type LoadedModel } from './model.js';
 import { crashWorker, injectFault, InjectedCrash } from './faults.js';
-import { generate, GenerationError } from './generate.js';
+import { generate } from './generate.js';
 
 const init = workerData as WorkerInit;
 const announce = (msg: ControlMessage) => parentPort!.postMessage(msg);
@@ -46,7 +48,7 @@ requests.onmessage = (event) => {
 
 const started = process.hrtime.bigint();
 try {
-  const model = await loadModel(init, { onStep: (stats) => metrics.step(stats) });
+  const model = await loadModel(init, { onStep: (stats) => metrics.step(stats), onFault: (fault) => metrics.loopFailed(fault.kind) });
   loaded = model;
   const loadSeconds = Number(process.hrtime.bigint() - started) / 1e9;
   metrics.setLoadSeconds(loadSeconds);
@@ -64,78 +66,119 @@ try {
 }
 
 /** An embedding model serves only embeddings, a generation model only generation: a 400 naming the model's kind. */
-function checkMode(kind: 'generate' | 'embed', mode: 'generate' | 'embed'): void {
-  if (kind === mode) return;
-  const message =
-    kind === 'embed'
-      ? `The model '${init.modelId}' is an embedding model (its GGUF declares a pooling type): use /v1/embeddings.`
-      : `The model '${init.modelId}' is a text-generation model, not an embedding model: /v1/embeddings needs a GGUF that declares a pooling type (an embedding model such as gte-Qwen2).`;
-  const code = kind === 'embed' ? 'model_not_generative' : 'model_not_embedding';
-  throw new GenerationError({ status: 400, type: 'invalid_request_error', code, message, param: 'model' });
+function wrongModel(model: 'generate' | 'embed'): InvalidRequestError {
+  if (model === 'embed') {
+    return new InvalidRequestError(
+      `The model '${init.modelId}' is an embedding model (its GGUF declares a pooling type): use /v1/embeddings.`,
+      'model',
+      'model_not_generative',
+    );
+  }
+  return new InvalidRequestError(
+    `The model '${init.modelId}' is a text-generation model, not an embedding model: /v1/embeddings needs a GGUF that declares a pooling type (an embedding model such as gte-Qwen2).`,
+    'model',
+    'model_not_embedding',
+  );
 }
 
-function internalError(err: unknown): ErrorPayload {
+/** What the client gets for a failure: a client error thrown as one (ApiError) as it is, anything else a 500. */
+function asApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
   const message = err instanceof Error ? err.message : String(err);
-  return { status: 500, type: 'server_error', code: 'generation_failed', message: `Generation failed: ${message}`, param: null };
+  return new InternalError(`Generation failed: ${message}`, 'generation_failed');
 }
 
-export default async function run(task: GenerateTask): Promise<void> {
+/** What a task has reported so far, for its final message. */
+interface Progress {
+  promptTokens: number;
+  completionTokens: number;
+  /** Whether it started (the metrics then count its end). */
+  generating: boolean;
+}
+
+type Emit = (msg: WorkerMessage) => void;
+
+export default async function run(task: ModelTask): Promise<void> {
   const { port } = task;
   let cancelled = false;
   port.on('message', (msg: MainMessage) => {
     if (msg.type === 'cancel') cancelled = true;
   });
-  const emit = (msg: WorkerMessage) => port.postMessage(msg);
+  const emit: Emit = (msg) => port.postMessage(msg);
   const observer = metrics.request(task.admittedAtMs);
-  const fault = init.faults ? task.fault : undefined;
-  let promptTokens = 0;
-  let completionTokens = 0;
-  let generating = false;
+  const progress: Progress = { promptTokens: 0, completionTokens: 0, generating: false };
   try {
     if (!loaded) throw new Error(`model failed to load: ${loadError}`);
-    checkMode(loaded.kind, task.mode ?? 'generate');
-    if (loaded.kind === 'embed') {
-      const { vector, tokens } = await embed(loaded, task.prompt, task.promptParam);
-      promptTokens = tokens;
-      observer.started(tokens);
-      generating = true;
-      emit({ type: 'started', promptTokens: tokens });
-      emit({ type: 'embedding', vector });
-      emit({ type: 'done', finishReason: 'stop', promptTokens: tokens, completionTokens: 0, cachedTokens: 0 });
-      return;
-    }
-    const prompt = task.prompt as Token[];
-    promptTokens = prompt.length;
-    const seq = await loaded.sequences.acquire();
-    try {
-      const result = await generate(loaded, seq, prompt, {
-        promptParam: task.promptParam,
-        sampling: task.sampling,
-        shaping: task.shaping,
-        logprobs: task.logprobs,
-        cancelled: () => cancelled,
-        emit,
-        onStarted: (n) => {
-          generating = true;
-          observer.started(n);
-        },
-        onToken: (n) => {
-          completionTokens = n;
-          observer.token();
-          injectFault(fault, n);
-        },
-      });
-      emit({ type: 'done', ...result });
-    } finally {
-      loaded.sequences.release(seq);
+    switch (task.kind) {
+      case 'embed':
+        if (loaded.kind !== 'embed') throw wrongModel(loaded.kind);
+        await runEmbed(loaded, task, emit, observer, progress);
+        break;
+      case 'generate':
+        if (loaded.kind !== 'generate') throw wrongModel(loaded.kind);
+        await runGenerate(loaded, task, emit, observer, progress, () => cancelled);
+        break;
     }
   } catch (err) {
     if (err instanceof InjectedCrash) await crashWorker();
-    const payload = err instanceof GenerationError ? err.payload : internalError(err);
-    emit({ type: 'error', error: payload, promptTokens, completionTokens });
+    emit({
+      type: 'error',
+      error: asApiError(err).toPayload(),
+      promptTokens: progress.promptTokens,
+      completionTokens: progress.completionTokens,
+    });
   } finally {
-    if (generating) observer.finished(completionTokens);
+    if (progress.generating) observer.finished(progress.completionTokens);
     // The main thread closes the channel once it has read done/error; closing here could drop them.
     port.removeAllListeners('message');
+  }
+}
+
+type Observer = ReturnType<WorkerMetrics['request']>;
+
+async function runEmbed(loaded: LoadedEmbedder, task: EmbedSpec, emit: Emit, observer: Observer, progress: Progress): Promise<void> {
+  const { vector, tokens } = await embed(loaded, task.prompt, task.promptParam);
+  progress.promptTokens = tokens;
+  observer.started(tokens);
+  progress.generating = true;
+  emit({ type: 'started', promptTokens: tokens });
+  emit({ type: 'embedding', vector });
+  emit({ type: 'done', finishReason: 'stop', promptTokens: tokens, completionTokens: 0, cachedTokens: 0 });
+}
+
+async function runGenerate(
+  loaded: LoadedModel,
+  task: GenerateSpec,
+  emit: Emit,
+  observer: Observer,
+  progress: Progress,
+  cancelled: () => boolean,
+): Promise<void> {
+  // Decided by the tokenizer worker, and only when fault injection is on: nothing to look for here.
+  const fault = init.faults ? task.fault : undefined;
+  const prompt = task.prompt as Token[];
+  progress.promptTokens = prompt.length;
+  const seq = await loaded.sequences.acquire();
+  try {
+    const result = await generate(loaded, seq, prompt, {
+      promptParam: task.promptParam,
+      sampling: task.sampling,
+      shaping: task.shaping,
+      logprobs: task.logprobs,
+      cancelled,
+      emit,
+      onStarted: (n) => {
+        progress.generating = true;
+        observer.started(n);
+      },
+      onToken: (n) => {
+        progress.completionTokens = n;
+        observer.token();
+        if (fault) injectFault(fault, n);
+      },
+    });
+    emit({ type: 'done', ...result });
+  } finally {
+    loaded.sequences.release(seq);
   }
 }

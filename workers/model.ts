@@ -3,21 +3,13 @@
  * other workers through the page cache), one context with S sequences, the chat template, and the
  * batch loop that decodes all of the context's sequences together (batch-loop.ts).
  */
-import {
-  getLlama,
-  LlamaLogLevel,
-  resolveChatWrapper,
-  type ChatWrapper,
-  type LlamaContext,
-  type LlamaEmbeddingContext,
-  type LlamaModel,
-} from 'node-llama-cpp';
-import { isEmbeddingModel } from './embed.js';
+import { getLlama, LlamaLogLevel, resolveChatWrapper, type ChatWrapper, type LlamaContext, type LlamaModel } from 'node-llama-cpp';
+import { isEmbeddingModel, type LoadedEmbedder } from './embed.js';
 import { llamaLogger } from './llama-log.js';
 import { GrammarCache } from './structured/constraints.js';
 import { Utf8Guard } from './token-bytes.js';
 import type { TopLogprobsPath, WorkerInit } from '../src/shared/protocol.js';
-import { BatchLoop, type StepStats } from './batch-loop.js';
+import { BatchLoop, type LoopFault, type StepStats } from './batch-loop.js';
 import { nativeContext, samplerFactory, topLogprobsPath, type NativeSampler } from './native.js';
 import type { SequenceState } from './prefix-share.js';
 import { toolCallSyntax, type ToolCallSyntax } from './structured/tool-syntax.js';
@@ -61,17 +53,8 @@ const MIN_SHARED_PREFIX = 16;
 export interface ModelHooks {
   /** Called after every decode step (metrics). */
   onStep?: (stats: StepStats) => void;
-}
-
-/** An embedding model's resources: the model and one embedding context (workers/embed.ts). */
-export interface LoadedEmbedder {
-  kind: 'embed';
-  model: LlamaModel;
-  embeddings: LlamaEmbeddingContext;
-  vocabularySize: number;
-  /** --context-size: an input must fit it. */
-  contextSize: number;
-  llamaCppRelease: string;
+  /** Called when a failure in the batch loop failed requests (metrics). */
+  onFault?: (fault: LoopFault) => void;
 }
 
 export async function loadModel(init: WorkerInit, hooks: ModelHooks = {}): Promise<LoadedModel | LoadedEmbedder> {
@@ -130,6 +113,7 @@ export async function loadModel(init: WorkerInit, hooks: ModelHooks = {}): Promi
       sequences: seqs,
       minSharedPrefix: MIN_SHARED_PREFIX,
       onStep: hooks.onStep,
+      onFault: hooks.onFault,
       topCandidates: topLogprobs === 'patched-top-k',
     }),
     createSampler,
@@ -150,14 +134,13 @@ export async function loadModel(init: WorkerInit, hooks: ModelHooks = {}): Promi
  * and each part costs a full pass over the weights). Packing busy sequences at the low ids keeps the run
  * unbroken, and at low concurrency it also returns the sequence whose cached prefix was used last.
  */
-export class SequencePool {
+class SequencePool {
   private readonly free: SequenceState[];
   private readonly waiting: ((s: SequenceState) => void)[] = [];
-  readonly capacity: number;
 
+  /** @param sequences every sequence of the worker's context (--sequences of them), all free at first */
   constructor(sequences: SequenceState[]) {
     this.free = [...sequences];
-    this.capacity = sequences.length;
   }
 
   acquire(): Promise<SequenceState> {
@@ -173,9 +156,5 @@ export class SequencePool {
     const next = this.waiting.shift();
     if (next) next(s);
     else this.free.push(s);
-  }
-
-  get inUse(): number {
-    return this.capacity - this.free.length;
   }
 }

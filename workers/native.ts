@@ -5,7 +5,8 @@
  * They are internals of the pinned node-llama-cpp 3.21.1 (`LlamaContext._ctx`, `Llama._bindings`),
  * typed here after its own `bindings/AddonTypes.d.ts`, which the package does not export. Every method
  * is checked when a worker loads, so a version that changed them fails at start-up with a message that
- * says so, never in the middle of a request (test/native.test.ts checks the same on the installed one).
+ * says so, never in the middle of a request (test/batch-loop.test.ts, "native internals", checks the same on
+ * the installed one).
  */
 import type { LlamaContext, LlamaGrammarEvaluationState, LlamaModel, Token } from 'node-llama-cpp';
 import type { TopLogprobsPath } from '../src/shared/protocol.js';
@@ -131,7 +132,7 @@ export function topLogprobsPath(model: LlamaModel): TopLogprobsPath {
   if (marker === undefined) return 'stock-full-sort';
   if (marker === 1) return 'patched-top-k';
   throw new NativeApiError(
-    `the addon's qwenServePatch is ${String(marker)}, this qwen-serve knows 1: run \`npm run patch-addon -- --force\``,
+    `the addon's qwenServePatch is ${JSON.stringify(marker) ?? typeof marker}, this qwen-serve knows 1: run \`npm run patch-addon -- --force\``,
   );
 }
 

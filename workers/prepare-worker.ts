@@ -97,7 +97,8 @@ async function prompts(l: Loaded, job: Extract<PrepareJob, { op: 'prompts' }>): 
       }),
   }));
   const composed = job.shaping ? await l.composer.compose(job.shaping) : undefined;
-  const fault = faultIn(init.faults ? JSON.stringify(job.inputs) : '', init.faults);
+  // Test-only: a real request (fault injection off) is never serialized for it.
+  const fault = init.faults ? faultIn(JSON.stringify(job.inputs)) : undefined;
   return { prompts, shaping: composed?.shaping, grammarCached: composed?.cached, ...(fault && { fault }) };
 }
 

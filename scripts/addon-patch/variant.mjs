@@ -14,7 +14,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 
 /** The only node-llama-cpp release the patch was written against. */
-export const NODE_LLAMA_CPP_VERSION = '3.21.1';
+const NODE_LLAMA_CPP_VERSION = '3.21.1';
 export const STATUS_FILE = 'qwen-serve-addon.json';
 export const ADDON = 'llama-addon.node';
 export const STOCK_ADDON = 'llama-addon.stock.node';

@@ -95,7 +95,7 @@ function camel(name: string): string {
   return name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
-export function buildCommand(): Command {
+function buildCommand(): Command {
   const cmd = new Command('qwen-serve')
     .description('OpenAI-compatible inference server for Qwen2.5 GGUF models, observable by Prometheus')
     .version(VERSION)

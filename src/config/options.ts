@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { DEFAULT_TIME_BUCKETS } from '../metrics/definitions.js';
 import { GPU_MODES } from '../shared/protocol.js';
 
-export const DEFAULT_MODEL = 'hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M';
+const DEFAULT_MODEL = 'hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M';
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce
@@ -75,7 +75,7 @@ const hostList = z
     'must be auto, * or comma-separated host names without ports (a leading dot allows the name and its subdomains)',
   );
 
-export const switchValue = z
+const switchValue = z
   .union([z.boolean(), z.string().trim().toLowerCase()])
   .transform((v) =>
     typeof v === 'boolean' ? v : ['1', 'true', 'yes', 'on'].includes(v) ? true : ['', '0', 'false', 'no', 'off'].includes(v) ? false : v,

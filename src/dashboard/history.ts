@@ -5,9 +5,9 @@
  * the last 30 s. /metrics stays the one source of truth; this only remembers what it said.
  */
 import type { Logger } from 'pino';
-import { Registry } from 'prom-client';
-import type { MetricsCollector } from '../metrics/collector.js';
+import type { MetricsCollector } from '../engine/metrics-collector.js';
 import { FINISH_REASONS, REJECT_REASONS, type FinishOutcome, type RejectReason } from '../metrics/definitions.js';
+import { PROMETHEUS_TEXT } from '../metrics/json.js';
 import { bucketDelta, quantile, readRegistry, type Buckets, type Reading } from './read.js';
 
 export const INTERVAL_SECONDS = 2;
@@ -36,6 +36,7 @@ export interface Point {
   stepSeconds: number | null;
   running: number;
   waiting: number;
+  /** Sequences of the ready workers (qwen_sequences_capacity). */
   capacity: number;
   activeRequests: number;
   workersReady: number;
@@ -51,7 +52,7 @@ export interface Sample {
 /** Failed requests: generations that ended in error plus every refusal. */
 const errors = (r: Reading) => r.finished.error + REJECT_REASONS.reduce((s, k) => s + r.rejected[k], 0);
 
-export function derive(reading: Reading, previous: Reading | undefined, windowStart: Reading | undefined): Point {
+function derive(reading: Reading, previous: Reading | undefined, windowStart: Reading | undefined): Point {
   const seconds = previous ? (reading.t - previous.t) / 1000 : 0;
   const rate = (f: (r: Reading) => number) => (previous && seconds > 0 ? Math.max(0, f(reading) - f(previous)) / seconds : null);
   const recent = (f: (r: Reading) => Buckets) => (windowStart ? bucketDelta(f(reading), f(windowStart)) : undefined);
@@ -113,7 +114,7 @@ export class MetricsHistory {
     if (this.busy) return;
     this.busy = true;
     try {
-      const { registry, workers } = await this.collector.collect(Registry.PROMETHEUS_CONTENT_TYPE);
+      const { registry, workers } = await this.collector.collect(PROMETHEUS_TEXT);
       const metrics = (await registry.getMetricsAsJSON()) as never;
       const reading = readRegistry(Date.now(), metrics, workers);
       const previous = this.samples.at(-1)?.reading;

@@ -25,7 +25,7 @@ export interface Buckets {
   counts: number[];
 }
 
-export interface GpuReading {
+interface GpuReading {
   device: string;
   name: string | null;
   memoryUsedBytes: number | null;
@@ -33,7 +33,7 @@ export interface GpuReading {
   utilizationRatio: number | null;
 }
 
-export interface WorkerReading {
+interface WorkerReading {
   slot: number;
   workerId: number;
   kvCacheUsage: number | null;
@@ -58,6 +58,7 @@ export interface Reading {
   steps: StepTotals;
   running: number;
   waiting: number;
+  /** Sequences of the ready workers (qwen_sequences_capacity): how many requests may run at once now. */
   capacity: number;
   active: number;
   workersReady: number;
@@ -77,7 +78,7 @@ function samples(metrics: MetricJson[], name: string, sample = name, match: Matc
 }
 
 /** Sum over every series of `name` (e.g. across models, endpoints or per-worker labels) that matches. */
-export function total(metrics: MetricJson[], name: string, match: Match = any): number {
+function total(metrics: MetricJson[], name: string, match: Match = any): number {
   return samples(metrics, name, name, match).reduce((s, v) => s + v.value, 0);
 }
 
@@ -92,7 +93,7 @@ function histogramTotal(metrics: MetricJson[], name: string, part: 'sum' | 'coun
 }
 
 /** The buckets of histogram `name`, summed over the series that match. */
-export function buckets(metrics: MetricJson[], name: string, match: Match = any): Buckets {
+function buckets(metrics: MetricJson[], name: string, match: Match = any): Buckets {
   const byLe = new Map<number, number>();
   for (const { labels, value } of samples(metrics, name, `${name}_bucket`, match)) {
     const le = labels.le === '+Inf' ? Infinity : Number(labels.le);
@@ -148,7 +149,7 @@ export function readRegistry(
     },
     running: total(metrics, MAIN.running.name),
     waiting: total(metrics, MAIN.waiting.name),
-    capacity: total(metrics, MAIN.capacity.name),
+    capacity: total(metrics, MAIN.readySequences.name),
     active: total(metrics, MAIN.active.name),
     workersReady: total(metrics, MAIN.workersReady.name),
     kvCacheUsage: mean(metrics, WORKER.kvUsage.name),

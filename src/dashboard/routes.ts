@@ -105,7 +105,7 @@ export function dashboardRoutes(ctx: DashboardSource, history: MetricsHistory): 
 }
 
 /** The body of GET /dashboard/data (docs/dashboard.md): the latest sample, totals, workers, GPUs and the points after `since`. */
-export function dashboardData(ctx: DashboardSource, history: MetricsHistory, since: number) {
+function dashboardData(ctx: DashboardSource, history: MetricsHistory, since: number) {
   const last = history.latest();
   const reading = last?.reading;
   const rates = history.workerRates();

@@ -4,13 +4,13 @@
  * beyond that requests wait in one bounded FIFO queue, and past `maxQueue` they are refused at once
  * (429). A task goes to the engine with the most free sequences, so a busy or slow engine gets less
  * and a restarting one none; the shared queue means no request waits behind one engine while another
- * has room. Capacity is released when the task settles, not when its last message is read.
+ * has room. A task's sequence counts as free again when the task settles, not when its last message is read.
  */
 import type { Logger } from 'pino';
 import type { Engine, EngineTask } from '../engine/engine.js';
 import { finalOrGrace } from '../engine/final-message.js';
 import { QueueFullError, ShuttingDownError } from '../errors.js';
-import { nowMs, type CancelReason } from '../shared/protocol.js';
+import { nowMs, type CancelReason, type TaskSpec } from '../shared/protocol.js';
 import { Job, type JobHandlers, type JobOutcome } from './job.js';
 
 export interface DispatcherOptions {
@@ -54,28 +54,43 @@ export class Dispatcher {
   }
 
   /**
-   * Holds a place for a request while the tokenizer threads prepare it, or refuses it at once (429) when
-   * every sequence and queue place is taken or held: under overload the excess is refused before any
-   * tokenizing, and as fast as before there was any. Call the returned function when the request is
-   * submitted (synchronously after it, so no other request can take the place in between) or failed.
+   * Holds places for a request's tasks (one per choice) while the tokenizer threads prepare it, or refuses
+   * it at once (429) when not that many sequences and queue places are free: under overload the excess is
+   * refused before any tokenizing, and as fast as before there was any. Call the returned function when
+   * the request is submitted (synchronously after it, so no other request can take the places in between)
+   * or failed.
    */
-  reserve(): () => void {
+  reserve(places = 1): () => void {
     if (this.closed) throw new ShuttingDownError();
-    const free = this.engines.reduce((sum, e, i) => sum + Math.max(0, e.readySequences - this.runningOn[i]!), 0);
-    if (free + (this.opts.maxQueue - this.queue.length) - this.reserved < 1) {
-      this.observer.queueFull();
-      throw new QueueFullError(this.retryAfterSeconds());
-    }
-    this.reserved++;
+    this.checkRoom(places);
+    this.reserved += places;
     let held = true;
     return () => {
-      if (held) this.reserved--;
+      if (held) this.reserved -= places;
       held = false;
     };
   }
 
+  /**
+   * Admits every task of one request, or none (429 when there is no room for all): choices that ran
+   * while a sibling was refused would generate for a client that got an error.
+   */
+  submitAll(tasks: readonly TaskSpec[], handlers: (i: number) => JobHandlers): Job[] {
+    if (this.closed) throw new ShuttingDownError();
+    this.checkRoom(tasks.length);
+    return tasks.map((task, i) => this.submit(task, handlers(i)));
+  }
+
+  /** Throws QueueFullError (and counts it) unless `places` sequences or queue places are free and not held. */
+  private checkRoom(places: number): void {
+    const free = this.engines.reduce((sum, e, i) => sum + Math.max(0, e.readySequences - this.runningOn[i]!), 0);
+    if (free + (this.opts.maxQueue - this.queue.length) - this.reserved >= places) return;
+    this.observer.queueFull();
+    throw new QueueFullError(this.retryAfterSeconds());
+  }
+
   /** Admits a request or throws (QueueFullError, ShuttingDownError) without touching any worker. */
-  submit(task: Omit<EngineTask, 'admittedAtMs'>, handlers: JobHandlers): Job {
+  submit(task: TaskSpec, handlers: JobHandlers): Job {
     if (this.closed) throw new ShuttingDownError();
     const engine = this.freest();
     if (engine === undefined && this.queue.length >= this.opts.maxQueue) {

@@ -3,7 +3,7 @@
  * turns worker messages into handler calls, sends `cancel`, and guarantees exactly one final call
  * (onDone or onError) whatever happens (timeout, client gone, worker death, shutdown).
  */
-import { ApiError, fromPayload, RequestTimeoutError, ShuttingDownError, WorkerFailedError } from '../errors.js';
+import { ApiError, RequestTimeoutError, ShuttingDownError, WorkerFailedError } from '../errors.js';
 import type { EngineTask, TaskChannel } from '../engine/engine.js';
 import type { CancelReason, FinishReason, MainMessage, TokenLogprob, ToolCallDelta, WorkerMessage } from '../shared/protocol.js';
 
@@ -30,8 +30,13 @@ export interface JobHandlers {
 
 export type JobState = 'queued' | 'running' | 'finished';
 
-/** How a request ended, as the metrics count it. */
-export type JobOutcome = { kind: 'finished'; reason: FinishReason | 'error' } | { kind: 'rejected'; reason: 'timeout' | 'invalid' };
+/**
+ * How a request ended, as the metrics count it. `sibling_failed`: cancelled because another choice of the
+ * same request failed (not a client abort, and not an error of its own).
+ */
+export type JobOutcome =
+  | { kind: 'finished'; reason: FinishReason | 'error' | 'sibling_failed' }
+  | { kind: 'rejected'; reason: 'timeout' | 'invalid' };
 
 /** Plain lifecycle events for whoever measures (the dispatcher passes them to the metrics). */
 export interface JobReporter {
@@ -96,8 +101,7 @@ export class Job {
         break;
       case 'done': {
         this.usage = { promptTokens: msg.promptTokens, completionTokens: msg.completionTokens, cachedTokens: msg.cachedTokens };
-        const err = msg.finishReason === 'abort' ? this.cancelError() : undefined;
-        if (err) this.fail(err);
+        if (msg.finishReason === 'abort') this.endCancelled();
         else
           this.finish({ kind: 'finished', reason: msg.finishReason }, () =>
             this.handlers.onDone(msg.finishReason, this.usage, msg.stopSequence),
@@ -106,27 +110,35 @@ export class Job {
       }
       case 'error':
         this.usage = { promptTokens: msg.promptTokens, completionTokens: msg.completionTokens };
-        this.fail(fromPayload(msg.error));
+        this.fail(ApiError.fromPayload(msg.error));
         break;
     }
   }
 
-  /** The error a cancelled request reports; a client that left gets a plain `abort` finish. */
-  private cancelError(): ApiError | undefined {
-    if (this.cancelReason === 'timeout') return new RequestTimeoutError(this.timeoutSeconds);
-    if (this.cancelReason === 'shutdown') return new ShuttingDownError();
-    return undefined;
+  /**
+   * The final call of a cancelled request (queued, or stopped by its worker): a timeout or a shutdown is an
+   * error for the client; a client that left gets a plain `abort` finish, counted as one; a choice stopped
+   * because a sibling failed gets the same `abort` finish (its request reports the sibling's error) but is
+   * counted as `sibling_failed`, not as a client abort.
+   */
+  private endCancelled(): void {
+    const reason = this.cancelReason;
+    if (reason === 'timeout') return this.fail(new RequestTimeoutError(this.timeoutSeconds));
+    if (reason === 'shutdown') return this.fail(new ShuttingDownError());
+    const counted = reason === 'sibling_failed' ? 'sibling_failed' : 'abort';
+    this.finish({ kind: 'finished', reason: counted }, () => this.handlers.onDone('abort', this.usage));
   }
 
-  /** Asks the worker to stop (it does within one decode step); a queued job ends at once. */
+  /**
+   * Asks the worker to stop (it does within one decode step); a queued job ends at once. Only the first
+   * cancel counts. `sibling_failed`: call it on the other choices of a request when one of them failed.
+   */
   cancel(reason: CancelReason): void {
     if (this.state === 'finished' || this.cancelReason) return;
     this.cancelReason = reason;
     if (this.state === 'queued') {
       this.leaveQueue(this);
-      const err = this.cancelError();
-      if (err) this.fail(err);
-      else this.finish({ kind: 'finished', reason: 'abort' }, () => this.handlers.onDone('abort', this.usage));
+      this.endCancelled();
       return;
     }
     this.send({ type: 'cancel', reason });
@@ -138,10 +150,6 @@ export class Job {
     if (error instanceof ApiError) return this.fail(error);
     const why = error instanceof Error ? error.message : 'the task ended without a result';
     this.fail(new WorkerFailedError(`The model worker serving this request failed (${why}); please retry.`));
-  }
-
-  get cancelled(): CancelReason | undefined {
-    return this.cancelReason;
   }
 
   private send(msg: MainMessage): void {

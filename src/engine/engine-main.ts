@@ -4,16 +4,13 @@
  * tasks, worker messages, cancels and metrics over the IPC channel. It exits when told to (idle), or
  * when the front is gone.
  */
+import type { Logger } from 'pino';
 import { createLogger } from '../log.js';
-import { mergeToJson } from '../metrics/json.js';
-import { WORKER } from '../metrics/definitions.js';
 import type { TaskChannel } from './engine.js';
 import { finalOrGrace } from './final-message.js';
 import { InProcessEngine } from './in-process-engine.js';
 import type { EngineInit, EngineMessage, FrontMessage } from './ipc.js';
-
-/** The dashboard's per-worker table needs only these two metrics of each worker. */
-const DASHBOARD_WORKER_METRICS = new Set<string>([WORKER.kvUsage.name, WORKER.generationTokens.name]);
+import { relayCollection } from './metrics-relay.js';
 
 const send = (msg: EngineMessage) => {
   // The channel closes when the front exits; then there is no one left to tell.
@@ -21,10 +18,11 @@ const send = (msg: EngineMessage) => {
 };
 
 let engine: InProcessEngine | undefined;
+let log: Logger | undefined;
 const tasks = new Map<number, TaskChannel>();
 
 function start(init: EngineInit): void {
-  const log = createLogger(init.logLevel).child({ engine: init.index, device: init.device });
+  log = createLogger(init.logLevel).child({ engine: init.index, device: init.device });
   engine = new InProcessEngine(
     { pool: init.pool, metricsPerWorker: init.metricsPerWorker, processMetrics: true, index: init.index, device: init.device },
     log,
@@ -65,16 +63,7 @@ process.on('message', (msg: FrontMessage) => {
       tasks.get(msg.jobId)?.send({ type: 'cancel', reason: msg.reason });
       break;
     case 'collect':
-      void engine!.collect(msg.timeoutMs).then(async (c) =>
-        send({
-          type: 'metrics',
-          id: msg.id,
-          // Merged here, once: the front gets one registry per engine however many workers it has.
-          metrics: await mergeToJson(c.parts),
-          late: c.late,
-          workers: c.workers.map((w) => ({ ...w, metrics: w.metrics.filter((m) => DASHBOARD_WORKER_METRICS.has(m.name)) })),
-        }),
-      );
+      void relayCollection(engine!, msg, send, log!);
       break;
     case 'close':
       if (engine) void engine.close().then(() => process.exit(0));

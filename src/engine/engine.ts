@@ -5,13 +5,14 @@
  * in-process engine, hosted by a child process pinned to one GPU; see process-engine.ts).
  */
 import type { EventEmitter } from 'node:events';
+import type { EngineLabels } from '../metrics/definitions.js';
 import type { MetricJson } from '../metrics/json.js';
-import type { GenerateTask, MainMessage, WorkerMessage } from '../shared/protocol.js';
+import type { MainMessage, TaskSpec, WorkerMessage } from '../shared/protocol.js';
 
-export type EngineTask = Omit<GenerateTask, 'port'>;
+/** A task as an engine receives it: admitted (the dispatcher set its admission time), without its port yet. */
+export type EngineTask = TaskSpec & { admittedAtMs: number };
 
-/** What every series from an engine process carries (a type, not an interface: it is a label record). */
-export type EngineLabels = { engine: string; device: string };
+export type { EngineLabels };
 
 /** One running task, seen from the front: its worker messages in, `cancel` out. */
 export interface TaskChannel {
@@ -42,6 +43,8 @@ export interface EngineCollection {
   parts: MetricJson[][];
   /** A worker (or the engine process) missed the timeout: its last snapshot stands in. */
   late: boolean;
+  /** The engine process could not collect (it logged why): its last snapshot stands in. */
+  failed?: boolean;
   workers: WorkerSnapshot[];
 }
 
@@ -60,7 +63,7 @@ export interface EngineStatus {
 }
 
 export interface EngineEvents {
-  /** Capacity changed: a worker became ready or died, the engine process started or exited. */
+  /** readySequences changed: a worker became ready or died, the engine process started or exited. */
   change: [];
   /** A worker loaded the model (llama.cpp release for the build-info metric). */
   ready: [{ llamaCpp: string }];

@@ -35,4 +35,6 @@ export type EngineMessage =
   | { type: 'job'; jobId: number; msg: WorkerMessage }
   /** The task settled in the engine (after its last port message); `error` when the worker died. */
   | { type: 'settled'; jobId: number; error?: string }
-  | { type: 'metrics'; id: number; metrics: MetricJson[]; late: boolean; workers: WorkerSnapshot[] };
+  | { type: 'metrics'; id: number; metrics: MetricJson[]; late: boolean; workers: WorkerSnapshot[] }
+  /** The engine could not collect (it logged why): its last snapshot stands in. */
+  | { type: 'metrics_failed'; id: number };

@@ -185,6 +185,9 @@ export class ProcessEngine extends EventEmitter<EngineEvents> implements Engine 
         this.last = { metrics: msg.metrics, workers: msg.workers };
         this.collects.get(msg.id)?.(this.view(msg.late));
         break;
+      case 'metrics_failed':
+        this.collects.get(msg.id)?.({ ...this.view(false), failed: true });
+        break;
     }
   }
 

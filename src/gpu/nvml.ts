@@ -26,6 +26,16 @@ export interface GpuDeviceStats {
   utilizationRatio: number; // nvmlDeviceGetUtilizationRates .gpu / 100
 }
 
+/** What the metrics read from NVML at scrape time (Nvml implements it). */
+export interface GpuReader {
+  devices(): GpuDeviceStats[];
+  /**
+   * Failed reads since start, cumulative, by what failed: an NVML function (a call that returned an error or
+   * threw), or `read` (the read failed outside any call). Every kind is present from the start, at 0.
+   */
+  readErrors(): ReadonlyMap<string, number>;
+}
+
 export interface NvmlOptions {
   /** How long devices() reuses its last read, in ms (default 1000), so scrapes within a second cost one NVML round. */
   cacheMs?: number;
@@ -59,9 +69,23 @@ const SYMBOLS = [
 ] as const;
 type NvmlFunction = (typeof SYMBOLS)[number];
 
-export class Nvml {
+/** What a scrape's read can fail at: the NVML calls it makes, or the read as a whole. */
+const READ_FAILURES = [
+  'nvmlDeviceGetCount_v2',
+  'nvmlDeviceGetHandleByIndex_v2',
+  'nvmlDeviceGetMemoryInfo',
+  'nvmlDeviceGetUtilizationRates',
+  'nvmlDeviceGetName',
+  'nvmlDeviceGetUUID',
+  'read',
+] as const;
+
+export class Nvml implements GpuReader {
   private cache: { at: number; stats: GpuDeviceStats[] } | undefined;
   private closed = false;
+  private readonly failures = new Map<string, number>(READ_FAILURES.map((f) => [f, 0]));
+  /** Kinds of failure already warned about (what failed, and how): each is warned once, then logged at debug. */
+  private readonly warned = new Set<string>();
 
   private constructor(
     private readonly log: Logger,
@@ -116,7 +140,8 @@ export class Nvml {
 
   /**
    * Reads every device; the result is reused for cacheMs so scrapes in the same second cost one NVML round (do not mutate it).
-   * A failing call leaves just its value NaN (or '') and logs at debug; no handle skips the device. Never throws; [] once closed.
+   * A failing call leaves just its value NaN (or '') and is counted (readErrors); no handle skips the device, a failed count
+   * reads no device. Each kind of failure is warned about once, later ones logged at debug. Never throws; [] once closed.
    */
   devices(): GpuDeviceStats[] {
     if (this.closed) return [];
@@ -126,11 +151,24 @@ export class Nvml {
     try {
       stats = this.read();
     } catch (err) {
-      this.log.debug({ err: message(err) }, 'NVML read failed');
+      this.failed('read', { err: message(err) }, 'NVML read failed', 'read');
       stats = [];
     }
     this.cache = { at: now, stats };
     return stats;
+  }
+
+  readErrors(): ReadonlyMap<string, number> {
+    return this.failures;
+  }
+
+  /** Counts a failed read and logs it: a warning the first time this `kind` of failure happens, debug after. */
+  private failed(what: NvmlFunction | 'read', fields: Record<string, unknown>, msg: string, kind: string): void {
+    this.failures.set(what, (this.failures.get(what) ?? 0) + 1);
+    const first = !this.warned.has(kind);
+    this.warned.add(kind);
+    if (first) this.log.warn({ ...fields, note: 'further failures of this kind are logged at debug level' }, msg);
+    else this.log.debug(fields, msg);
   }
 
   /** nvmlShutdown and close the ffi-rs library key; idempotent. */
@@ -138,7 +176,7 @@ export class Nvml {
     if (this.closed) return;
     this.closed = true;
     this.cache = undefined;
-    this.ok('nvmlShutdown', undefined, [], []);
+    this.ok('nvmlShutdown', undefined, [], [], false);
     try {
       ffiClose(this.key);
     } catch (err) {
@@ -188,17 +226,23 @@ export class Nvml {
     return out.toString('utf8', 0, end === -1 ? size : end);
   }
 
-  /** Calls an NVML function that returns nvmlReturn_t: true on NVML_SUCCESS, else false with a debug line. */
-  private ok(fn: NvmlFunction, index: number | undefined, paramsType: DataType[], paramsValue: unknown[]): boolean {
+  /**
+   * Calls an NVML function that returns nvmlReturn_t: true on NVML_SUCCESS, else false, and the failure is counted and
+   * logged (`read`: a call of a scrape's read; nvmlShutdown's failure is only logged at debug).
+   */
+  private ok(fn: NvmlFunction, index: number | undefined, paramsType: DataType[], paramsValue: unknown[], read = true): boolean {
     let rc: number;
     try {
       rc = this.call(fn, paramsType, paramsValue);
     } catch (err) {
-      this.log.debug({ fn, index, err: message(err) }, 'NVML call threw');
+      if (read) this.failed(fn, { fn, index, err: message(err) }, 'NVML call threw', `${fn} threw`);
+      else this.log.debug({ fn, index, err: message(err) }, 'NVML call threw');
       return false;
     }
     if (rc === NVML_SUCCESS) return true;
-    this.log.debug({ fn, index, code: rc, error: this.errorString(rc) }, 'NVML call failed');
+    const fields = { fn, index, code: rc, error: this.errorString(rc) };
+    if (read) this.failed(fn, fields, 'NVML call failed', `${fn} ${rc}`);
+    else this.log.debug(fields, 'NVML call failed');
     return false;
   }
 

@@ -1,29 +1,34 @@
 /**
- * The express application. In order: the request's id and route, the Host allowlist, draining, CORS, auth,
- * a 405 for a known route asked with another method, JSON body parsing with a size and a depth limit, the
- * routes, a 404 for everything else, and one error handler that renders every failure in the OpenAI error
- * shape.
+ * The express application. In order: the request's id, route and error shape, the Host allowlist, draining,
+ * CORS, auth, a 405 for a known route asked with another method, JSON body parsing with a size and a depth
+ * limit, the routes of each dialect (openai/, responses/, anthropic/) and the server's own (native/), a
+ * 404 for everything else, and one error handler that writes every failure in its route's dialect.
  */
 import express, { type Express } from 'express';
 import { DASHBOARD_OPEN_ROUTES, dashboardRoutes } from '../dashboard/routes.js';
 import { NotFoundError, ShuttingDownError } from '../errors.js';
 import { metricsRouter } from '../metrics/exposition.js';
-import { bearerAuth } from './auth.js';
+import { anthropicErrorBody } from './anthropic/errors.js';
+import { anthropicRoutes } from './anthropic/routes.js';
 import type { AppContext } from './context.js';
-import { corsHandler } from './cors.js';
-import { errorHandler, sendError } from './error-handler.js';
-import { hostCheck } from './host-check.js';
-import { recordBodySize } from './body-size.js';
-import { bodyDepthCheck } from './json-depth.js';
-import { methodCheck } from './method-check.js';
-import { endpointLabel, requestContext, routeOf } from './request-context.js';
+import { bearerAuth } from './middleware/auth.js';
+import { recordBodySize } from './middleware/body-size.js';
+import { corsHandler } from './middleware/cors.js';
+import { errorHandler, sendError } from './middleware/error-handler.js';
+import { hostCheck } from './middleware/host-check.js';
+import { bodyDepthCheck } from './middleware/json-depth.js';
+import { methodCheck } from './middleware/method-check.js';
+import { endpointLabel, requestContext, routeOf, type ErrorBodies } from './middleware/request-context.js';
+import { healthRoutes } from './native/health.js';
+import { tokenizeRoutes } from './native/tokenize.js';
+import { embeddingsRoutes } from './openai/embeddings.js';
+import { modelsRoutes } from './openai/models.js';
+import { openaiRoutes } from './openai/routes.js';
+import { responsesRoutes } from './responses/routes.js';
 import { API_ROUTES, DASHBOARD_ROUTES, ROUTES, routeMatcher } from './route-table.js';
-import { generationRoutes } from './routes/generation.js';
-import { infoRoutes } from './routes/info.js';
-import { embeddingsRoutes } from './routes/embeddings.js';
-import { messagesRoutes } from './routes/messages.js';
-import { responsesRoutes } from './routes/responses.js';
-import { tokenizeRoutes } from './routes/tokenize.js';
+
+/** Errors not in OpenAI's shape, by dialect (the Responses API uses OpenAI's). */
+const ERROR_BODIES: ErrorBodies = { anthropic: anthropicErrorBody };
 
 /** Routes that answer while the server drains: probes and scrapes. */
 const WHILE_DRAINING = new Set([ROUTES.health, ROUTES.metrics]);
@@ -34,7 +39,7 @@ export function createApp(ctx: AppContext): Express {
   app.set('etag', false);
 
   const routes = ctx.history ? API_ROUTES : API_ROUTES.filter((r) => !DASHBOARD_ROUTES.includes(r));
-  app.use(requestContext(routeMatcher(routes), ctx.log));
+  app.use(requestContext(routeMatcher(routes), ctx.log, ERROR_BODIES));
   app.use((req, res, next) => {
     const started = performance.now();
     const endpoint = endpointLabel(req);
@@ -70,12 +75,13 @@ export function createApp(ctx: AppContext): Express {
   app.use(bodyDepthCheck(ctx.limits.maxJsonDepth));
   app.use(metricsRouter(ctx.collector));
   if (ctx.history) app.use(dashboardRoutes(ctx, ctx.history));
-  app.use(infoRoutes(ctx));
-  app.use(generationRoutes(ctx));
-  app.use(tokenizeRoutes(ctx));
-  app.use(responsesRoutes(ctx));
-  app.use(messagesRoutes(ctx));
+  app.use(healthRoutes(ctx));
+  app.use(modelsRoutes(ctx));
+  app.use(openaiRoutes(ctx));
   app.use(embeddingsRoutes(ctx));
+  app.use(responsesRoutes(ctx));
+  app.use(anthropicRoutes(ctx));
+  app.use(tokenizeRoutes(ctx));
   app.use(notFound());
   app.use(errorHandler(ctx.metrics));
   return app;

@@ -1,14 +1,14 @@
 import type { Logger } from 'pino';
 import type { MetricsHistory } from '../dashboard/history.js';
-import type { MetricsCollector } from '../metrics/collector.js';
+import type { MetricsCollector } from '../engine/metrics-collector.js';
 import type { MainMetrics } from '../metrics/main-metrics.js';
-import type { HostPolicy } from './host-check.js';
-import type { InputLimits } from './schemas.js';
+import type { HostPolicy } from './middleware/host-check.js';
+import type { InputLimits } from './core/validation.js';
 import type { Dispatcher } from '../dispatch/dispatcher.js';
 import type { Engine } from '../engine/engine.js';
 import type { Preparer } from '../prepare/preparer.js';
 import type { SchemaLimits } from '../structured/json-schema.js';
-import type { BudgetLimits } from './budget.js';
+import type { BudgetLimits } from './core/budget.js';
 
 /** What the routes need from the rest of the server. */
 export interface AppContext {

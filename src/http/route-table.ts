@@ -8,6 +8,9 @@ import type { ApiEndpoint } from '../metrics/definitions.js';
 
 export type Method = 'GET' | 'POST';
 
+/** Whose API a route belongs to: it decides the shape of the route's errors (app.ts maps it). */
+export type Dialect = 'openai' | 'responses' | 'anthropic' | 'server';
+
 export interface Route {
   /** `/v1/models/{id}`: the label and the name in messages. */
   readonly template: string;
@@ -16,28 +19,29 @@ export interface Route {
   readonly methods: readonly Method[];
   /** Counted as an API request under this label; undefined for probes, scrapes and the dashboard. */
   readonly label: ApiEndpoint | undefined;
+  readonly dialect: Dialect;
 }
 
 /** A route from its template: `{name}` is one path segment (express's `:name`). */
-function route(method: Method, template: string, label: ApiEndpoint | undefined): Route {
-  return { template, path: template.replace(/\{(\w+)\}/g, ':$1'), methods: [method], label };
+function route(method: Method, template: string, label: ApiEndpoint | undefined, dialect: Dialect): Route {
+  return { template, path: template.replace(/\{(\w+)\}/g, ':$1'), methods: [method], label, dialect };
 }
 
 /** An API route, counted under its template. */
-const api = (method: Method, template: ApiEndpoint) => route(method, template, template);
-const uncounted = (method: Method, template: string) => route(method, template, undefined);
+const api = (method: Method, template: ApiEndpoint, dialect: Dialect) => route(method, template, template, dialect);
+const uncounted = (method: Method, template: string) => route(method, template, undefined, 'server');
 
 export const ROUTES = {
-  completions: api('POST', '/v1/completions'),
-  chat: api('POST', '/v1/chat/completions'),
-  responses: api('POST', '/v1/responses'),
-  messages: api('POST', '/v1/messages'),
-  countTokens: api('POST', '/v1/messages/count_tokens'),
-  embeddings: api('POST', '/v1/embeddings'),
-  models: api('GET', '/v1/models'),
-  model: api('GET', '/v1/models/{id}'),
-  tokenize: api('POST', '/tokenize'),
-  detokenize: api('POST', '/detokenize'),
+  completions: api('POST', '/v1/completions', 'openai'),
+  chat: api('POST', '/v1/chat/completions', 'openai'),
+  responses: api('POST', '/v1/responses', 'responses'),
+  messages: api('POST', '/v1/messages', 'anthropic'),
+  countTokens: api('POST', '/v1/messages/count_tokens', 'anthropic'),
+  embeddings: api('POST', '/v1/embeddings', 'openai'),
+  models: api('GET', '/v1/models', 'openai'),
+  model: api('GET', '/v1/models/{id}', 'openai'),
+  tokenize: api('POST', '/tokenize', 'server'),
+  detokenize: api('POST', '/detokenize', 'server'),
   // Not API requests: scrapes and probes would drown the request rate, and so would the dashboard (every
   // open tab polls /dashboard/data every 2 s: its own polling would show as traffic in the very request
   // rate it plots, and in the tutorial's rate(qwen_inference_request_total)).

@@ -51,7 +51,7 @@ export const MAIN = {
     'qwen_requests_finished_total',
     'counter',
     ['model', 'finish_reason'],
-    'Generation requests that ended, by finish reason (stop, length, tool_calls, abort, error)',
+    'Generation requests that ended, by finish reason (stop, length, tool_calls, abort, error, sibling_failed)',
   ),
   features: def(
     'qwen_feature_requests_total',
@@ -84,7 +84,7 @@ export const MAIN = {
   ),
   running: def('qwen_requests_running', 'gauge', ['model'], 'Requests holding a sequence'),
   waiting: def('qwen_requests_waiting', 'gauge', ['model'], 'Requests queued for a free sequence'),
-  capacity: def('qwen_sequences_capacity', 'gauge', ['model'], 'Sequences of the ready workers (workers x --sequences)'),
+  readySequences: def('qwen_sequences_capacity', 'gauge', ['model'], 'Sequences of the ready workers (ready workers x --sequences)'),
   workersReady: def('qwen_workers_ready', 'gauge', [], 'Model workers that have loaded the model'),
   clientErrors: def(
     'qwen_http_client_errors_total',
@@ -98,6 +98,12 @@ export const MAIN = {
     [],
     'Scrapes in which a worker missed the collection timeout (its last snapshot was used)',
   ),
+  collectFailures: def(
+    'qwen_metrics_collect_errors_total',
+    'counter',
+    [],
+    'Scrapes in which an engine process could not collect its metrics (it logs why; its last snapshot was used)',
+  ),
 
   // GPU (NVML) beyond the tutorial's gauge.
   gpuMemoryTotal: def('qwen_gpu_memory_total_bytes', 'gauge', ['device', 'engine'], 'GPU memory in total, from NVML'),
@@ -106,6 +112,12 @@ export const MAIN = {
     'gauge',
     ['device', 'engine'],
     'GPU busy ratio over the last sample period (0-1), from NVML',
+  ),
+  gpuReadErrors: def(
+    'qwen_gpu_read_errors_total',
+    'counter',
+    ['call'],
+    'NVML reads that failed, by the NVML function that failed (or read); a value it could not read is left out of the GPU series',
   ),
   gpuInfo: def('qwen_gpu_info', 'gauge', ['device', 'engine', 'name', 'uuid'], 'GPU identity; always 1'),
 
@@ -160,11 +172,27 @@ export const WORKER = {
   stepTime: def('qwen_decode_step_seconds', 'histogram', ['model'], 'Time of one decode step: batch assembly, llama_decode and sampling', {
     buckets: 'time',
   }),
+  loopFailures: def(
+    'qwen_batch_loop_failures_total',
+    'counter',
+    ['model', 'kind'],
+    "Failures in a worker's batch loop, by kind (edit: a KV-cache edit for one request; step: a decode step that could not be assembled or decoded; loop: the loop itself); the requests each one failed ended with error, the others went on",
+  ),
   kvUsage: def('qwen_kv_cache_usage_ratio', 'gauge', ['model'], 'Share of the KV cache holding tokens (0-1), averaged over workers', {
     aggregator: 'average',
   }),
   loadSeconds: def('qwen_model_load_seconds', 'gauge', ['model'], 'Time the slowest worker took to load the model', { aggregator: 'max' }),
 } as const;
+
+/**
+ * The labels every series from an engine process carries, as the metrics take them: a plain record (a type,
+ * not an interface, so it is assignable to prom-client's label maps). The engines fill it in.
+ */
+export type EngineLabels = { engine: string; device: string };
+
+/** The `kind` label of qwen_batch_loop_failures_total (workers/batch-loop.ts LoopFault). */
+export const LOOP_FAILURE_KINDS = ['edit', 'step', 'loop'] as const;
+export type LoopFailureKind = (typeof LOOP_FAILURE_KINDS)[number];
 
 /** Jobs of the tokenizer workers (the `op` label of qwen_request_prepare_seconds). */
 export const PREPARE_OPS = ['prompts', 'tokenize', 'detokenize'] as const;
@@ -200,7 +228,11 @@ export const API_ENDPOINTS = [
 export type ApiEndpoint = (typeof API_ENDPOINTS)[number];
 export type EndpointLabel = ApiEndpoint | 'other';
 
-export const FINISH_REASONS = ['stop', 'length', 'tool_calls', 'abort', 'error'] as const;
+/**
+ * The `finish_reason` values of qwen_requests_finished_total: the API's finish reasons, `error` (the choice
+ * failed), and `sibling_failed` (the server stopped the choice because another choice of its request failed).
+ */
+export const FINISH_REASONS = ['stop', 'length', 'tool_calls', 'abort', 'error', 'sibling_failed'] as const;
 /**
  * Request features counted by qwen_feature_requests_total: tools (tool_choice auto), tools_forced
  * (required or a named function), json_object / json_schema (response_format), logprobs.

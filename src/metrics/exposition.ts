@@ -5,7 +5,17 @@
 import compression from 'compression';
 import { Router, type Request } from 'express';
 import { Registry } from 'prom-client';
-import type { ContentType, MetricsCollector } from './collector.js';
+import type { ContentType } from './json.js';
+
+/** One collection of every registry, merged. */
+export interface Collection {
+  registry: Registry;
+}
+
+/** What a scrape reads: something that collects and merges the registries (src/engine/metrics-collector.ts). */
+export interface MetricsSource {
+  collect(contentType: ContentType): Promise<Collection>;
+}
 
 function negotiate(req: Request): ContentType {
   const accept = req.get('accept') ?? '';
@@ -31,7 +41,7 @@ export function fixOpenMetricsCounters(text: string): string {
     .join('\n');
 }
 
-export function metricsRouter(collector: MetricsCollector): Router {
+export function metricsRouter(collector: MetricsSource): Router {
   const router = Router();
   // Compress everything on this router, whatever its content type (the default filter skips
   // OpenMetrics' media type).

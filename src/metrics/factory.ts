@@ -4,8 +4,13 @@ import type { MetricDef } from './definitions.js';
 
 type Labels<D extends MetricDef> = D['labelNames'][number];
 
-export function counter<D extends MetricDef>(d: D, registry: Registry): Counter<Labels<D>> {
-  return new Counter({ name: d.name, help: d.help, labelNames: d.labelNames, aggregator: d.aggregator, registers: [registry] });
+/** `collect`: for a count kept elsewhere (a plain cumulative number), copied into the counter at scrape time. */
+export function counter<D extends MetricDef>(
+  d: D,
+  registry: Registry,
+  collect?: (this: Counter<Labels<D>>) => void | Promise<void>,
+): Counter<Labels<D>> {
+  return new Counter({ name: d.name, help: d.help, labelNames: d.labelNames, aggregator: d.aggregator, registers: [registry], collect });
 }
 
 export function gauge<D extends MetricDef>(

@@ -15,6 +15,9 @@ export interface MetricJson {
 
 export type ContentType = typeof Registry.PROMETHEUS_CONTENT_TYPE | typeof Registry.OPENMETRICS_CONTENT_TYPE;
 
+/** The Prometheus text format, for readers outside src/metrics (which alone imports prom-client). */
+export const PROMETHEUS_TEXT: ContentType = Registry.PROMETHEUS_CONTENT_TYPE;
+
 /** Only cumulative metrics outlive their worker or engine: a dead one's gauges mean nothing. */
 export function cumulative(snapshot: MetricJson[]): MetricJson[] {
   return snapshot.filter((m) => m.type === 'counter' || m.type === 'histogram');

@@ -3,8 +3,7 @@
  * gauges (read from NVML at scrape time) and build info, plus Node.js process metrics once.
  */
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import type { EngineLabels } from '../engine/engine.js';
-import type { GpuDeviceStats } from '../gpu/nvml.js';
+import type { GpuReader } from '../gpu/nvml.js';
 import {
   CLIENT_ERROR_CODES,
   FEATURES,
@@ -18,16 +17,26 @@ import {
   REJECT_REASONS,
   type ApiEndpoint,
   type EndpointLabel,
+  type EngineLabels,
   type Feature,
   type FinishOutcome,
   type RejectReason,
 } from './definitions.js';
 import { counter, gauge, histogram } from './factory.js';
 
-export interface PoolState {
+/** The dispatcher's state as the gauges read it at scrape time (summed over engines). */
+interface PoolState {
+  /** Requests holding a sequence (qwen_requests_running). */
   running: number;
+  /** Requests queued for a free sequence (qwen_requests_waiting). */
   waiting: number;
-  capacity: number;
+  /**
+   * Sequences of the workers that have loaded the model (ready workers × --sequences): how many requests
+   * may run at once right now; reported as qwen_sequences_capacity. Not the configured total: a loading or
+   * dead worker's sequences do not count.
+   */
+  readySequences: number;
+  /** Model workers that have loaded the model (qwen_workers_ready). */
   workersReady: number;
 }
 
@@ -37,7 +46,7 @@ export interface MainMetricsOptions {
   timeBuckets: number[];
   pool: () => PoolState;
   /** NVML reader; absent when there is no GPU library, and then no GPU series exist. */
-  gpu?: () => GpuDeviceStats[];
+  gpu?: GpuReader;
   /**
    * Engine processes, when there are any: their labels and whether each is up. Then the GPU series
    * cover only the engines' devices, each labelled with the engine(s) using it.
@@ -64,6 +73,7 @@ export class MainMetrics {
   private readonly grammarCache;
   private readonly engineRestarts;
   private readonly collectTimeouts;
+  private readonly collectFailures;
   private readonly clientErrors;
   private readonly buildInfo;
 
@@ -82,6 +92,7 @@ export class MainMetrics {
     this.grammarCache = counter(MAIN.grammarCache, r);
     this.engineRestarts = counter(MAIN.engineRestarts, r);
     this.collectTimeouts = counter(MAIN.collectTimeouts, r);
+    this.collectFailures = counter(MAIN.collectFailures, r);
     this.clientErrors = counter(MAIN.clientErrors, r);
     this.buildInfo = gauge(MAIN.buildInfo, r);
     for (const labels of opts.routes) {
@@ -97,6 +108,7 @@ export class MainMetrics {
     for (const op of PREPARE_OPS) for (const lane of PREPARE_LANES) this.prepareTime.zero({ ...model, op, lane });
     for (const result of ['hit', 'miss']) this.grammarCache.inc({ ...model, result }, 0);
     this.collectTimeouts.inc(0);
+    this.collectFailures.inc(0);
     for (const code of CLIENT_ERROR_CODES) this.clientErrors.inc({ code }, 0);
     this.active.set(0);
     this.setLlamaCpp('unknown');
@@ -108,8 +120,8 @@ export class MainMetrics {
     gauge(MAIN.waiting, r, function () {
       this.set(model, pool().waiting);
     });
-    gauge(MAIN.capacity, r, function () {
-      this.set(model, pool().capacity);
+    gauge(MAIN.readySequences, r, function () {
+      this.set(model, pool().readySequences);
     });
     gauge(MAIN.workersReady, r, function () {
       this.set(pool().workersReady);
@@ -127,12 +139,12 @@ export class MainMetrics {
   }
 
   /** @param engineOf device label → the engine label for it; only those devices are reported */
-  private registerGpu(read: () => GpuDeviceStats[], engineOf?: Map<string, string>): void {
+  private registerGpu(gpu: GpuReader, engineOf?: Map<string, string>): void {
     const r = this.registry;
     // The first gauge's collect reads NVML (cached for a second) and fills all four, in registration
     // order; reset() drops devices that disappeared instead of reporting stale values.
     const used = gauge(MAIN.gpuMemoryUsed, r, () => {
-      const devices = read();
+      const devices = gpu.devices();
       for (const g of [used, total, util, info]) g.reset();
       for (const d of devices) {
         const engine = engineOf?.get(d.device);
@@ -149,6 +161,11 @@ export class MainMetrics {
     const total = gauge(MAIN.gpuMemoryTotal, r);
     const util = gauge(MAIN.gpuUtilization, r);
     const info = gauge(MAIN.gpuInfo, r);
+    // After the gauges, so a scrape counts the failures of its own read.
+    counter(MAIN.gpuReadErrors, r, function () {
+      this.reset();
+      for (const [call, n] of gpu.readErrors()) this.inc({ call }, n);
+    });
   }
 
   /**
@@ -209,6 +226,10 @@ export class MainMetrics {
 
   collectTimedOut(): void {
     this.collectTimeouts.inc();
+  }
+
+  collectFailed(): void {
+    this.collectFailures.inc();
   }
 
   setLlamaCpp(release: string): void {

@@ -5,7 +5,7 @@
  */
 import { Registry } from 'prom-client';
 import { nowMs } from '../shared/protocol.js';
-import { STEP_BUCKETS, TOKEN_BUCKETS, WORKER } from './definitions.js';
+import { LOOP_FAILURE_KINDS, STEP_BUCKETS, TOKEN_BUCKETS, WORKER, type LoopFailureKind } from './definitions.js';
 import { counter, gauge, histogram } from './factory.js';
 
 export interface RequestObserver {
@@ -37,6 +37,7 @@ export class WorkerMetrics {
   private readonly stepTokens;
   private readonly stepSequences;
   private readonly stepTime;
+  private readonly loopFailures;
 
   constructor(opts: WorkerMetricsOptions) {
     const r = this.registry;
@@ -51,6 +52,7 @@ export class WorkerMetrics {
     this.stepTokens = histogram(WORKER.stepTokens, r, STEP_BUCKETS);
     this.stepSequences = histogram(WORKER.stepSequences, r, STEP_BUCKETS);
     this.stepTime = histogram(WORKER.stepTime, r, opts.timeBuckets);
+    this.loopFailures = counter(WORKER.loopFailures, r);
     const labels = this.labels;
     gauge(WORKER.kvUsage, r, function () {
       this.set(labels, opts.kvUsage());
@@ -58,6 +60,7 @@ export class WorkerMetrics {
     // Series exist from the start, so rate() and histogram_quantile() see the first requests.
     this.promptTokens.inc(labels, 0);
     this.generationTokens.inc(labels, 0);
+    for (const kind of LOOP_FAILURE_KINDS) this.loopFailures.inc({ ...labels, kind }, 0);
     for (const h of [
       this.ttft,
       this.itl,
@@ -79,6 +82,11 @@ export class WorkerMetrics {
     this.stepTokens.observe(this.labels, stats.tokens);
     this.stepSequences.observe(this.labels, stats.sequences);
     this.stepTime.observe(this.labels, stats.seconds);
+  }
+
+  /** A failure in the batch loop (it failed the requests it concerned; the loop went on). */
+  loopFailed(kind: LoopFailureKind): void {
+    this.loopFailures.inc({ ...this.labels, kind });
   }
 
   /** An observer for one request admitted at `admittedAtMs` (epoch ms, see nowMs). */

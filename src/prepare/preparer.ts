@@ -28,7 +28,7 @@ const WORKER_FILE = fileURLToPath(new URL('../../workers/prepare-worker.js', imp
 const LOAD_WAIT_MS = 30_000;
 
 /** Request bodies from this size on are prepared in the heavy lane. */
-export const HEAVY_BYTES = 64 * 1024;
+const HEAVY_BYTES = 64 * 1024;
 
 export interface PreparerOptions extends PrepareInit {
   /** Threads of the light lane (--tokenizer-threads); the heavy lane has one. */
@@ -138,8 +138,7 @@ export class Preparer {
     if (!result.ok) {
       if (result.error.status >= 500)
         this.log.error({ code: result.error.code, detail: result.detail, op: job.op }, 'a tokenizer job failed');
-      const e = result.error;
-      throw new ApiError(e.status, e.type, e.code, e.message, e.param);
+      throw ApiError.fromPayload(result.error);
     }
     return result as Ok<K>;
   }

@@ -4,7 +4,8 @@
  * never on the main thread (which must keep serving every other client) and never in a model worker's
  * decode loop. Plain, structured-cloneable types only.
  */
-import type { ErrorPayload, GenerateInput, GpuMode, GrammarSchema, Shaping, ToolChoice, ToolFunction } from './protocol.js';
+import type { ErrorPayload } from '../errors.js';
+import type { GenerateInput, GpuMode, GrammarSchema, Shaping, ToolChoice, ToolFunction } from './protocol.js';
 
 /** Piscina workerData of a tokenizer worker. */
 export interface PrepareInit {

@@ -1,8 +1,11 @@
 /**
  * The message protocol between the main thread and the model workers: plain, structured-cloneable
- * types only. The worker imports this file and nothing from the HTTP side.
+ * types only. From src/ the workers import this file and the rest of src/shared, the error table
+ * (src/errors.ts), the tokenizer and their own metrics registry (src/metrics/worker-metrics.ts); never
+ * the HTTP side, the dispatcher or the engines.
  */
 import type { MessagePort } from 'node:worker_threads';
+import type { ErrorPayload } from '../errors.js';
 
 /**
  * BroadcastChannel for main → workers requests (metrics collection). Workers answer on their
@@ -36,10 +39,10 @@ export interface WorkerInit {
   grammarCacheSize: number;
 }
 
-export type ChatRole = 'system' | 'user' | 'assistant' | 'tool';
+type ChatRole = 'system' | 'user' | 'assistant' | 'tool';
 
 /** A tool call the assistant made earlier in the conversation; `arguments` is the parsed JSON object. */
-export interface HistoryToolCall {
+interface HistoryToolCall {
   id: string;
   name: string;
   arguments: unknown;
@@ -125,43 +128,54 @@ export interface SamplingParams {
   logitBias: [number, number][];
 }
 
-/**
- * The task handed to Piscina's run(); `port` is transferred. The prompt arrives tokenized and the grammars
- * composed (by the tokenizer workers, workers/prepare-worker.ts): nothing a model worker does for a task
- * grows with the client's text, so its decode loop never waits for one.
- */
-export interface GenerateTask {
+/** What every model task carries, whatever it asks for. */
+interface TaskBase {
   requestId: string;
-  /** Admission time as epoch milliseconds (performance.timeOrigin + now()), comparable across threads. */
-  admittedAtMs: number;
+  /** The prompt's tokens (from the tokenizer workers). */
   prompt: number[];
   /** The request field that holds the prompt (`messages`, `prompt`, `input`, …), for errors. */
   promptParam: string;
+  /** Test-only fault injection (QWEN_TEST_FAULTS=1): the marker the tokenizer worker found in the prompt. */
+  fault?: 'throw' | 'crash';
+}
+
+/** Generate an answer to the prompt (text-generation models). */
+export interface GenerateSpec extends TaskBase {
+  kind: 'generate';
   /** `maxTokens` is decided by the front: the prompt fits the context with it (checked before admission). */
   sampling: SamplingParams & { maxTokens: number };
   /** Grammars and how to read the answer; absent for free text. */
   shaping?: Shaping;
   /** Report log probabilities, with this many alternatives per token (0-20). */
   logprobs?: { top: number };
-  /** 'embed': one embedding vector of the prompt (embedding models only); default: generate. */
-  mode?: 'generate' | 'embed';
-  /** Test-only fault injection (QWEN_TEST_FAULTS=1): the marker the tokenizer worker found in the prompt. */
-  fault?: 'throw' | 'crash';
-  port: MessagePort;
 }
+
+/** One embedding vector of the prompt (embedding models only): nothing is sampled. */
+export interface EmbedSpec extends TaskBase {
+  kind: 'embed';
+}
+
+/** What the front decides for a task; the worker switches on `kind`. */
+export type TaskSpec = GenerateSpec | EmbedSpec;
+
+/**
+ * The task handed to Piscina's run(): a TaskSpec, its admission time, and its `port` (transferred). The
+ * prompt arrives tokenized and the grammars composed (by the tokenizer workers, workers/prepare-worker.ts):
+ * nothing a model worker does for a task grows with the client's text, so its decode loop never waits for one.
+ */
+export type ModelTask = TaskSpec & {
+  /** Admission time as epoch milliseconds (performance.timeOrigin + now()), comparable across threads. */
+  admittedAtMs: number;
+  port: MessagePort;
+};
 
 export type FinishReason = 'stop' | 'length' | 'tool_calls' | 'abort';
 
-export type CancelReason = 'client' | 'timeout' | 'shutdown';
-
-/** Serializable error (status + OpenAI type + stable code). */
-export interface ErrorPayload {
-  status: number;
-  type: 'invalid_request_error' | 'server_error';
-  code: string;
-  message: string;
-  param: string | null;
-}
+/**
+ * Why a task is cancelled: the client went away, --request-timeout ran out, the server is shutting down, or
+ * another choice of the same request failed (the request has failed; this choice's answer is of no use).
+ */
+export type CancelReason = 'client' | 'timeout' | 'shutdown' | 'sibling_failed';
 
 /** One generated token's log probability, and the most likely alternatives (OpenAI's logprobs entry). */
 export interface TokenLogprob {
@@ -188,7 +202,7 @@ export type WorkerMessage =
   /** Answer text; `tokens` generated since the last message; `logprobs` of those tokens when asked for. */
   | { type: 'text'; text: string; tokens: number; logprobs?: TokenLogprob[] }
   | { type: 'tool_call'; delta: ToolCallDelta; tokens: number; logprobs?: TokenLogprob[] }
-  /** The input's embedding (mode 'embed'), L2-normalized. */
+  /** The input's embedding (an `embed` task), L2-normalized. */
   | { type: 'embedding'; vector: number[] }
   /** `cachedTokens`: prompt tokens found in the KV cache (or copied from another sequence), not evaluated again. */
   | {

@@ -51,7 +51,7 @@ const UNENFORCEABLE = [
  * The grammar writes integers of at most 15 digits (workers/structured/gbnf.ts): bounds at or beyond
  * ±MAX_GRAMMAR_INTEGER are implied, such as the ±(2^53 - 1) that zod and pydantic put on every integer.
  */
-export const MAX_GRAMMAR_INTEGER = 999_999_999_999_999;
+const MAX_GRAMMAR_INTEGER = 999_999_999_999_999;
 
 /** Bounds on an integer that the grammar's digit limit already guarantees. */
 function impliedBound(schema: Obj, key: string): boolean {
@@ -120,7 +120,7 @@ const BUDGETS = {
 } as const;
 
 /** No limits: for schemas that are not the client's (tests, fixed formats). */
-export const UNLIMITED: SchemaLimits = { maxBytes: Infinity, maxEnumValues: Infinity, maxAlternatives: Infinity };
+const UNLIMITED: SchemaLimits = { maxBytes: Infinity, maxEnumValues: Infinity, maxAlternatives: Infinity };
 
 /**
  * Converts `schema` (found at request path `path`); throws InvalidSchemaError naming the offending keyword,

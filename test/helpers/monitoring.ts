@@ -15,7 +15,7 @@ import { until } from './until.js';
 
 export const RULES_DIR = 'monitoring/rules';
 export const RULE_TESTS_DIR = 'monitoring/tests';
-export const DASHBOARD = 'monitoring/grafana/dashboards/qwen-serve.json';
+const DASHBOARD = 'monitoring/grafana/dashboards/qwen-serve.json';
 export const DOC = 'docs/monitoring.md';
 
 /** Whether a command runs (`tool --version` exits without a spawn error). */
@@ -75,7 +75,7 @@ export function ruleGroups(): RuleGroup[] {
   return ruleFiles().flatMap((f) => readYaml<{ groups: RuleGroup[] }>(f).groups);
 }
 
-export const allRules = (): Rule[] => ruleGroups().flatMap((g) => g.rules);
+const allRules = (): Rule[] => ruleGroups().flatMap((g) => g.rules);
 export const alertRules = (): (Rule & { alert: string })[] => allRules().filter((r): r is Rule & { alert: string } => !!r.alert);
 export const recordingRules = (): (Rule & { record: string })[] => allRules().filter((r): r is Rule & { record: string } => !!r.record);
 
@@ -103,7 +103,7 @@ export function unknownMetrics(expr: string): string[] {
 
 // --- Grafana dashboard -----------------------------------------------------------------------------------
 
-export interface Target {
+interface Target {
   refId: string;
   expr: string;
   legendFormat?: string;

@@ -15,8 +15,9 @@ export function buildNvmlStub(dir: string, defines: string[] = []): string {
     execFileSync('gcc', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: Buffer };
-    if (e.code === 'ENOENT') throw new Error('gcc not found on PATH: the NVML tests compile test/fixtures/nvml-stub.c with it');
-    throw new Error(`compiling the NVML stub failed (gcc ${args.join(' ')}):\n${e.stderr?.toString() ?? e.message}`);
+    if (e.code === 'ENOENT')
+      throw new Error('gcc not found on PATH: the NVML tests compile test/fixtures/nvml-stub.c with it', { cause: err });
+    throw new Error(`compiling the NVML stub failed (gcc ${args.join(' ')}):\n${e.stderr?.toString() ?? e.message}`, { cause: err });
   }
   return out;
 }

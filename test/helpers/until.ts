@@ -1,17 +1,22 @@
 /** Polling instead of sleeping: the one `until` every test and helper uses. */
 
 /** Polls `probe` until it returns something other than undefined (errors count as "not yet"). */
-export async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+export async function until<T>(
+  what: string,
+  probe: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 30_000,
+  everyMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
-  let last: unknown;
+  let last = '';
   for (;;) {
     try {
       const got = await probe();
       if (got !== undefined) return got;
     } catch (err) {
-      last = err;
+      last = String(err);
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ''}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }

@@ -15,6 +15,7 @@ const OUTCOMES = [
   ['finished', 'length', 'finished: length'],
   ['finished', 'abort', 'aborted'],
   ['finished', 'error', 'failed: error'],
+  ['finished', 'sibling_failed', 'stopped: sibling failed'],
   ['rejected', 'queue_full', 'refused: queue full'],
   ['rejected', 'timeout', 'refused: timeout'],
   ['rejected', 'invalid', 'refused: invalid'],

@@ -12,7 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { Logger } from 'pino';
 import { logLlama } from '../../log.js';
-import { WORKERS_CHANNEL, type ControlMessage, type GenerateTask, type WorkerInit, type WorkerRequest } from '../../shared/protocol.js';
+import { WORKERS_CHANNEL, type ControlMessage, type ModelTask, type WorkerInit, type WorkerRequest } from '../../shared/protocol.js';
+import type { EngineTask } from '../engine.js';
 
 const WORKER_FILE = fileURLToPath(new URL('../../../workers/model-worker.js', import.meta.url));
 
@@ -138,9 +139,9 @@ export class ModelPool extends EventEmitter<PoolEvents> {
    * Starts a task and returns the main side of its port. The task promise is returned separately:
    * it may settle before the last port message arrives, so streams end on the port's done/error.
    */
-  run(task: Omit<GenerateTask, 'port'>): { port: MessagePort; settled: Promise<unknown> } {
+  run(task: EngineTask): { port: MessagePort; settled: Promise<unknown> } {
     const { port1, port2 } = new MessageChannel();
-    const settled = this.piscina.run({ ...task, port: port2 } satisfies GenerateTask, { transferList: [port2] });
+    const settled = this.piscina.run({ ...task, port: port2 } satisfies ModelTask, { transferList: [port2] });
     return { port: port1, settled };
   }
 

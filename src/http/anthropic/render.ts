@@ -5,31 +5,16 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Usage } from '../../dispatch/job.js';
-import type { ApiError } from '../../errors.js';
 import type { FinishReason } from '../../shared/protocol.js';
-import type { Answer } from '../answer.js';
-import type { Renderer, StreamEvent } from '../respond.js';
+import type { Answer } from '../core/answer.js';
+import type { Renderer, StreamEvent } from '../core/renderer.js';
+import { anthropicErrorBody } from './errors.js';
 
 const id = (prefix: string) => `${prefix}_${randomBytes(12).toString('base64url')}`;
 
 function stopReason(a: Answer): string {
   const reasons: Record<FinishReason, string> = { stop: 'end_turn', length: 'max_tokens', tool_calls: 'tool_use', abort: 'end_turn' };
   return a.finishReason === 'stop' && a.stopSequence !== undefined ? 'stop_sequence' : reasons[a.finishReason];
-}
-
-/** Anthropic's error types by HTTP status; other 5xx are `api_error`, other 4xx `invalid_request_error`. */
-const ERROR_TYPES: Record<number, string> = {
-  401: 'authentication_error',
-  403: 'permission_error',
-  404: 'not_found_error',
-  413: 'request_too_large',
-  429: 'rate_limit_error',
-  503: 'overloaded_error',
-};
-
-export function anthropicErrorBody(err: ApiError): object {
-  const type = ERROR_TYPES[err.status] ?? (err.status >= 500 ? 'api_error' : 'invalid_request_error');
-  return { type: 'error', error: { type, message: err.message } };
 }
 
 /** Arguments as an object (the grammar made them valid JSON; a call cut by max_tokens is not). */

@@ -1,15 +1,15 @@
 /**
- * The Anthropic Messages API request (POST /v1/messages, /v1/messages/count_tokens) as what the chat path
- * serves: `system` and the content blocks become chat messages (tool_use blocks → assistant tool calls,
- * tool_result blocks → tool messages), tools / tool_choice become the chat constraints.
+ * The Anthropic Messages API request (POST /v1/messages, /v1/messages/count_tokens) mapped into the neutral
+ * GenerationRequest: `system` and the content blocks become chat messages (tool_use blocks → assistant
+ * tool calls, tool_result blocks → tool messages), tools / tool_choice the answer's shape, each with its
+ * Messages API field path for errors.
  */
 import { z } from 'zod';
-import { InvalidRequestError } from '../../errors.js';
-import type { ChatMessage, GenerateInput, OutputConstraints, SamplingParams } from '../../shared/protocol.js';
-import { chatConstraints, withParamNames } from '../constraints.js';
-import type { SchemaLimits } from '../../structured/json-schema.js';
-import { functionName, num, samplingParams, textOnly, type ChatBody, type InputLimits } from '../schemas.js';
-import { ToolCallLedger } from '../tool-results.js';
+import type { ChatMessage, GenerateInput } from '../../shared/protocol.js';
+import type { GenerationRequest } from '../core/generation.js';
+import type { ShapeRequest, ToolChoiceDeclaration } from '../core/shape.js';
+import { ToolCallLedger } from '../core/tool-results.js';
+import { functionName, invalidValue, maxTokensField, num, textOnly, type InputLimits } from '../core/validation.js';
 
 const textBlock = z.object({ type: z.literal('text'), text: z.string() });
 /** Images and documents, in a message or in a tool result. */
@@ -80,11 +80,7 @@ export function messagesSchemas(limits: InputLimits) {
   const messages = z.object({
     ...promptFields(limits),
     // Required by the Messages API.
-    max_tokens: z
-      .number()
-      .int('must be an integer')
-      .min(1, 'must be at least 1')
-      .max(limits.maxTokens, `must be at most ${limits.maxTokens} (--max-tokens-limit)`),
+    max_tokens: maxTokensField(limits.maxTokens),
     temperature: unit.optional(),
     top_p: unit.optional(),
     top_k: z.number().int('must be an integer').min(0, 'must be at least 0').optional(),
@@ -117,9 +113,9 @@ export function messagesInput(body: PromptBody): GenerateInput {
     m.content.forEach((b, j) => {
       if (b.type === 'text') text += b.text;
       else if (b.type === 'thinking' || b.type === 'redacted_thinking') {
-        if (m.role !== 'assistant') throw invalid(`messages.${i}.content.${j}`, `${b.type} blocks belong to assistant messages`);
+        if (m.role !== 'assistant') throw invalidValue(`messages.${i}.content.${j}`, `${b.type} blocks belong to assistant messages`);
       } else if (b.type === 'tool_use') {
-        if (m.role !== 'assistant') throw invalid(`messages.${i}.content.${j}`, 'tool_use blocks belong to assistant messages');
+        if (m.role !== 'assistant') throw invalidValue(`messages.${i}.content.${j}`, 'tool_use blocks belong to assistant messages');
         calls.push({ id: b.id, name: b.name, arguments: b.input });
         ledger.call(b.id, `messages.${i}.content.${j}`);
       } else {
@@ -135,41 +131,50 @@ export function messagesInput(body: PromptBody): GenerateInput {
   return { kind: 'chat', messages };
 }
 
-const invalid = (param: string, message: string) => new InvalidRequestError(`${param}: ${message}`, param, 'invalid_value');
-
-/** The chat constraints (tools) of the request, with errors naming the Messages API's own fields. */
-export function messagesConstraints(body: PromptBody, limits: SchemaLimits): OutputConstraints {
-  const choice = body.tool_choice;
-  const chatLike = {
-    tools: body.tools?.map((t) => ({
-      type: 'function' as const,
-      function: { name: t.name, description: t.description, parameters: t.input_schema },
-    })),
-    tool_choice:
-      choice === undefined
-        ? undefined
-        : choice.type === 'any'
-          ? 'required'
-          : choice.type === 'tool'
-            ? { type: 'function', function: { name: choice.name } }
-            : choice.type,
-    parallel_tool_calls: choice && 'disable_parallel_tool_use' in choice && choice.disable_parallel_tool_use ? false : undefined,
-  } as ChatBody;
-  return withParamNames(RENAMES, () => chatConstraints(chatLike, limits));
+function choiceDeclaration(choice: PromptBody['tool_choice']): ToolChoiceDeclaration | undefined {
+  if (choice === undefined) return undefined;
+  const param = 'tool_choice';
+  switch (choice.type) {
+    case 'any':
+      return { type: 'required', as: 'any', param };
+    case 'tool':
+      return { type: 'function', name: choice.name, as: 'tool', param, nameParam: 'tool_choice.name' };
+    default:
+      return { type: choice.type, as: choice.type, param };
+  }
 }
 
-/** Chat parameter paths → the Messages API's. */
-const RENAMES: [RegExp, string][] = [
-  [/^tools\.(\d+)\.function\.parameters/, 'tools.$1.input_schema'],
-  [/^tools\.(\d+)\.function\./, 'tools.$1.'],
-  [/^tool_choice\.function\./, 'tool_choice.'],
-];
+/** The answer's shape (tools), with errors naming the Messages API's own fields. */
+export function messagesShape(body: PromptBody): ShapeRequest {
+  const choice = body.tool_choice;
+  return {
+    tools: body.tools?.map((t, i) => ({
+      name: t.name,
+      description: t.description,
+      parameters: t.input_schema,
+      nameParam: `tools.${i}.name`,
+      parametersParam: `tools.${i}.input_schema`,
+    })),
+    toolsParam: 'tools',
+    toolChoice: choiceDeclaration(choice),
+    parallelToolCalls: choice && 'disable_parallel_tool_use' in choice && choice.disable_parallel_tool_use ? false : undefined,
+  };
+}
 
-/** The chat path's sampling defaults, under the Messages API's field names. */
-export function messagesSampling(body: MessagesBody): SamplingParams {
-  return samplingParams(
-    { temperature: body.temperature, top_p: body.top_p, top_k: body.top_k, stop: body.stop_sequences },
-    body.max_tokens,
-    'max_tokens',
-  );
+export function messagesRequest(body: MessagesBody): GenerationRequest {
+  return {
+    model: body.model,
+    inputs: [messagesInput(body)],
+    sampling: {
+      temperature: body.temperature,
+      topP: body.top_p,
+      topK: body.top_k,
+      stop: body.stop_sequences,
+      maxTokens: body.max_tokens,
+      maxTokensParam: 'max_tokens',
+    },
+    shape: messagesShape(body),
+    promptParam: 'messages',
+    stream: body.stream === true,
+  };
 }

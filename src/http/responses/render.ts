@@ -8,8 +8,8 @@ import { randomBytes } from 'node:crypto';
 import type { Usage } from '../../dispatch/job.js';
 import type { ApiError } from '../../errors.js';
 import type { TokenLogprob } from '../../shared/protocol.js';
-import type { Answer } from '../answer.js';
-import type { Renderer, StreamEvent } from '../respond.js';
+import type { Answer } from '../core/answer.js';
+import type { Renderer, StreamEvent } from '../core/renderer.js';
 import type { ResponsesBody } from './request.js';
 
 const id = (prefix: string) => `${prefix}_${randomBytes(16).toString('hex')}`;
@@ -22,35 +22,32 @@ const logprobsOf = (entries: readonly TokenLogprob[] | undefined) =>
     top_logprobs: e.top.map((t) => ({ token: t.token, logprob: t.logprob, bytes: t.bytes })),
   }));
 
-interface CallItem {
-  id: string;
-  callId: string;
-  name: string;
-  arguments: string;
-}
+/** An output item as it streams: the answer's text (a message) or one tool call, at its output_index. */
+type Item =
+  | { kind: 'message'; index: number; id: string; text: string; logprobs: TokenLogprob[] }
+  | { kind: 'call'; index: number; id: string; callId: string; name: string; arguments: string };
+type CallItem = Extract<Item, { kind: 'call' }>;
+type MessageItem = Extract<Item, { kind: 'message' }>;
 
 export function responsesRenderer(model: string, body: ResponsesBody): Renderer {
   const responseId = id('resp');
   const createdAt = Math.floor(Date.now() / 1000);
-  const messageId = id('msg');
-  // Output items in order: the message (once text arrives), then the calls.
-  let messageIndex: number | undefined;
-  let text = '';
-  const textLogprobs: TokenLogprob[] = [];
+  // Output items in the order they streamed: text after a call opens a message of its own, at the next index.
+  const items: Item[] = [];
+  /** Calls by their index among the answer's calls (ToolCallDelta.index). */
   const calls: CallItem[] = [];
-  const closedCalls = new Set<CallItem>();
-  const callIndex = (i: number) => (messageIndex === undefined ? 0 : 1) + i;
+  let open: Item | undefined;
   let sequence = 0;
   const event = (type: string, data: object): StreamEvent => ({ event: type, data: { type, sequence_number: sequence++, ...data } });
 
-  const messageItem = (status: string, answerText: string, logprobs: readonly TokenLogprob[] | undefined) => ({
+  const messageItem = (messageId: string, status: string, answerText: string, logprobs: readonly TokenLogprob[] | undefined) => ({
     type: 'message',
     id: messageId,
     status,
     role: 'assistant',
     content: [{ type: 'output_text', text: answerText, annotations: [], logprobs: logprobsOf(logprobs) }],
   });
-  const callItem = (c: CallItem, status: string) => ({
+  const callItem = (c: Pick<CallItem, 'id' | 'callId' | 'name' | 'arguments'>, status: string) => ({
     type: 'function_call',
     id: c.id,
     call_id: c.callId,
@@ -58,6 +55,8 @@ export function responsesRenderer(model: string, body: ResponsesBody): Renderer 
     arguments: c.arguments,
     status,
   });
+  const completedItem = (item: Item) =>
+    item.kind === 'message' ? messageItem(item.id, 'completed', item.text, item.logprobs) : callItem(item, 'completed');
 
   const response = (status: string, output: object[], usage: Usage | null, incomplete: boolean) => ({
     id: responseId,
@@ -85,26 +84,49 @@ export function responsesRenderer(model: string, body: ResponsesBody): Renderer 
     },
   });
 
-  /** The message item's closing events (when the first call arrives, or at the end). */
-  let messageClosed = false;
-  const closeMessage = (): StreamEvent[] => {
-    if (messageIndex === undefined) return [];
-    const where = { item_id: messageId, output_index: messageIndex, content_index: 0 };
-    const part = { type: 'output_text', text, annotations: [], logprobs: logprobsOf(textLogprobs) };
-    const events = [
-      event('response.output_text.done', { ...where, text, logprobs: logprobsOf(textLogprobs) }),
-      event('response.content_part.done', { ...where, part }),
-      event('response.output_item.done', { output_index: messageIndex, item: messageItem('completed', text, textLogprobs) }),
+  /** The open item's closing events (when the next item starts, or at the end). */
+  const closeOpen = (): StreamEvent[] => {
+    const item = open;
+    open = undefined;
+    if (item === undefined) return [];
+    if (item.kind === 'call') {
+      return [
+        event('response.function_call_arguments.done', { item_id: item.id, output_index: item.index, arguments: item.arguments }),
+        event('response.output_item.done', { output_index: item.index, item: callItem(item, 'completed') }),
+      ];
+    }
+    const where = { item_id: item.id, output_index: item.index, content_index: 0 };
+    const logprobs = logprobsOf(item.logprobs);
+    return [
+      event('response.output_text.done', { ...where, text: item.text, logprobs }),
+      event('response.content_part.done', { ...where, part: { type: 'output_text', text: item.text, annotations: [], logprobs } }),
+      event('response.output_item.done', { output_index: item.index, item: completedItem(item) }),
     ];
-    messageClosed = true;
+  };
+
+  const openMessage = (): StreamEvent[] => {
+    const events = closeOpen();
+    const item: MessageItem = { kind: 'message', index: items.length, id: id('msg'), text: '', logprobs: [] };
+    items.push((open = item));
+    events.push(
+      event('response.output_item.added', {
+        output_index: item.index,
+        item: { ...messageItem(item.id, 'in_progress', '', []), content: [] },
+      }),
+      event('response.content_part.added', {
+        item_id: item.id,
+        output_index: item.index,
+        content_index: 0,
+        part: { type: 'output_text', text: '', annotations: [], logprobs: [] },
+      }),
+    );
     return events;
   };
 
+  /** The non-streamed output: the message (if any text, or nothing at all), then the calls. */
   const output = (a: Answer) => [
-    ...(a.text !== '' || a.toolCalls.length === 0 ? [messageItem('completed', a.text, a.logprobs)] : []),
-    ...a.toolCalls.map((c, i) =>
-      callItem({ id: calls[i]?.id ?? id('fc'), callId: calls[i]?.callId ?? id('call'), name: c.name, arguments: c.arguments }, 'completed'),
-    ),
+    ...(a.text !== '' || a.toolCalls.length === 0 ? [messageItem(id('msg'), 'completed', a.text, a.logprobs)] : []),
+    ...a.toolCalls.map((c) => callItem({ id: id('fc'), callId: id('call'), name: c.name, arguments: c.arguments }, 'completed')),
   ];
 
   return {
@@ -113,26 +135,15 @@ export function responsesRenderer(model: string, body: ResponsesBody): Renderer 
       event('response.in_progress', { response: response('in_progress', [], null, false) }),
     ],
     text: (_, delta, logprobs) => {
-      const events: StreamEvent[] = [];
-      if (messageIndex === undefined) {
-        messageIndex = 0;
-        events.push(event('response.output_item.added', { output_index: 0, item: { ...messageItem('in_progress', '', []), content: [] } }));
-        events.push(
-          event('response.content_part.added', {
-            item_id: messageId,
-            output_index: 0,
-            content_index: 0,
-            part: { type: 'output_text', text: '', annotations: [], logprobs: [] },
-          }),
-        );
-      }
-      text += delta;
-      if (logprobs) textLogprobs.push(...logprobs);
+      const events = open?.kind === 'message' ? [] : openMessage();
+      const message = open as MessageItem;
+      message.text += delta;
+      if (logprobs) message.logprobs.push(...logprobs);
       if (delta !== '')
         events.push(
           event('response.output_text.delta', {
-            item_id: messageId,
-            output_index: 0,
+            item_id: message.id,
+            output_index: message.index,
             content_index: 0,
             delta,
             logprobs: logprobsOf(logprobs),
@@ -141,32 +152,29 @@ export function responsesRenderer(model: string, body: ResponsesBody): Renderer 
       return events;
     },
     toolCall: (_, d) => {
-      const events = messageClosed ? [] : closeMessage();
+      const events: StreamEvent[] = [];
       if (d.name !== undefined) {
-        const previous = calls.at(-1);
-        if (previous) events.push(...closeCall(previous, calls.length - 1));
-        const c = { id: id('fc'), callId: id('call'), name: d.name, arguments: '' };
-        calls.push(c);
-        events.push(event('response.output_item.added', { output_index: callIndex(calls.length - 1), item: callItem(c, 'in_progress') }));
+        events.push(...closeOpen());
+        const c: CallItem = { kind: 'call', index: items.length, id: id('fc'), callId: id('call'), name: d.name, arguments: '' };
+        items.push((open = c));
+        calls[d.index] = c;
+        events.push(event('response.output_item.added', { output_index: c.index, item: callItem(c, 'in_progress') }));
       }
       const c = calls[d.index]!;
       c.arguments += d.arguments;
       if (d.arguments !== '')
-        events.push(
-          event('response.function_call_arguments.delta', { item_id: c.id, output_index: callIndex(d.index), delta: d.arguments }),
-        );
+        events.push(event('response.function_call_arguments.delta', { item_id: c.id, output_index: c.index, delta: d.arguments }));
       return events;
     },
     choiceDone: () => [],
     closing: (usage, answers) => {
       const a = answers[0]!;
-      const events = messageClosed ? [] : closeMessage();
-      const last = calls.at(-1);
-      if (last) events.push(...closeCall(last, calls.length - 1));
+      const events = closeOpen();
       const incomplete = a.finishReason === 'length';
+      const streamed = items.length > 0 ? items.map(completedItem) : output(a);
       events.push(
         event(incomplete ? 'response.incomplete' : 'response.completed', {
-          response: response(incomplete ? 'incomplete' : 'completed', output(a), usage, incomplete),
+          response: response(incomplete ? 'incomplete' : 'completed', streamed, usage, incomplete),
         }),
       );
       return events;
@@ -178,13 +186,4 @@ export function responsesRenderer(model: string, body: ResponsesBody): Renderer 
       return response(incomplete ? 'incomplete' : 'completed', output(a), usage, incomplete);
     },
   };
-
-  function closeCall(c: CallItem, index: number): StreamEvent[] {
-    if (closedCalls.has(c)) return [];
-    closedCalls.add(c);
-    return [
-      event('response.function_call_arguments.done', { item_id: c.id, output_index: callIndex(index), arguments: c.arguments }),
-      event('response.output_item.done', { output_index: callIndex(index), item: callItem(c, 'completed') }),
-    ];
-  }
 }

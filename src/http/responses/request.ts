@@ -1,15 +1,24 @@
 /**
- * The OpenAI Responses API request (POST /v1/responses) as what the chat path already serves: `input` and
- * `instructions` become chat messages, function tools / tool_choice / text.format become the chat
- * constraints. Fields that would change the answer and are not served (stored conversations, built-in
- * tools, images) are a 400 naming them.
+ * The OpenAI Responses API request (POST /v1/responses) mapped into the neutral GenerationRequest: `input`
+ * and `instructions` become chat messages, function tools / tool_choice / text.format the answer's shape,
+ * each with its Responses field path for errors. Fields that would change the answer and are not served
+ * (stored conversations, built-in tools, images) are a 400 naming them.
  */
 import { z } from 'zod';
-import type { ChatMessage, GenerateInput, OutputConstraints } from '../../shared/protocol.js';
-import { chatConstraints, withParamNames } from '../constraints.js';
-import type { SchemaLimits } from '../../structured/json-schema.js';
-import { callArguments, createSchemas, textOnly, type ChatBody, type InputLimits } from '../schemas.js';
-import { ToolCallLedger } from '../tool-results.js';
+import type { ChatMessage, GenerateInput } from '../../shared/protocol.js';
+import type { GenerationRequest } from '../core/generation.js';
+import type { FormatDeclaration, ShapeRequest, ToolChoiceDeclaration } from '../core/shape.js';
+import { ToolCallLedger } from '../core/tool-results.js';
+import {
+  callArguments,
+  MAX_TOP_LOGPROBS,
+  maxTokensField,
+  temperatureField,
+  textOnly,
+  topPField,
+  upTo,
+  type InputLimits,
+} from '../core/validation.js';
 
 const text = z.string();
 const inputText = z.object({ type: z.enum(['input_text', 'output_text']), text });
@@ -38,24 +47,22 @@ const functionTool = z.object({
 const unsupported = (why: string) => z.never({ error: why }).nullish();
 
 export function responsesSchema(limits: InputLimits) {
-  // Sampling fields as the chat endpoint validates them.
-  const chat = createSchemas(limits).chat.shape;
   return z.object({
-    model: chat.model,
+    model: z.string().nullish(),
     input: z.union([text, z.array(item).min(1, 'must not be empty')], { error: 'must be a string or an array of input items' }),
     instructions: z.string().nullish(),
-    max_output_tokens: chat.max_tokens,
-    temperature: chat.temperature,
-    top_p: chat.top_p,
-    top_logprobs: chat.top_logprobs,
-    stream: chat.stream,
+    max_output_tokens: maxTokensField(limits.maxTokens).nullish(),
+    temperature: temperatureField.nullish(),
+    top_p: topPField.nullish(),
+    top_logprobs: upTo(MAX_TOP_LOGPROBS).nullish(),
+    stream: z.boolean().nullish(),
     tools: z.array(functionTool).nullish(),
     tool_choice: z
       .union([z.enum(['none', 'auto', 'required']), z.object({ type: z.literal('function'), name: z.string() })], {
         error: "must be 'none', 'auto', 'required' or {type: 'function', name}",
       })
       .nullish(),
-    parallel_tool_calls: chat.parallel_tool_calls,
+    parallel_tool_calls: z.boolean().nullish(),
     text: z
       .object({
         format: z
@@ -88,8 +95,7 @@ export type ResponsesBody = z.infer<ReturnType<typeof responsesSchema>>;
 
 const flatten = (c: string | { text: string }[]) => (typeof c === 'string' ? c : c.map((p) => p.text).join(''));
 
-/** @param maxJsonDepth --max-json-depth, for function_call arguments (JSON strings) */
-export function responsesInput(body: ResponsesBody, maxJsonDepth: number): GenerateInput {
+function responsesInput(body: ResponsesBody, maxJsonDepth: number): GenerateInput {
   const messages: ChatMessage[] = [];
   if (body.instructions) messages.push({ role: 'system', content: body.instructions });
   const items = typeof body.input === 'string' ? [{ role: 'user' as const, content: body.input }] : body.input;
@@ -119,32 +125,43 @@ export function responsesInput(body: ResponsesBody, maxJsonDepth: number): Gener
   return { kind: 'chat', messages };
 }
 
-/** The chat constraints for this request, with errors naming the Responses API's own fields. */
-export function responsesConstraints(body: ResponsesBody, limits: SchemaLimits): OutputConstraints {
-  const format = body.text?.format;
-  const chatLike = {
-    tools: body.tools?.map((t) => ({
-      type: 'function' as const,
-      function: { name: t.name, description: t.description, parameters: t.parameters, strict: t.strict },
-    })),
-    tool_choice:
-      typeof body.tool_choice === 'object' && body.tool_choice
-        ? { type: 'function' as const, function: { name: body.tool_choice.name } }
-        : body.tool_choice,
-    parallel_tool_calls: body.parallel_tool_calls,
-    response_format:
-      format?.type === 'json_schema'
-        ? { type: 'json_schema' as const, json_schema: { name: format.name, schema: format.schema, strict: format.strict } }
-        : format,
-    logprobs: body.top_logprobs != null ? true : undefined,
-    top_logprobs: body.top_logprobs,
-  } as ChatBody;
-  return withParamNames(RENAMES, () => chatConstraints(chatLike, limits));
+function format(f: NonNullable<ResponsesBody['text']>['format']): FormatDeclaration | undefined {
+  if (f == null) return undefined;
+  if (f.type !== 'json_schema') return { type: f.type, param: 'text.format' };
+  return { type: 'json_schema', schema: f.schema, strict: f.strict, param: 'text.format', schemaParam: 'text.format.schema' };
 }
 
-/** Chat parameter paths → the Responses API's. */
-const RENAMES: [RegExp, string][] = [
-  [/^response_format\.json_schema\./, 'text.format.'],
-  [/^tools\.(\d+)\.function\./, 'tools.$1.'],
-  [/^tool_choice\.function\./, 'tool_choice.'],
-];
+function toolChoice(choice: ResponsesBody['tool_choice']): ToolChoiceDeclaration | undefined {
+  if (choice == null) return undefined;
+  if (typeof choice === 'string') return { type: choice, as: choice, param: 'tool_choice' };
+  return { type: 'function', name: choice.name, as: 'function', param: 'tool_choice', nameParam: 'tool_choice.name' };
+}
+
+function shape(body: ResponsesBody): ShapeRequest {
+  return {
+    tools: body.tools?.map((t, i) => ({ ...t, nameParam: `tools.${i}.name`, parametersParam: `tools.${i}.parameters` })),
+    toolsParam: 'tools',
+    toolChoice: toolChoice(body.tool_choice),
+    parallelToolCalls: body.parallel_tool_calls,
+    format: format(body.text?.format),
+    logprobs: body.top_logprobs != null ? { top: body.top_logprobs } : undefined,
+  };
+}
+
+/** @param maxJsonDepth --max-json-depth, for function_call arguments (JSON strings) */
+export function responsesRequest(body: ResponsesBody, maxJsonDepth: number): GenerationRequest {
+  return {
+    model: body.model,
+    inputs: [responsesInput(body, maxJsonDepth)],
+    sampling: {
+      temperature: body.temperature,
+      topP: body.top_p,
+      maxTokens: body.max_output_tokens ?? undefined,
+      maxTokensParam: 'max_output_tokens',
+    },
+    shape: shape(body),
+    promptParam: 'input',
+    logprobsParam: 'top_logprobs',
+    stream: body.stream === true,
+  };
+}

@@ -1,0 +1,61 @@
+/**
+ * The path every dialect's generation request takes once it is mapped into the neutral GenerationRequest:
+ * the answer's shape checked (errors name the dialect's fields), the model checked, features counted, the
+ * prompts prepared by the tokenizer threads, and the choices run and rendered in the dialect's format.
+ */
+import type { Request, Response } from 'express';
+import type { GenerateInput } from '../../shared/protocol.js';
+import type { AppContext } from '../context.js';
+import { bodySize } from '../middleware/body-size.js';
+import { endpointLabel } from '../middleware/request-context.js';
+import { checkModel } from './check-model.js';
+import { prepareChoices, type PreparedChoices } from './prepare.js';
+import type { Renderer } from './renderer.js';
+import { respond } from './respond.js';
+import { samplingParams, type SamplingRequest } from './sampling.js';
+import { featuresOf, outputConstraints, shapingParam, type ShapeRequest } from './shape.js';
+
+/** A generation request in no dialect's words: what every API's request maps into. */
+export interface GenerationRequest {
+  /** The model the client named (checked against the one served). */
+  model: string | null | undefined;
+  inputs: GenerateInput[];
+  /** Choices per input (default 1). */
+  n?: number;
+  sampling: SamplingRequest;
+  shape: ShapeRequest;
+  /** The prompts' field (`messages`, `input`, `prompt`) and the logprobs' field, for errors. */
+  promptParam: string;
+  logprobsParam?: string;
+  stream: boolean;
+  /** Completions `echo`: each prompt's text comes back with its answer. */
+  echo?: boolean;
+}
+
+export async function serveGeneration(
+  ctx: AppContext,
+  req: Request,
+  res: Response,
+  g: GenerationRequest,
+  renderer: (prepared: PreparedChoices) => Renderer,
+): Promise<void> {
+  const constraints = outputConstraints(g.shape, ctx.schemaLimits);
+  checkModel(ctx, g.model);
+  ctx.metrics.features(endpointLabel(req), featuresOf(constraints, g.shape));
+  const prepared = await prepareChoices(ctx, {
+    bodyBytes: bodySize(req),
+    inputs: g.inputs,
+    n: g.n ?? 1,
+    sampling: samplingParams(g.sampling),
+    constraints,
+    params: { prompt: g.promptParam, shaping: shapingParam(constraints, g.shape), logprobs: g.logprobsParam },
+    echo: g.echo,
+  });
+  respond(ctx.dispatcher, res, {
+    tasks: prepared.tasks,
+    release: prepared.release,
+    renderer: renderer(prepared),
+    stream: g.stream,
+    onToolCalls: (count) => ctx.metrics.toolCalls(count),
+  });
+}

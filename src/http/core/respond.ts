@@ -1,0 +1,108 @@
+/**
+ * Runs one API request through the dispatcher and writes the response: one JSON body, or an SSE stream
+ * whose headers are sent only once a worker has accepted a prompt (so a prompt that does not fit is still
+ * a plain 400). A request may have several choices (n > 1, several prompts): each is its own job, and the
+ * response ends when all have. A client that goes away cancels them all.
+ *
+ * What the events look like is the Renderer's business (OpenAI chat / completions, Responses, Anthropic
+ * Messages); this file owns the job bookkeeping, backpressure and error handling they share.
+ */
+import type { Response } from 'express';
+import type { Dispatcher } from '../../dispatch/dispatcher.js';
+import type { Job, JobHandlers, Usage } from '../../dispatch/job.js';
+import type { ApiError } from '../../errors.js';
+import type { FinishReason, TaskSpec } from '../../shared/protocol.js';
+import { logServerFault, sendError } from '../middleware/error-handler.js';
+import { Answer } from './answer.js';
+import type { Renderer } from './renderer.js';
+import { StreamOutput } from './stream-output.js';
+
+export type ChoiceTask = TaskSpec & {
+  /** Whether this choice's prompt counts in usage (the first choice of each prompt: n choices share one). */
+  countsPrompt: boolean;
+};
+
+export type RespondOptions = {
+  tasks: ChoiceTask[];
+  /** The place the request held in the dispatcher while it was prepared: given back right before submitting. */
+  release?: () => void;
+  /** Called once, when every choice is complete, with the tool calls they returned. */
+  onToolCalls?: (count: number) => void;
+  // A request that never streams (embeddings) needs only the body.
+} & ({ stream: boolean; renderer: Renderer } | { stream: false; renderer: Pick<Renderer, 'full'> });
+
+/** Sums the choices' usage: prompts once each, every choice's completion. */
+function totalUsage(tasks: readonly ChoiceTask[], usages: readonly (Usage | undefined)[]): Usage {
+  const total: Usage = { promptTokens: 0, completionTokens: 0, cachedTokens: 0 };
+  usages.forEach((u, i) => {
+    if (!u) return;
+    total.completionTokens += u.completionTokens;
+    if (tasks[i]!.countsPrompt) {
+      total.promptTokens += u.promptTokens;
+      total.cachedTokens! += u.cachedTokens ?? 0;
+    }
+  });
+  return total;
+}
+
+export function respond(dispatcher: Dispatcher, res: Response, opts: RespondOptions): void {
+  opts.release?.();
+  // The client left while the request was being prepared: nothing to generate for.
+  if (res.destroyed) return;
+  const out = opts.stream ? new StreamOutput(res, opts.renderer) : undefined;
+  const answers = opts.tasks.map(() => new Answer());
+  const usages: (Usage | undefined)[] = opts.tasks.map(() => undefined);
+  const jobs: Job[] = [];
+  let pending = opts.tasks.length;
+  let failed = false;
+
+  const fail = (err: ApiError) => {
+    if (failed) return;
+    failed = true;
+    // Counted as sibling_failed, not as client aborts: the client is still there, waiting for the error.
+    for (const job of jobs) job.cancel('sibling_failed');
+    if (out?.started) {
+      logServerFault(res, err);
+      out.fail(err);
+    } else sendError(res, err);
+  };
+  const choiceDone = (i: number, reason: FinishReason, usage: Usage, stopSequence?: string) => {
+    answers[i]!.finishReason = reason;
+    answers[i]!.stopSequence = stopSequence;
+    usages[i] = usage;
+    // A sibling failed: the response is the error, already written or on its way.
+    if (failed) return;
+    out?.choiceDone(i, reason, answers[i]!);
+    if (--pending > 0) return;
+    opts.onToolCalls?.(answers.reduce((n, a) => n + a.toolCalls.length, 0));
+    const total = totalUsage(opts.tasks, usages);
+    if (out) out.close(total, answers);
+    else if (!res.destroyed) res.json(opts.renderer.full(answers, total));
+  };
+
+  // Registered before any job exists: a client gone at any point cancels every choice it started.
+  res.on('close', () => {
+    if (!res.writableFinished) for (const job of jobs) job.cancel('client');
+  });
+  const handlers = (i: number): JobHandlers => ({
+    onStarted: (promptTokens) => out?.start(promptTokens),
+    onText: (t, logprobs) => {
+      answers[i]!.addText(t, logprobs);
+      out?.text(i, t, logprobs);
+    },
+    onToolCall: (delta, logprobs) => {
+      answers[i]!.addToolCall(delta, logprobs);
+      out?.toolCall(i, delta, logprobs);
+    },
+    onEmbedding: (vector) => (answers[i]!.embedding = vector),
+    onDone: (reason, usage, stopSequence) => choiceDone(i, reason, usage, stopSequence),
+    onError: (err) => fail(err),
+  });
+  // All choices or none (429): the request's places were held while it was prepared.
+  jobs.push(
+    ...dispatcher.submitAll(
+      opts.tasks.map(({ countsPrompt: _, ...task }) => task),
+      handlers,
+    ),
+  );
+}
