@@ -24,7 +24,7 @@ import { buildDemoVocab, CHAT_TEMPLATE, isCleanTextToken, SCRIPT_PIECES, TokenTy
 export type DemoModelSize = 'tiny' | 'full';
 export type DemoModelType = 'q8_0' | 'f16' | 'f32';
 
-export interface DemoModelShape {
+interface DemoModelShape {
   hidden: number;
   layers: number;
   heads: number;
@@ -34,7 +34,7 @@ export interface DemoModelShape {
   vocab: number;
 }
 
-export const DEMO_MODEL_SHAPES: Readonly<Record<DemoModelSize, Readonly<Omit<DemoModelShape, 'vocab'>>>> = {
+const DEMO_MODEL_SHAPES: Readonly<Record<DemoModelSize, Readonly<Omit<DemoModelShape, 'vocab'>>>> = {
   tiny: { hidden: 64, layers: 2, heads: 4, kvHeads: 2, ffn: 128, contextLength: 4096 },
   full: { hidden: 896, layers: 24, heads: 14, kvHeads: 2, ffn: 4864, contextLength: 32768 },
 };
@@ -76,8 +76,6 @@ export const TINY_STEERING_IDS = {
   // "\n" as a byte-level BPE symbol.
   newline: tinyVocab.tokens.indexOf('\u010a'),
 } as const;
-/** Real Qwen2.5 special ids, used by the full model. */
-export const FULL_SPECIAL_IDS = { endOfText: 151643, imStart: 151644, imEnd: 151645, bos: 151643, eos: 151645, pad: 151643 } as const;
 
 export interface WriteDemoModelOptions {
   size: DemoModelSize;

@@ -13,24 +13,25 @@
  */
 import { BYTE_ORDER, BYTE_TO_SYMBOL, fromByteLevel, toByteLevel } from '../tokenizer/byte-level.js';
 
-/** llama.cpp token types. */
+/** The llama.cpp token types the demo vocabularies use (llama.cpp's values; 2 is UNKNOWN, 6 BYTE). */
 export enum TokenType {
   NORMAL = 1,
-  UNKNOWN = 2,
   CONTROL = 3,
   USER_DEFINED = 4,
   UNUSED = 5,
-  BYTE = 6,
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** C0 and C1 control characters and DEL, except "\n". */
+const isControl = (c: number) => (c <= 0x1f && c !== 0x0a) || (c >= 0x7f && c <= 0x9f);
 
 /** Whether a vocab token decodes to complete, valid UTF-8 text without control characters (except "\n"). */
 export function isCleanTextToken(text: string): boolean {
   const bytes = fromByteLevel(text);
   if (bytes == null) return false;
   try {
-    return !/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/u.test(utf8.decode(bytes));
+    return ![...utf8.decode(bytes)].some((ch) => isControl(ch.codePointAt(0)!));
   } catch {
     return false;
   }
@@ -56,7 +57,7 @@ def main(): print('hello world') return 0 # numbers 1 2 3 10 42 100 2024
 `;
 
 /** Learns `count` byte-level BPE merges from `corpus` (ties broken by pair text, deterministic). */
-export function trainMerges(corpus: string, count: number): string[] {
+function trainMerges(corpus: string, count: number): string[] {
   const words = new Map<string, number>();
   for (const m of corpus.matchAll(QWEN2_PRETOKENIZE)) {
     const w = toByteLevel(m[0]);
@@ -114,9 +115,9 @@ export const SCRIPT_PIECES: ReadonlyArray<string | readonly number[]> = [
   ' again.',
 ];
 
-export const QWEN_SPECIALS_FIRST_ID = 151643;
+const QWEN_SPECIALS_FIRST_ID = 151643;
 /** Qwen2.5's added tokens, starting at id 151643. `<tool_call>` and `</tool_call>` are not "special". */
-export const QWEN_SPECIALS: readonly string[] = [
+const QWEN_SPECIALS: readonly string[] = [
   '<|endoftext|>',
   '<|im_start|>',
   '<|im_end|>',
@@ -140,7 +141,7 @@ export const QWEN_SPECIALS: readonly string[] = [
   '<|repo_name|>',
   '<|file_sep|>',
 ];
-export const QWEN_VOCAB_SIZE = 151936;
+const QWEN_VOCAB_SIZE = 151936;
 
 /**
  * Qwen2.5-Instruct's own chat template (tokenizer_config.json of the released models), tools included:
@@ -182,7 +183,7 @@ export const CHAT_TEMPLATE = [
 
 export interface DemoVocab {
   tokens: string[];
-  types: number[];
+  types: TokenType[];
   merges: string[];
   endOfText: number;
   imStart: number;
@@ -195,7 +196,7 @@ const MERGE_COUNT = 200;
 
 export function buildDemoVocab(size: 'tiny' | 'full'): DemoVocab {
   const tokens: string[] = BYTE_ORDER.map((b) => BYTE_TO_SYMBOL[b]!);
-  const types: number[] = tokens.map(() => TokenType.NORMAL);
+  const types: TokenType[] = tokens.map(() => TokenType.NORMAL);
   const ids = new Map<string, number>(tokens.map((t, i) => [t, i]));
   const add = (text: string, type: TokenType): number => {
     if (ids.has(text)) throw new Error(`duplicate token ${JSON.stringify(text)}`);

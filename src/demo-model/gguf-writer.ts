@@ -14,7 +14,7 @@ import { open, rm } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { encodeTensorChunk, GGML_BLOCK_SIZE, GGML_TYPE_BYTES, GgmlType } from './ggml-encode.js';
 
-export { f16ToF32, f32ToF16, GGML_BLOCK_SIZE, GGML_TYPE_BYTES, GgmlType } from './ggml-encode.js';
+export { f16ToF32, f32ToF16, GgmlType } from './ggml-encode.js';
 
 /** GGUF metadata value types. */
 export enum GgufType {
@@ -80,7 +80,7 @@ export function tensorElements(shape: readonly number[]): number {
 }
 
 /** Bytes of a tensor's data (before alignment padding). */
-export function tensorBytes(t: Pick<GgufTensor, 'shape' | 'type'>): number {
+function tensorBytes(t: Pick<GgufTensor, 'shape' | 'type'>): number {
   return (tensorElements(t.shape) / GGML_BLOCK_SIZE[t.type]) * GGML_TYPE_BYTES[t.type];
 }
 

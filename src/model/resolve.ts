@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { ConfigError } from '../errors.js';
 import { writeDemoModel } from '../demo-model/demo-model.js';
 
-export const DEMO_FILE = 'qwen-serve-demo-tiny.gguf';
+const DEMO_FILE = 'qwen-serve-demo-tiny.gguf';
 
 export interface ResolvedModel {
   path: string;

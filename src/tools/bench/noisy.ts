@@ -85,7 +85,7 @@ export const HEAVY: Record<string, { what: string; send: Heavy }> = {
   },
 };
 
-export interface PhaseResult {
+interface PhaseResult {
   requests: number;
   errors: number;
   ttftMs: Percentiles;

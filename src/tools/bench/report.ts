@@ -4,7 +4,8 @@
  * Vega and Vega-Lite are development dependencies (20 MB that a server has no use for): they are loaded only
  * to draw the chart, so an installed bench (`npm ci --omit=dev`) runs and writes the table and the JSON.
  */
-import type { TopLevelSpec } from 'vega-lite';
+import type * as Vega from 'vega';
+import type * as VegaLite from 'vega-lite';
 import { percentiles, ratio, type LevelResult, type Percentiles } from './stats.js';
 import type { StepFigures } from './steps.js';
 
@@ -27,7 +28,7 @@ const f = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : '
 const trio = (p: Percentiles) => `${f(p.p50)} / ${f(p.p95)} / ${f(p.p99)}`;
 
 /** tokens/s of `a` over tokens/s of `b` at one level. */
-export function tokensRatio(level: LevelReport, a: string, b: string): number {
+function tokensRatio(level: LevelReport, a: string, b: string): number {
   const ra = level.results.find((r) => r.endpoint === a);
   const rb = level.results.find((r) => r.endpoint === b);
   return ra && rb ? ratio(ra.tokensPerSecond, rb.tokensPerSecond) : NaN;
@@ -92,7 +93,7 @@ export const NO_CHART =
 const CHART_PACKAGES = /^Cannot find (?:package|module) '(?:vega|vega-lite)'/;
 
 /** Vega and Vega-Lite, or undefined when they are not installed (any other failure to load them throws). */
-async function chartRenderer(): Promise<{ vega: typeof import('vega'); vegaLite: typeof import('vega-lite') } | undefined> {
+async function chartRenderer(): Promise<{ vega: typeof Vega; vegaLite: typeof VegaLite } | undefined> {
   try {
     const [vega, vegaLite] = await Promise.all([import('vega'), import('vega-lite')]);
     return { vega, vegaLite };
@@ -113,7 +114,7 @@ export async function chartSvg(report: BenchReport): Promise<string | undefined>
   );
   const x = { field: 'concurrency', type: 'quantitative', scale: { type: 'log', base: 2 }, title: 'concurrent requests' } as const;
   const color = { field: 'endpoint', type: 'nominal', title: 'endpoint' } as const;
-  const spec: TopLevelSpec = {
+  const spec: VegaLite.TopLevelSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     data: { values },
     hconcat: [

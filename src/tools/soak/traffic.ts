@@ -3,7 +3,7 @@
  * mid-way, and deliberately bad requests. Each outcome goes into the Tally.
  */
 import { SOAK_ROUTES, type SoakRoute, type Tally } from './tally.js';
-import { readSse } from '../shared/sse.js';
+import { readSse, SseParser } from '../shared/sse.js';
 
 export interface TrafficOptions {
   url: string;
@@ -104,17 +104,16 @@ async function disconnect(o: TrafficOptions, t: Tally): Promise<void> {
   t.promptTokens += o.abortPromptTokens;
   t.finished.abort++;
   t.abortedMaxTokens += o.disconnectTokens;
-  const reader = res.body!.getReader();
   const wanted = 1 + Math.floor(o.random() * 3);
   let seen = 0;
-  const decoder = new TextDecoder();
-  while (seen < wanted) {
-    const { value, done } = await reader.read();
-    if (done) {
-      t.errors.push('an abandoned stream ended before the client hung up: raise --disconnect-tokens');
-      return;
-    }
-    seen += (decoder.decode(value, { stream: true }).match(/"text":/g) ?? []).length;
+  const sse = new SseParser();
+  for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
+    seen += sse.push(part).filter((e) => typeof e === 'object').length;
+    if (seen >= wanted) break;
+  }
+  if (seen < wanted) {
+    t.errors.push('an abandoned stream ended before the client hung up: raise --disconnect-tokens');
+    return;
   }
   t.abortedChunks += seen;
   ac.abort();
