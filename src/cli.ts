@@ -39,7 +39,13 @@ async function main(): Promise<void> {
   }
   const running = server;
   const stop = (signal: string) => {
-    void running.shutdown(signal).then(() => process.exit(process.exitCode ?? 0));
+    running.shutdown(signal).then(
+      () => process.exit(process.exitCode ?? 0),
+      (err: unknown) => {
+        log.fatal({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));

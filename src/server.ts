@@ -130,8 +130,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   if (metricsServer) log.info({ host: config.metricsHost, port: metricsServer.port }, 'metrics listening');
   history?.start();
   const loadStarted = performance.now();
-  void Promise.all(engines.map((e) => e.whenReady())).then(() =>
-    log.info({ seconds: Number(((performance.now() - loadStarted) / 1000).toFixed(3)) }, 'all model workers ready'),
+  Promise.all(engines.map((e) => e.whenReady())).then(
+    () => log.info({ seconds: Number(((performance.now() - loadStarted) / 1000).toFixed(3)) }, 'all model workers ready'),
+    // A load that fails is reported (and shuts the server down) by the engine's loadFailed event below.
+    () => {},
   );
 
   let stopping: Promise<void> | undefined;
@@ -141,7 +143,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     engine.on('loadFailed', (message) => {
       log.fatal({ message, engine: engine.index }, 'a model worker could not load the model');
       process.exitCode = 1;
-      void shutdown('model load failure');
+      shutdown('model load failure').catch((err: unknown) => log.error({ err }, 'shutdown failed'));
     });
   }
   return { port: api.port, metricsPort: metricsServer?.port, shutdown };

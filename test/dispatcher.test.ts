@@ -130,15 +130,16 @@ describe('dispatcher: the final message after the task settled', () => {
     vi.useFakeTimers();
     try {
       let done = false;
-      void finalOrGrace(new Promise(() => {}), 1000).then(() => (done = true));
+      const late = finalOrGrace(new Promise(() => {}), 1000).then(() => (done = true));
       await vi.advanceTimersByTimeAsync(999);
       expect(done).toBe(false);
       await vi.advanceTimersByTimeAsync(1);
       expect(done).toBe(true);
       let early = false;
-      void finalOrGrace(Promise.resolve(), 1000).then(() => (early = true));
+      const first = finalOrGrace(Promise.resolve(), 1000).then(() => (early = true));
       await vi.advanceTimersByTimeAsync(0);
       expect(early).toBe(true);
+      await Promise.all([late, first]);
       expect(vi.getTimerCount()).toBe(0);
     } finally {
       vi.useRealTimers();
@@ -265,7 +266,13 @@ describe("dispatcher: a request's choices are admitted together or not at all", 
       onDone: () => {},
       onError: () => {},
     });
-    const task = (i: number) => ({ kind: 'generate' as const, requestId: `r${i}`, prompt: [1], promptParam: 'prompt', sampling: {} as never });
+    const task = (i: number) => ({
+      kind: 'generate' as const,
+      requestId: `r${i}`,
+      prompt: [1],
+      promptParam: 'prompt',
+      sampling: {} as never,
+    });
     return { dispatcher, counted, handlers, task };
   }
 

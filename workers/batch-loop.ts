@@ -136,9 +136,12 @@ export class BatchLoop {
       this.incoming.push({ req, pending: [], reused: 0, resolve, reject });
       if (this.running) return;
       this.running = true;
-      // Start on the next turn, so requests that arrive together share their first step. loop() never
-      // rejects: whatever fails ends the requests it concerns.
-      setImmediate(() => void this.loop());
+      // Start on the next turn, so requests that arrive together share their first step. loop() ends the
+      // requests a failure concerns itself; the handler is for a fault in that handling, so that no rejection
+      // is left unhandled (it would end the worker and every request on it).
+      setImmediate(() => {
+        this.loop().catch((err: unknown) => this.fail([...this.active.splice(0), ...this.incoming.splice(0)], 'loop', err));
+      });
     });
   }
 

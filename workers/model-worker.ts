@@ -42,7 +42,11 @@ requests.unref();
 requests.onmessage = (event) => {
   const msg = (event as { data: WorkerRequest }).data;
   if (msg.type === 'collect') {
-    void metrics.snapshot().then((json) => announce({ type: 'metrics', workerId: threadId, id: msg.id, metrics: json }));
+    metrics.snapshot().then(
+      (json) => announce({ type: 'metrics', workerId: threadId, id: msg.id, metrics: json }),
+      // No answer: the collector waits its timeout, counts it, and uses this worker's last snapshot.
+      () => {},
+    );
   }
 };
 

@@ -99,8 +99,12 @@ export class MetricsHistory {
   ) {}
 
   start(): void {
-    void this.sample();
-    this.timer = setInterval(() => void this.sample(), INTERVAL_SECONDS * 1000);
+    // sample() logs its own failures and never rejects; the handler is for a fault in that handling.
+    const tick = () => {
+      this.sample().catch((err: unknown) => this.log.warn({ err }, 'dashboard sample failed'));
+    };
+    tick();
+    this.timer = setInterval(tick, INTERVAL_SECONDS * 1000);
     this.timer.unref();
   }
 

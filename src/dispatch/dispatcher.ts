@@ -7,7 +7,7 @@
  * has room. A task's sequence counts as free again when the task settles, not when its last message is read.
  */
 import type { Logger } from 'pino';
-import type { Engine, EngineTask } from '../engine/engine.js';
+import type { Engine } from '../engine/engine.js';
 import { finalOrGrace } from '../engine/final-message.js';
 import { QueueFullError, ShuttingDownError } from '../errors.js';
 import { nowMs, type CancelReason, type TaskSpec } from '../shared/protocol.js';
@@ -158,11 +158,13 @@ export class Dispatcher {
     this.pump();
     // Its final message can still be on the way (see final-message.ts); a failed task sends none.
     const concluded = err === undefined ? finalOrGrace(job.ended) : Promise.resolve();
-    void concluded.then(() => {
+    const conclude = () => {
       job.settled(err);
       this.live.delete(job);
       this.checkIdle();
-    });
+    };
+    // Neither promise rejects (finalOrGrace resolves either way): the job concludes whatever happens.
+    concluded.then(conclude, conclude);
   }
 
   private pump(): void {

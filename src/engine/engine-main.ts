@@ -46,7 +46,10 @@ function run(jobId: number, channel: TaskChannel): void {
   };
   // The task promise can settle before its port's final message: relay that first (see final-message.ts).
   channel.settled.then(
-    () => void finalOrGrace(final).then(() => settled()),
+    async () => {
+      await finalOrGrace(final);
+      settled();
+    },
     (err: unknown) => settled(err instanceof Error ? err.message : String(err)),
   );
 }
@@ -63,10 +66,18 @@ process.on('message', (msg: FrontMessage) => {
       tasks.get(msg.jobId)?.send({ type: 'cancel', reason: msg.reason });
       break;
     case 'collect':
-      void relayCollection(engine!, msg, send, log!);
+      // relayCollection answers a failed collection itself; this catches a failure to send that answer.
+      relayCollection(engine!, msg, send, log!).catch((err: unknown) => log!.error({ err }, 'metrics relay failed'));
       break;
     case 'close':
-      if (engine) void engine.close().then(() => process.exit(0));
+      if (engine)
+        engine.close().then(
+          () => process.exit(0),
+          (err: unknown) => {
+            log!.error({ err }, 'engine close failed');
+            process.exit(1);
+          },
+        );
       else process.exit(0);
       break;
   }

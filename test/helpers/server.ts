@@ -68,7 +68,7 @@ export async function startServer(args: string[] = [], opts: StartOptions = {}):
         // not a log line
       }
     });
-    void exited.then((code) => reject(new Error(`server exited with ${code} before listening: ${stderr}`)));
+    exited.then((code) => reject(new Error(`server exited with ${code} before listening: ${stderr}`)), reject);
   });
   const url = `http://127.0.0.1:${port}`;
   const server: TestServer = {
