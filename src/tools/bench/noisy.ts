@@ -8,6 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { AGENT_TOOLS } from './agent-tools.js';
+import { ROUTES } from '../../http/route-table.js';
 import { streamCompletion, type Endpoint } from './http-client.js';
 import { percentiles, ratio, type Percentiles, type RequestSample } from './stats.js';
 import { runClients, type Workload } from './workload.js';
@@ -26,7 +27,7 @@ const post = async (ep: Endpoint, path: string, body: unknown): Promise<number> 
 };
 
 const chat = (ep: Endpoint, body: object) =>
-  post(ep, '/v1/chat/completions', { model: ep.model, messages: [{ role: 'user', content: 'Hello' }], ...body });
+  post(ep, ROUTES.chat.path, { model: ep.model, messages: [{ role: 'user', content: 'Hello' }], ...body });
 
 /** JSON nested `depth` levels, as text (building it as an object would overflow this client's stack). */
 const nested = (depth: number) => '['.repeat(depth) + ']'.repeat(depth);
@@ -39,11 +40,12 @@ export const HEAVY: Record<string, { what: string; send: Heavy }> = {
   },
   'tokenize-specials': {
     what: '/tokenize of 80k <|im_start|> (960 KB)',
-    send: (ep) => post(ep, '/tokenize', { content: '<|im_start|>'.repeat(80_000) }),
+    send: (ep) => post(ep, ROUTES.tokenize.path, { content: '<|im_start|>'.repeat(80_000) }),
   },
   'tokenize-pieces': {
     what: '/tokenize with_pieces of 900 KB of text',
-    send: (ep) => post(ep, '/tokenize', { content: 'The quick brown fox jumps over the lazy dog. '.repeat(20_000), with_pieces: true }),
+    send: (ep) =>
+      post(ep, ROUTES.tokenize.path, { content: 'The quick brown fox jumps over the lazy dog. '.repeat(20_000), with_pieces: true }),
   },
   'long-prompt': {
     what: 'chat with 900 KB of <tool_call> text (refused: longer than the context)',
@@ -79,7 +81,7 @@ export const HEAVY: Record<string, { what: string; send: Heavy }> = {
     send: (ep) =>
       post(
         ep,
-        '/v1/chat/completions',
+        ROUTES.chat.path,
         `{"model":${JSON.stringify(ep.model)},"max_tokens":4,"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":${JSON.stringify(nested(100_000))}}}]},{"role":"tool","tool_call_id":"c1","content":"ok"}]}`,
       ),
   },
