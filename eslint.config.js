@@ -24,10 +24,6 @@ export default defineConfig(
         'error',
         { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrorsIgnorePattern: '^_', ignoreRestSiblings: true },
       ],
-      // Off while tsconfig's noUncheckedIndexedAccess is off: the code marks its index reads `xs[i]!` as if it
-      // were on (~330 of them; turning it on costs 6 type errors), and this rule calls each `!` unnecessary.
-      // Turn both on together.
-      '@typescript-eslint/no-unnecessary-type-assertion': 'off',
       // `void promise` is not handling it: a rejection there is unhandled and ends the process (or a worker with
       // every request on it). Every promise is awaited, returned, or given a rejection handler that says what
       // a failure means.

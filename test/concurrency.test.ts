@@ -48,7 +48,7 @@ describe('concurrency', () => {
         stream: true,
         stream_options: { include_usage: true },
         ignore_eos: true,
-      } as never as OpenAI.CompletionCreateParamsStreaming);
+      } as unknown as OpenAI.CompletionCreateParamsStreaming);
       let text = '';
       let usage: OpenAI.CompletionUsage | undefined;
       let finish: string | null = null;

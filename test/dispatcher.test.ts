@@ -63,7 +63,7 @@ class LateEngine extends EventEmitter<EngineEvents> {
 
 function submit(engine: LateEngine, count = 1) {
   const outcomes: JobOutcome[] = [];
-  const dispatcher = new Dispatcher([engine as unknown as Engine], { maxQueue: 4, requestTimeoutSeconds: 60 }, createLogger('silent'), {
+  const dispatcher = new Dispatcher([engine], { maxQueue: 4, requestTimeoutSeconds: 60 }, createLogger('silent'), {
     queueFull: () => {},
     started: () => {},
     ended: (o) => outcomes.push(o),
@@ -254,7 +254,7 @@ describe("dispatcher: a request's choices are admitted together or not at all", 
     const counted: string[] = [];
     const engine = new LateEngine([], 0);
     engine.running = true; // tasks hold their sequence until cancelled
-    const dispatcher = new Dispatcher([engine as unknown as Engine], { maxQueue: 1, requestTimeoutSeconds: 60 }, createLogger('silent'), {
+    const dispatcher = new Dispatcher([engine], { maxQueue: 1, requestTimeoutSeconds: 60 }, createLogger('silent'), {
       queueFull: () => counted.push('queue_full'),
       started: () => counted.push('started'),
       ended: (o) => counted.push(`ended ${o.kind}`),

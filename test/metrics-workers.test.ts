@@ -35,7 +35,7 @@ describe('per-worker mode', () => {
     const samples = await scrape(server.url);
     const workers = new Set(samples.filter((s) => s.name === 'qwen_generation_tokens_total').map((s) => s.labels.worker));
     expect([...workers].sort()).toEqual(['0', '1']);
-    expect(value(samples, 'qwen_generation_tokens_total')).toBe(tokens + both[0]! + both[1]!);
+    expect(value(samples, 'qwen_generation_tokens_total')).toBe(tokens + both[0] + both[1]);
     // Main-thread metrics have no worker label.
     expect(samples.find((s) => s.name === 'qwen_inference_request_total')?.labels.worker).toBeUndefined();
   });

@@ -274,8 +274,8 @@ describe('the Dockerfile', () => {
       expect(cmd).toBe('node');
       let output = '';
       const server = spawn(process.execPath, entryArgs, { env, cwd: app, stdio: ['ignore', 'pipe', 'pipe'], ...asUser });
-      server.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-      server.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+      server.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      server.stderr.on('data', (d: Buffer) => (output += d.toString()));
       const exited = new Promise<number | null>((resolve) => server.once('exit', (code) => resolve(code)));
       try {
         // The image's own HEALTHCHECK command, as Docker would run it inside the container.

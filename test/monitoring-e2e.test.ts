@@ -68,7 +68,7 @@ async function startWebhook(port: number): Promise<Webhook> {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const hook: Webhook = { proc, received: [] };
-  createInterface({ input: proc.stdout! }).on('line', (line) => hook.received.push(JSON.parse(line) as Webhook['received'][number]));
+  createInterface({ input: proc.stdout }).on('line', (line) => hook.received.push(JSON.parse(line) as Webhook['received'][number]));
   await until('the webhook receiver', async () => ((await fetch(`http://127.0.0.1:${port}/health`)).ok ? true : undefined), 10_000);
   return hook;
 }

@@ -106,8 +106,8 @@ describe('Nvml with the stub library', () => {
     const { nvml, lines } = open();
     const [d0, d1] = nvml!.devices();
     expect(d0).toMatchObject({ index: 0, name: 'Stub GPU 0', uuid: 'GPU-stub-0000', utilizationRatio: 0.17 });
-    expect(d0.memoryUsedBytes).toBeNaN();
-    expect(d0.memoryTotalBytes).toBeNaN();
+    expect(d0!.memoryUsedBytes).toBeNaN();
+    expect(d0!.memoryTotalBytes).toBeNaN();
     expect(d1).toMatchObject({ index: 1, memoryUsedBytes: 10 * GiB + 12345, memoryTotalBytes: 80 * GiB, utilizationRatio: 0.27 });
     const failed = lines.filter((l) => l.msg === 'NVML call failed');
     expect(failed).toEqual([
@@ -170,7 +170,7 @@ describe('Nvml with the stub library', () => {
     now += 1;
     const second = nvml!.devices();
     expect(memoryCalls()).toBe(4);
-    expect(second[0].utilizationRatio).toBe(0.55);
+    expect(second[0]!.utilizationRatio).toBe(0.55);
   });
 
   it('close() shuts NVML down once, frees the key for a new instance, and leaves devices() empty', () => {
@@ -206,8 +206,8 @@ describe('Nvml.open when GPU metrics are unavailable', () => {
     const { nvml, lines } = open(undefined, path.join(dir, 'nowhere', 'libnvidia-ml.so.1'));
     expect(nvml).toBeUndefined();
     expect(lines).toHaveLength(1);
-    expect(lines[0].level).toBe(30);
-    expect(lines[0].msg).toMatch(/^GPU metrics off: cannot load .*nowhere.*No such file/);
+    expect(lines[0]!.level).toBe(30);
+    expect(lines[0]!.msg).toMatch(/^GPU metrics off: cannot load .*nowhere.*No such file/);
   });
 
   it('returns undefined and logs one warning naming the error when nvmlInit_v2 fails', () => {

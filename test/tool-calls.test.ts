@@ -148,7 +148,7 @@ describe('free answers (tool_choice auto)', () => {
     expect(choice.message.tool_calls).toHaveLength(1);
     expectValidCall(choice.message.tool_calls![0] as never);
     // Nothing of the call's syntax leaks into the answer.
-    const streamed = await streamedCalls({ ...base, ...startCall, parallel_tool_calls: false } as never);
+    const streamed = await streamedCalls({ ...base, ...startCall, parallel_tool_calls: false });
     expect(streamed.content).toBe('');
     expect(withoutIds(streamed.calls)).toEqual(withoutIds(choice.message.tool_calls as never));
   });

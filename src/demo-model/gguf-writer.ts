@@ -161,11 +161,11 @@ class ByteWriter {
         this.length += 8;
         break;
       case GgufType.UINT64:
-        b.writeBigUInt64LE(BigInt(v as number | bigint), at);
+        b.writeBigUInt64LE(BigInt(v), at);
         this.length += 8;
         break;
       case GgufType.INT64:
-        b.writeBigInt64LE(BigInt(v as number | bigint), at);
+        b.writeBigInt64LE(BigInt(v), at);
         this.length += 8;
         break;
       case GgufType.BOOL:

@@ -180,7 +180,7 @@ export async function startPrometheus(configFile: string, dir: string): Promise<
     [`--config.file=${configFile}`, `--storage.tsdb.path=${path.join(dir, 'prometheus-data')}`, `--web.listen-address=127.0.0.1:${port}`],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
-  proc.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-20_000)));
+  proc.stderr.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-20_000)));
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   const get = async <T>(p: string): Promise<T> => {
     const res = await fetch(`${url}${p}`);

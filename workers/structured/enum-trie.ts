@@ -46,7 +46,8 @@ export function trieRules(texts: readonly string[], name: string): string[] {
       let label = ch;
       let end = child;
       while (!end.terminal && end.children.size === 1) {
-        const [[c, only]] = end.children;
+        // The one entry (the loop's condition): a chain edge.
+        const [c, only] = end.children.entries().next().value!;
         label += c;
         end = only;
       }

@@ -66,7 +66,7 @@ function fromExpress(err: unknown): ApiError | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
   // The router could not percent-decode a path parameter (`/v1/models/%E0%A4%A`).
   if (err instanceof URIError && (err as BodyParserError).status === 400) return new InvalidPathError();
-  return fromBodyParser(err as BodyParserError);
+  return fromBodyParser(err);
 }
 
 export function errorHandler(metrics: MainMetrics) {
