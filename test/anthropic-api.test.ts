@@ -161,6 +161,10 @@ describe('POST /v1/messages', () => {
     });
     const any = await post('/v1/messages', JSON.stringify({ max_tokens: 5, messages, tool_choice: { type: 'any' } }));
     expect(any.body).toEqual({ type: 'error', error: { type: 'invalid_request_error', message: "tool_choice: 'any' needs tools" } });
+    // A path no route has, under the Messages API (the SDK's batches): Anthropic's 404.
+    const batches = await post('/v1/Messages/batches', '{}');
+    expect(batches.status).toBe(404);
+    expect(batches.body).toMatchObject({ type: 'error', error: { type: 'not_found_error' } });
     // The same fault on an OpenAI route: OpenAI's shape.
     const openai = await post('/v1/chat/completions', '{"model":');
     expect(openai.body).toEqual({

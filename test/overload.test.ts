@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { scrape, value } from './helpers/prom.js';
-import { postJson, startServer, waitIdle, type TestServer } from './helpers/server.js';
+import { health, postJson, startServer, waitIdle, type TestServer } from './helpers/server.js';
 
 let server: TestServer;
 const SEQUENCES = 2;
@@ -58,22 +58,45 @@ it('10× overload: 429s come fast, admitted requests all complete, counters matc
 
 it('a request with more choices than free places is refused whole: no choice runs, and it is counted once, as refused', async () => {
   await waitIdle(server.url);
+  const { workers } = await health(server.url);
+  const slots = workers.total * SEQUENCES;
   const before = await scrape(server.url);
-  const r = await postJson(`${server.url}/v1/completions`, {
-    prompt: 'many',
-    n: SEQUENCES + QUEUE + 1,
-    max_tokens: 50,
-    ignore_eos: true,
-    temperature: 0,
-  });
+  // Every sequence busy with a stream that lasts until this test ends it: the queue has room for QUEUE
+  // choices, and this request has one more.
+  const busy = Array.from({ length: slots }, () => new AbortController());
+  const started = await Promise.all(
+    busy.map((ac) =>
+      fetch(`${server.url}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ prompt: 'busy', max_tokens: 2000, ignore_eos: true, stream: true }),
+        signal: ac.signal,
+      }),
+    ),
+  );
+  // A stream's headers go out when its prompt is accepted: each holds a sequence now.
+  for (const res of started) expect(res.status).toBe(200);
+  const r = await postJson(`${server.url}/v1/completions`, { prompt: 'many', n: QUEUE + 1, max_tokens: 50, ignore_eos: true });
   expect(r.status).toBe(429);
   expect(r.body.error.code).toBe('queue_full');
+  for (const ac of busy) ac.abort();
   await waitIdle(server.url);
   const after = await scrape(server.url);
   const delta = (name: string, labels: Record<string, string> = {}) => value(after, name, labels) - value(before, name, labels);
   expect(delta('qwen_requests_rejected_total', { reason: 'queue_full' })).toBe(1);
-  expect(delta('qwen_request_queue_seconds_count')).toBe(0);
-  expect(delta('qwen_generation_tokens_total')).toBe(0);
-  for (const reason of ['stop', 'length', 'abort', 'error'])
+  // Only the busy streams ran, and ended when their clients left: none of the refused request's choices
+  // started, and none finished.
+  expect(delta('qwen_request_queue_seconds_count')).toBe(slots);
+  expect(delta('qwen_requests_finished_total', { finish_reason: 'abort' })).toBe(slots);
+  for (const reason of ['stop', 'length', 'error', 'sibling_failed'])
     expect(delta('qwen_requests_finished_total', { finish_reason: reason })).toBe(0);
+});
+
+it('a request with more choices than the server ever admits at once is a 400 naming n, not a 429 to retry', async () => {
+  const { workers } = await health(server.url);
+  const most = workers.total * SEQUENCES + QUEUE;
+  const r = await postJson(`${server.url}/v1/completions`, { prompt: 'too many', n: most + 1, max_tokens: 5 });
+  expect(r.status).toBe(400);
+  expect(r.body.error.param).toBe('n');
+  expect(r.body.error.message).toContain(`at most ${most} at once`);
 });

@@ -5,6 +5,7 @@ import { expect, it } from 'vitest';
 import { Answer } from '../src/http/core/answer.js';
 import { completionRenderer } from '../src/http/openai/render.js';
 import { StreamOutput } from '../src/http/core/stream-output.js';
+import { InternalError } from '../src/errors.js';
 
 class FakeResponse extends EventEmitter {
   writes: string[] = [];
@@ -74,4 +75,25 @@ it('flushes held text before the final chunk even without a drain', () => {
     .filter((w) => w.includes('"text"'))
     .map((w) => (JSON.parse(w.slice(6)) as { choices: { text: string }[] }).choices[0]!.text);
   expect(last).toEqual(['xy', '']);
+});
+
+it('writes nothing once the stream has ended, and starts no stream on a response that already answered', () => {
+  const res = new FakeResponse();
+  const out = new StreamOutput(res as unknown as Response, completionRenderer({ model: 'm', includeUsage: false }));
+  out.start(1);
+  out.fail(new InternalError('boom'));
+  (res as unknown as { writableEnded: boolean }).writableEnded = true;
+  const written = res.writes.length;
+  // A sibling choice's late text or tool call after the error ended the response: dropped, not written after end().
+  out.text(0, 'late');
+  out.toolCall(0, { index: 0, name: 'f', arguments: '{}' });
+  expect(res.writes).toHaveLength(written);
+
+  const answered = new FakeResponse();
+  (answered as unknown as { headersSent: boolean }).headersSent = true;
+  const late = new StreamOutput(answered as unknown as Response, completionRenderer({ model: 'm', includeUsage: false }));
+  late.start(1);
+  late.text(0, 'x');
+  expect(late.started).toBe(false);
+  expect(answered.writes).toEqual([]);
 });

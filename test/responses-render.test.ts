@@ -72,3 +72,19 @@ it('an answer of calls alone has no message item', () => {
   ]);
   expect(all.at(-1)!.response!.output.map((o) => o.type)).toEqual(['function_call']);
 });
+
+it('empty text after a call (the logprobs of its closing tokens) opens no message item', () => {
+  const r = responsesRenderer('m', body);
+  const answer = new Answer();
+  answer.addToolCall({ index: 0, name: 'f', arguments: '{}' });
+  answer.finishReason = 'tool_calls';
+  const logprobs = [{ token: '</tool_call>', logprob: -0.1, bytes: [], top: [] }];
+  const all = data([
+    ...r.opening(1),
+    ...r.toolCall(0, { index: 0, name: 'f', arguments: '{}' }),
+    ...r.text(0, '', logprobs),
+    ...r.closing({ promptTokens: 1, completionTokens: 3 }, [answer]),
+  ]);
+  expect(all.filter((d) => d.type === 'response.output_item.added').map((d) => d.item!.type)).toEqual(['function_call']);
+  expect(all.at(-1)!.response!.output.map((o) => o.type)).toEqual(['function_call']);
+});

@@ -48,6 +48,11 @@ export class Dispatcher {
     for (const engine of engines) engine.on('change', () => this.pump());
   }
 
+  /** The most tasks ever admitted at once: every sequence of every worker, and the queue. */
+  get maxPlaces(): number {
+    return this.engines.reduce((sum, e) => sum + e.workers * e.sequencesPerWorker, 0) + this.opts.maxQueue;
+  }
+
   /** Sequences that may run at once now: the ready sequences of every engine. */
   get readySequences(): number {
     return this.engines.reduce((sum, e) => sum + e.readySequences, 0);

@@ -91,3 +91,19 @@ export function routeMatcher(routes: readonly Route[]): RouteMatcher {
 }
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * The dialect of a path no route matched, from the routes it extends: `/v1/messages/batches` is under
+ * Anthropic's `/v1/messages`, so its 404 comes in Anthropic's shape (clients of a dialect parse its errors).
+ * Case-insensitive, as routes match; the longest such route wins; undefined when the path extends none.
+ */
+export function dialectUnder(routes: readonly Route[]): (path: string) => Dialect | undefined {
+  const bases = routes
+    .filter((r) => r.dialect !== 'server' && !r.template.includes('{'))
+    .map((r) => ({ prefix: `${r.template.toLowerCase()}/`, dialect: r.dialect }))
+    .sort((a, b) => b.prefix.length - a.prefix.length);
+  return (path) => {
+    const lower = path.toLowerCase();
+    return bases.find((b) => lower.startsWith(b.prefix))?.dialect;
+  };
+}

@@ -10,6 +10,7 @@ import type { ShapingRequest } from '../../shared/prepare-protocol.js';
 import type { GenerateInput, OutputConstraints, SamplingParams } from '../../shared/protocol.js';
 import type { AppContext } from '../context.js';
 import { choiceMaxTokens } from './budget.js';
+import { invalidValue } from './validation.js';
 import type { ChoiceTask } from './respond.js';
 
 export type ChoicesRequest = {
@@ -40,7 +41,16 @@ export interface PreparedChoices {
  * fails.
  */
 export async function prepareChoices(ctx: AppContext, r: ChoicesRequest): Promise<PreparedChoices> {
-  const release = ctx.dispatcher.reserve(r.inputs.length * r.n);
+  const places = r.inputs.length * r.n;
+  // A request the server could never admit whole is the client's to split, not a 429 to retry forever.
+  if (places > ctx.dispatcher.maxPlaces) {
+    const param = r.n > 1 ? 'n' : r.params.prompt;
+    throw invalidValue(
+      param,
+      `this request has ${places} choices (inputs × n), and this server admits at most ${ctx.dispatcher.maxPlaces} at once (workers × --sequences, plus --max-queue); send fewer per request`,
+    );
+  }
+  const release = ctx.dispatcher.reserve(places);
   try {
     return { ...(await prepareTasks(ctx, r)), release };
   } catch (err) {

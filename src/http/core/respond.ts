@@ -10,7 +10,7 @@
 import type { Response } from 'express';
 import type { Dispatcher } from '../../dispatch/dispatcher.js';
 import type { Job, JobHandlers, Usage } from '../../dispatch/job.js';
-import type { ApiError } from '../../errors.js';
+import { ShuttingDownError, type ApiError } from '../../errors.js';
 import type { FinishReason, TaskSpec } from '../../shared/protocol.js';
 import { logServerFault, sendError } from '../middleware/error-handler.js';
 import { Answer } from './answer.js';
@@ -59,8 +59,10 @@ export function respond(dispatcher: Dispatcher, res: Response, opts: RespondOpti
   const fail = (err: ApiError) => {
     if (failed) return;
     failed = true;
-    // Counted as sibling_failed, not as client aborts: the client is still there, waiting for the error.
-    for (const job of jobs) job.cancel('sibling_failed');
+    // Counted as sibling_failed, not as client aborts: the client is still there, waiting for the error. A
+    // shutdown ends every choice for the same reason, and is counted so.
+    const reason = err instanceof ShuttingDownError ? 'shutdown' : 'sibling_failed';
+    for (const job of jobs) job.cancel(reason);
     if (out?.started) {
       logServerFault(res, err);
       out.fail(err);
@@ -84,13 +86,18 @@ export function respond(dispatcher: Dispatcher, res: Response, opts: RespondOpti
   res.on('close', () => {
     if (!res.writableFinished) for (const job of jobs) job.cancel('client');
   });
+  // Once a choice failed the response is the error: what its siblings still send is dropped.
   const handlers = (i: number): JobHandlers => ({
-    onStarted: (promptTokens) => out?.start(promptTokens),
+    onStarted: (promptTokens) => {
+      if (!failed) out?.start(promptTokens);
+    },
     onText: (t, logprobs) => {
+      if (failed) return;
       answers[i]!.addText(t, logprobs);
       out?.text(i, t, logprobs);
     },
     onToolCall: (delta, logprobs) => {
+      if (failed) return;
       answers[i]!.addToolCall(delta, logprobs);
       out?.toolCall(i, delta, logprobs);
     },

@@ -23,7 +23,8 @@ export class StreamOutput {
   ) {}
 
   start(promptTokens: number): void {
-    if (this.started || this.res.destroyed) return;
+    // headersSent: an error was answered on this response already (respond.ts drops what follows; this holds too).
+    if (this.started || this.res.destroyed || this.res.headersSent) return;
     this.started = true;
     this.res.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',
@@ -81,7 +82,8 @@ export class StreamOutput {
   };
 
   private write(events: StreamEvent[]): void {
-    if (this.res.destroyed) return;
+    // A response that ended (or never streamed) takes no more writes: writing after end() is an error event.
+    if (this.res.destroyed || this.res.writableEnded || !this.started) return;
     for (const e of events) {
       const data = typeof e.data === 'string' ? e.data : JSON.stringify(e.data);
       this.res.write(e.event ? `event: ${e.event}\ndata: ${data}\n\n` : `data: ${data}\n\n`);

@@ -35,10 +35,16 @@ interface RequestInfo {
 const infos = new WeakMap<IncomingMessage, RequestInfo>();
 
 /** The first middleware of an app: gives the request its id, its route and its error shape. */
-export function requestContext(match: RouteMatcher, log: Logger, errorBodies: ErrorBodies = {}): RequestHandler {
+export function requestContext(
+  match: RouteMatcher,
+  log: Logger,
+  errorBodies: ErrorBodies = {},
+  dialectOf: (path: string) => Dialect | undefined = () => undefined,
+): RequestHandler {
   return (req, res, next) => {
     const route = match(req.path);
-    const errorBody = (route && errorBodies[route.dialect]) ?? openaiErrorBody;
+    const dialect = route ? route.dialect : dialectOf(req.path);
+    const errorBody = (dialect && errorBodies[dialect]) ?? openaiErrorBody;
     const info: RequestInfo = { id: randomUUID(), route, log, faultReported: false, errorBody };
     infos.set(req, info);
     res.set('x-request-id', info.id);

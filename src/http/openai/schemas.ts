@@ -1,6 +1,5 @@
 /**
  * Request bodies of the OpenAI endpoints (completions, chat completions, embeddings), validated with zod.
- * The Responses API reuses the sampling fields.
  */
 import { z } from 'zod';
 import type { GenerateInput } from '../../shared/protocol.js';

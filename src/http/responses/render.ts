@@ -135,6 +135,9 @@ export function responsesRenderer(model: string, body: ResponsesBody): Renderer 
       event('response.in_progress', { response: response('in_progress', [], null, false) }),
     ],
     text: (_, delta, logprobs) => {
+      // Empty text only carries the logprobs of held tokens (a call's closing tokens, for one): it opens no item,
+      // or the stream would list an empty message that the non-streamed response does not have.
+      if (delta === '' && open?.kind !== 'message') return [];
       const events = open?.kind === 'message' ? [] : openMessage();
       const message = open as MessageItem;
       message.text += delta;
