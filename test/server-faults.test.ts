@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scrape, value } from './helpers/prom.js';
+import { until } from './helpers/until.js';
 import { postJson, startServer, waitHealthy, waitIdle, type TestServer } from './helpers/server.js';
 
 const SECRET = 'PROMPT-TEXT-NEVER-LOGGED';
@@ -28,9 +29,15 @@ async function complete(prompt: string, stream = false) {
   return { status: res.status, requestId: res.headers.get('x-request-id')!, text: await res.text() };
 }
 
-/** The error-level lines about one request, once the log has had a moment to arrive. */
+/**
+ * The error-level lines about one request, all of them: a later request's fault line is awaited first. The
+ * server writes its log in order on one stream, so once that line has arrived none about the earlier request
+ * is still on its way.
+ */
 async function faultLines(requestId: string) {
-  await new Promise((r) => setTimeout(r, 100));
+  await waitHealthy(server.url); // after a worker death, the barrier must not be refused as loading
+  const barrier = await complete('__qwen_fault:throw__');
+  await until('the later fault to be logged', () => server.logs.some((l) => l.requestId === barrier.requestId) || undefined);
   return server.logs.filter((l) => l.requestId === requestId && (l.level as number) >= 50);
 }
 
