@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseConfig, threadsPerWorker } from '../src/config/config.js';
 import { FLAGS, envName } from '../src/config/options.js';
@@ -135,6 +136,51 @@ describe('flags', () => {
     expect(code).toBe(1);
     expect(err).toContain('--model demo');
     expect(err).toContain('--model PATH');
+  });
+});
+
+describe('--config FILE', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qwen-config-'));
+  const write = (name: string, text: string) => {
+    const file = path.join(dir, name);
+    fs.writeFileSync(file, text);
+    return file;
+  };
+
+  it('YAML: flag names as keys, lists joined, switches as booleans, validated by the flags own rules', () => {
+    const file = write('a.yaml', 'port: 9123\ncontext-size: 4096\ngpus: [0, 2]\nmetrics-per-worker: true\nno-dashboard: true\n');
+    const c = config(['--config', file]);
+    expect(c.port).toBe(9123);
+    expect(c.contextSize).toBe(4096);
+    expect(c.gpus).toEqual([0, 2]);
+    expect(c.metricsPerWorker).toBe(true);
+    expect(c.dashboard).toBe(false);
+    // Derived defaults follow the file's values as they follow flags.
+    expect(c.maxRequestTokens).toBe(4 * 4096);
+  });
+
+  it('the command line and the environment win over the file; QWEN_CONFIG names the file', () => {
+    const file = write('b.json', JSON.stringify({ port: 9123, sequences: 3, 'metrics-per-worker': true }));
+    const c = config(['--config', file, '--port', '9200'], { QWEN_SEQUENCES: '5', QWEN_METRICS_PER_WORKER: '0' });
+    expect([c.port, c.sequences, c.metricsPerWorker]).toEqual([9200, 5, false]);
+    expect(config([], { QWEN_CONFIG: file }).sequences).toBe(3);
+  });
+
+  it('errors name the file and the key', () => {
+    expect(() => config(['--config', write('c.yaml', 'sequences: 0\n')])).toThrow(/--sequences \(from .*c\.yaml\) must be between 1 and/);
+    expect(() => config(['--config', write('d.yaml', 'sequencez: 2\n')])).toThrow(/d\.yaml: unknown key 'sequencez'/);
+    expect(() => config(['--config', write('e.yaml', 'metrics-auth: yes please\n')])).toThrow(
+      /e\.yaml: metrics-auth must be true or false/,
+    );
+    expect(() => config(['--config', write('f.yaml', 'port: {a: 1}\n')])).toThrow(/f\.yaml: port must be a string, a number or a list/);
+    expect(() => config(['--config', write('g.yaml', '- port\n')])).toThrow(/must hold a mapping of flag names/);
+    expect(() => config(['--config', write('h.json', '{"port": ')])).toThrow(/h\.json is not valid JSON/);
+    expect(() => config(['--config', path.join(dir, 'missing.yaml')])).toThrow(/--config .*missing\.yaml cannot be read/);
+    expect(() => config(['--config', write('i.yaml', 'config: other.yaml\n')])).toThrow(/unknown key 'config'/);
+  });
+
+  it('an empty file changes nothing', () => {
+    expect(config(['--config', write('empty.yaml', '')]).port).toBe(config([]).port);
   });
 });
 

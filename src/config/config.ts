@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '../errors.js';
+import { readConfigFile } from './file.js';
 import type { GpuLayers, GpuMode } from '../shared/protocol.js';
 import type { SchemaLimits } from '../structured/json-schema.js';
 import { FLAGS, defaultThreads, envName, type FlagName, type FlagValues } from './options.js';
@@ -170,20 +171,29 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     process.env = savedEnv;
   }
   const raw = cmd.opts<Record<string, string | boolean | undefined>>();
+  const configFile = typeof raw.config === 'string' ? raw.config.trim() : undefined;
+  const file = configFile ? readConfigFile(configFile, FLAGS) : new Map<string, string>();
   const parsed: Partial<Record<FlagName, unknown>> = {};
   for (const f of FLAGS) {
     let given: unknown = raw[camel(f.name)];
-    let fromEnv = cmd.getOptionValueSource(camel(f.name)) === 'env';
+    const source = cmd.getOptionValueSource(camel(f.name));
+    let from = source === 'env' ? envName(f.name) : undefined;
+    // The file fills what neither the command line nor the environment gave.
+    if (!('boolean' in f) && source !== 'cli' && source !== 'env' && file.has(f.name)) {
+      given = file.get(f.name);
+      from = configFile;
+    }
     // Commander reads `--no-x` as option x (true by default, false when given); the table's switch is `no-x`.
     if ('boolean' in f && f.name.startsWith('no-')) given = cmd.getOptionValueSource(camel(f.name.slice(3))) === 'cli' ? true : undefined;
     if ('boolean' in f && given === undefined) {
-      given = env[envName(f.name)] ?? f.default;
-      fromEnv = env[envName(f.name)] !== undefined;
+      const fromEnv = env[envName(f.name)];
+      given = fromEnv ?? file.get(f.name) ?? f.default;
+      from = fromEnv !== undefined ? envName(f.name) : file.has(f.name) ? configFile : undefined;
     }
     if (given === undefined) continue;
     const result = f.schema.safeParse(given);
     if (!result.success) {
-      const source = fromEnv ? ` (from ${envName(f.name)})` : '';
+      const source = from ? ` (from ${from})` : '';
       const why = result.error.issues[0]?.message ?? 'is invalid';
       const got = 'secret' in f ? '' : ` (got ${JSON.stringify(given)})`;
       throw new ConfigError(`--${f.name}${source} ${why}${got}`);

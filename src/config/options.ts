@@ -84,6 +84,14 @@ const switchValue = z
 
 export const FLAGS = [
   {
+    name: 'config',
+    arg: 'file',
+    description:
+      'a YAML or JSON file of flag values, keyed by flag name (port: 8080, gpus: [0, 2]); a flag on the command line or in the environment wins over the file',
+    defaultText: 'none',
+    schema: nonEmpty,
+  },
+  {
     name: 'model',
     arg: 'path|hf:uri|demo',
     description:
