@@ -179,6 +179,12 @@ describe('--config FILE', () => {
     expect(() => config(['--config', write('i.yaml', 'config: other.yaml\n')])).toThrow(/unknown key 'config'/);
   });
 
+  it('the server exits 2 at start on a bad file, naming the key and the file', () => {
+    const { code, err } = cli(['--config', write('bad.yaml', 'workers: none\n')]);
+    expect(code).toBe(2);
+    expect(err).toMatch(/--workers \(from .*bad\.yaml\) must be a number/);
+  });
+
   it('an empty file changes nothing', () => {
     expect(config(['--config', write('empty.yaml', '')]).port).toBe(config([]).port);
   });
