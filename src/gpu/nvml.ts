@@ -69,16 +69,8 @@ const SYMBOLS = [
 ] as const;
 type NvmlFunction = (typeof SYMBOLS)[number];
 
-/** What a scrape's read can fail at: the NVML calls it makes, or the read as a whole. */
-const READ_FAILURES = [
-  'nvmlDeviceGetCount_v2',
-  'nvmlDeviceGetHandleByIndex_v2',
-  'nvmlDeviceGetMemoryInfo',
-  'nvmlDeviceGetUtilizationRates',
-  'nvmlDeviceGetName',
-  'nvmlDeviceGetUUID',
-  'read',
-] as const;
+/** What a scrape's read can fail at: the device calls it makes (every nvmlDevice* symbol), or the read as a whole. */
+const READ_FAILURES = [...SYMBOLS.filter((s) => s.startsWith('nvmlDevice')), 'read'];
 
 export class Nvml implements GpuReader {
   private cache: { at: number; stats: GpuDeviceStats[] } | undefined;

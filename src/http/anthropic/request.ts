@@ -9,7 +9,7 @@ import type { ChatMessage, GenerateInput } from '../../shared/protocol.js';
 import type { GenerationRequest } from '../core/generation.js';
 import type { ShapeRequest, ToolChoiceDeclaration } from '../core/shape.js';
 import { ToolCallLedger } from '../core/tool-results.js';
-import { functionName, invalidValue, maxTokensField, num, textOnly, type InputLimits } from '../core/validation.js';
+import { functionName, invalidValue, joinText, maxTokensField, num, textOnly, type InputLimits } from '../core/validation.js';
 
 const textBlock = z.object({ type: z.literal('text'), text: z.string() });
 /** Images and documents, in a message or in a tool result. */
@@ -94,9 +94,6 @@ export function messagesSchemas(limits: InputLimits) {
 
 type PromptBody = z.infer<z.ZodObject<ReturnType<typeof promptFields>>>;
 export type MessagesBody = z.infer<ReturnType<typeof messagesSchemas>['messages']>;
-
-const joinText = (c: string | { text: string }[] | undefined) =>
-  c === undefined ? '' : typeof c === 'string' ? c : c.map((b) => b.text).join('');
 
 export function messagesInput(body: PromptBody): GenerateInput {
   const messages: ChatMessage[] = [];

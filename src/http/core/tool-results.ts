@@ -3,7 +3,7 @@
  * Anthropic tool_result blocks): each result answers an earlier call, and each call gets a result.
  * The wording names each API's own fields.
  */
-import { InvalidRequestError } from '../../errors.js';
+import { invalidValue } from './validation.js';
 
 export interface ResultWording {
   /** The message for a result whose id no earlier call has. */
@@ -24,13 +24,11 @@ export class ToolCallLedger {
 
   /** A result for call `id`, found at `param`; a 400 when no earlier call is open with that id. */
   result(id: string, param: string): void {
-    if (!this.open.delete(id)) throw invalid(param, this.wording.unknown(id));
+    if (!this.open.delete(id)) throw invalidValue(param, this.wording.unknown(id));
   }
 
   /** The end of the history: a 400 naming the first call left without a result. */
   close(): void {
-    for (const [id, param] of this.open) throw invalid(param, this.wording.unanswered(id));
+    for (const [id, param] of this.open) throw invalidValue(param, this.wording.unanswered(id));
   }
 }
-
-const invalid = (param: string, message: string) => new InvalidRequestError(`${param}: ${message}`, param, 'invalid_value');

@@ -58,6 +58,12 @@ export function textOnly<const T extends string>(types: readonly [T, ...T[]], wh
   );
 }
 
+/** A content field's text: a string as is, the texts of its parts joined, nothing for an absent one. */
+export function joinText(content: string | readonly { text: string }[] | null | undefined): string {
+  if (content == null) return '';
+  return typeof content === 'string' ? content : content.map((p) => p.text).join('');
+}
+
 /** A call's arguments as the client sent them (a JSON string), parsed for the chat template. */
 export function callArguments(text: string, param: string, maxJsonDepth: number): unknown {
   return parseClientJson(text, param, maxJsonDepth, 'the arguments of the call');

@@ -8,32 +8,27 @@ import type { GenerationRequest } from '../core/generation.js';
 import type { SamplingRequest } from '../core/sampling.js';
 import type { FormatDeclaration, ShapeRequest, ToolChoiceDeclaration } from '../core/shape.js';
 import { ToolCallLedger } from '../core/tool-results.js';
-import { callArguments, invalidValue } from '../core/validation.js';
+import { callArguments, invalidValue, joinText } from '../core/validation.js';
 import { inputsOf, MAX_CHOICES, type ChatBody, type CompletionBody } from './schemas.js';
 
 /** OpenAI's default for /v1/completions; chat defaults to the rest of the context. */
 const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
 
-function flatten(c: string | { text: string }[] | null | undefined): string {
-  if (c == null) return '';
-  return typeof c === 'string' ? c : c.map((p) => p.text).join('');
-}
-
 /** @param maxJsonDepth --max-json-depth, for the tool calls' arguments (JSON strings) */
 export function chatInput(body: ChatBody, maxJsonDepth: number): GenerateInput {
   const messages = body.messages.map((m, i): ChatMessage => {
     // "developer" is OpenAI's newer name for the system role.
-    if (m.role === 'developer') return { role: 'system', content: flatten(m.content) };
-    if (m.role === 'tool') return { role: 'tool', content: flatten(m.content), toolCallId: m.tool_call_id };
+    if (m.role === 'developer') return { role: 'system', content: joinText(m.content) };
+    if (m.role === 'tool') return { role: 'tool', content: joinText(m.content), toolCallId: m.tool_call_id };
     if (m.role === 'assistant' && m.tool_calls?.length) {
       const toolCalls = m.tool_calls.map((c, j) => ({
         id: c.id,
         name: c.function.name,
         arguments: callArguments(c.function.arguments, `messages.${i}.tool_calls.${j}.function.arguments`, maxJsonDepth),
       }));
-      return { role: 'assistant', content: flatten(m.content), toolCalls };
+      return { role: 'assistant', content: joinText(m.content), toolCalls };
     }
-    return { role: m.role, content: flatten(m.content) };
+    return { role: m.role, content: joinText(m.content) };
   });
   checkToolResults(messages);
   return { kind: 'chat', messages };

@@ -11,6 +11,7 @@ import type { FormatDeclaration, ShapeRequest, ToolChoiceDeclaration } from '../
 import { ToolCallLedger } from '../core/tool-results.js';
 import {
   callArguments,
+  joinText,
   MAX_TOP_LOGPROBS,
   maxTokensField,
   temperatureField,
@@ -93,8 +94,6 @@ export function responsesSchema(limits: InputLimits) {
 
 export type ResponsesBody = z.infer<ReturnType<typeof responsesSchema>>;
 
-const flatten = (c: string | { text: string }[]) => (typeof c === 'string' ? c : c.map((p) => p.text).join(''));
-
 function responsesInput(body: ResponsesBody, maxJsonDepth: number): GenerateInput {
   const messages: ChatMessage[] = [];
   if (body.instructions) messages.push({ role: 'system', content: body.instructions });
@@ -105,7 +104,7 @@ function responsesInput(body: ResponsesBody, maxJsonDepth: number): GenerateInpu
   });
   items.forEach((it, i) => {
     if ('role' in it) {
-      messages.push({ role: it.role === 'developer' ? 'system' : it.role, content: flatten(it.content) });
+      messages.push({ role: it.role === 'developer' ? 'system' : it.role, content: joinText(it.content) });
     } else if (it.type === 'function_call') {
       // Calls join the assistant turn they follow (or open one).
       let last = messages.at(-1);
