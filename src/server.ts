@@ -19,7 +19,7 @@ import type { AppContext } from './http/context.js';
 import { hostCheck, hostPolicy, type HostPolicy } from './http/middleware/host-check.js';
 import { methodCheck } from './http/middleware/method-check.js';
 import { requestContext } from './http/middleware/request-context.js';
-import { COUNTED_ROUTES, METRICS_PORT_ROUTES, routeMatcher } from './http/route-table.js';
+import { COUNTED_ROUTES, METRICS_PORT_ROUTES } from './http/route-table.js';
 import { MetricsCollector } from './engine/metrics-collector.js';
 import { metricsRouter } from './metrics/exposition.js';
 import { MainMetrics } from './metrics/main-metrics.js';
@@ -262,7 +262,7 @@ async function listenMetrics(
 ): Promise<{ server: http.Server; port: number }> {
   const app = express();
   app.disable('x-powered-by');
-  app.use(requestContext(routeMatcher(METRICS_PORT_ROUTES), o.log));
+  app.use(requestContext(METRICS_PORT_ROUTES, o.log));
   app.use(hostCheck(o.hostPolicy, o.log));
   app.use(bearerAuth({ keys: o.keys, protectMetrics: true, onRejected: () => o.metrics.rejected('unauthorized') }));
   app.use(methodCheck());

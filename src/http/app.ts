@@ -25,7 +25,7 @@ import { embeddingsRoutes } from './openai/embeddings.js';
 import { modelsRoutes } from './openai/models.js';
 import { openaiRoutes } from './openai/routes.js';
 import { responsesRoutes } from './responses/routes.js';
-import { API_ROUTES, DASHBOARD_ROUTES, dialectUnder, ROUTES, routeMatcher } from './route-table.js';
+import { API_ROUTES, DASHBOARD_ROUTES, ROUTES } from './route-table.js';
 
 /** Errors not in OpenAI's shape, by dialect (the Responses API uses OpenAI's). */
 const ERROR_BODIES: ErrorBodies = { anthropic: anthropicErrorBody };
@@ -39,7 +39,7 @@ export function createApp(ctx: AppContext): Express {
   app.set('etag', false);
 
   const routes = ctx.history ? API_ROUTES : API_ROUTES.filter((r) => !DASHBOARD_ROUTES.includes(r));
-  app.use(requestContext(routeMatcher(routes), ctx.log, ERROR_BODIES, dialectUnder(routes)));
+  app.use(requestContext(routes, ctx.log, ERROR_BODIES));
   app.use((req, res, next) => {
     const started = performance.now();
     const endpoint = endpointLabel(req);

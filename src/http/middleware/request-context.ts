@@ -11,7 +11,7 @@ import type { RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import type { ApiError } from '../../errors.js';
 import type { EndpointLabel } from '../../metrics/definitions.js';
-import type { Dialect, Route, RouteMatcher } from '../route-table.js';
+import { dialectUnder, routeMatcher, type Dialect, type Route } from '../route-table.js';
 
 /** An API's error body (OpenAI's `{error: {message, type, param, code}}`, Anthropic's `{type: 'error', …}`). */
 export type ErrorBody = (err: ApiError) => object;
@@ -34,13 +34,10 @@ interface RequestInfo {
 
 const infos = new WeakMap<IncomingMessage, RequestInfo>();
 
-/** The first middleware of an app: gives the request its id, its route and its error shape. */
-export function requestContext(
-  match: RouteMatcher,
-  log: Logger,
-  errorBodies: ErrorBodies = {},
-  dialectOf: (path: string) => Dialect | undefined = () => undefined,
-): RequestHandler {
+/** The first middleware of an app serving `routes`: gives the request its id, its route and its error shape. */
+export function requestContext(routes: readonly Route[], log: Logger, errorBodies: ErrorBodies = {}): RequestHandler {
+  const match = routeMatcher(routes);
+  const dialectOf = dialectUnder(routes);
   return (req, res, next) => {
     const route = match(req.path);
     const dialect = route ? route.dialect : dialectOf(req.path);
