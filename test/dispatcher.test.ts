@@ -76,8 +76,13 @@ function submit(engine: LateEngine, count = 1) {
     onDone: (reason, usage) => calls.push(`done ${reason} ${usage.completionTokens}`),
     onError: (err) => calls.push(`error ${err.code}`),
   };
-  const jobs = Array.from({ length: count }, (_, i) =>
-    dispatcher.submit({ kind: 'generate', requestId: `r${i}`, prompt: [1], promptParam: 'prompt', sampling: {} as never }, handlers),
+  const jobs = Array.from(
+    { length: count },
+    (_, i) =>
+      dispatcher.submitAll(
+        [{ kind: 'generate', requestId: `r${i}`, prompt: [1], promptParam: 'prompt', sampling: {} as never }],
+        () => handlers,
+      )[0]!,
   );
   return { job: jobs[0]!, jobs, calls, outcomes, dispatcher };
 }

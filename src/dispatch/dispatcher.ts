@@ -83,7 +83,7 @@ export class Dispatcher {
   submitAll(tasks: readonly TaskSpec[], handlers: (i: number) => JobHandlers): Job[] {
     if (this.closed) throw new ShuttingDownError();
     this.checkRoom(tasks.length);
-    return tasks.map((task, i) => this.submit(task, handlers(i)));
+    return tasks.map((task, i) => this.admit(task, handlers(i)));
   }
 
   /** Throws QueueFullError (and counts it) unless `places` sequences or queue places are free and not held. */
@@ -94,14 +94,9 @@ export class Dispatcher {
     throw new QueueFullError(this.retryAfterSeconds());
   }
 
-  /** Admits a request or throws (QueueFullError, ShuttingDownError) without touching any worker. */
-  submit(task: TaskSpec, handlers: JobHandlers): Job {
-    if (this.closed) throw new ShuttingDownError();
+  /** Starts a task on the freest engine, or queues it: checkRoom() has made sure there is room. */
+  private admit(task: TaskSpec, handlers: JobHandlers): Job {
     const engine = this.freest();
-    if (engine === undefined && this.queue.length >= this.opts.maxQueue) {
-      this.observer.queueFull();
-      throw new QueueFullError(this.retryAfterSeconds());
-    }
     const job = new Job(
       { ...task, admittedAtMs: nowMs() },
       handlers,
