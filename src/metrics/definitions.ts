@@ -85,7 +85,21 @@ export const MAIN = {
   running: def('qwen_requests_running', 'gauge', ['model'], 'Requests holding a sequence'),
   waiting: def('qwen_requests_waiting', 'gauge', ['model'], 'Requests queued for a free sequence'),
   readySequences: def('qwen_sequences_capacity', 'gauge', ['model'], 'Sequences of the ready workers (ready workers x --sequences)'),
-  workersReady: def('qwen_workers_ready', 'gauge', [], 'Model workers that have loaded the model'),
+  workersReady: def('qwen_workers_ready', 'gauge', ['model'], 'Model workers that have loaded the model'),
+  // Several models per server (--model ID=SOURCE): which are resident, and on-demand loads and unloads.
+  resident: def(
+    'qwen_model_resident',
+    'gauge',
+    ['model'],
+    'Whether the model is resident (1: its engines are started, loading or ready) or unloaded (0, an on-demand model)',
+  ),
+  loads: def('qwen_model_loads_total', 'counter', ['model'], 'Times the model was loaded: at start, and each on-demand load'),
+  unloads: def(
+    'qwen_model_unloads_total',
+    'counter',
+    ['model', 'reason'],
+    'Times an on-demand model was unloaded (idle: unused for its --keep-alive; evicted: to make room under --max-resident-models)',
+  ),
   clientErrors: def(
     'qwen_http_client_errors_total',
     'counter',
@@ -125,13 +139,13 @@ export const MAIN = {
   engineUp: def(
     'qwen_engine_up',
     'gauge',
-    ['engine', 'device'],
+    ['model', 'engine', 'device'],
     'Whether the engine process runs with at least one worker ready (1) or not (0)',
   ),
   engineRestarts: def(
     'qwen_engine_restarts_total',
     'counter',
-    ['engine', 'device'],
+    ['model', 'engine', 'device'],
     'Engine processes that exited unexpectedly and were restarted',
   ),
 
@@ -143,7 +157,8 @@ export const MAIN = {
  * `engine` and `device` labels like every series that comes from it).
  */
 export const ENGINE = {
-  workerRestarts: def('qwen_worker_restarts_total', 'counter', [], 'Model workers that died and were replaced'),
+  // The front adds the model's label to everything an engine reports (metrics-collector.ts).
+  workerRestarts: def('qwen_worker_restarts_total', 'counter', ['model'], 'Model workers that died and were replaced'),
 } as const;
 
 /** Owned by each model worker; merged across workers at scrape time. */
@@ -243,6 +258,9 @@ export type FinishOutcome = (typeof FINISH_REASONS)[number];
 /** The codes of qwen_http_client_errors_total: what Node's HTTP parser refused (src/http/client-errors.ts). */
 export const CLIENT_ERROR_CODES = ['bad_request', 'headers_too_large', 'client_timeout'] as const;
 export const REJECT_REASONS = ['queue_full', 'timeout', 'invalid', 'unauthorized'] as const;
+/** The `reason` label of qwen_model_unloads_total. */
+export const UNLOAD_REASONS = ['idle', 'evicted'] as const;
+export type UnloadReason = (typeof UNLOAD_REASONS)[number];
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
 /** Latency buckets start at 1 ms: a 0.5B model produces tokens in a few ms on a GPU. */
