@@ -252,6 +252,13 @@ export class NotReadyError extends ApiError {
   }
 }
 
+/** A served model that could not be loaded: the others go on serving; this one answers 503 until a restart. */
+export class ModelUnavailableError extends ApiError {
+  constructor(model: string, why: string) {
+    super(503, 'server_error', 'model_unavailable', `The model '${model}' could not be loaded: ${why}`);
+  }
+}
+
 export class WorkerFailedError extends ApiError {
   constructor(message: string) {
     super(503, 'server_error', 'worker_failed', message);

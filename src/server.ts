@@ -22,13 +22,12 @@ import { requestContext } from './http/middleware/request-context.js';
 import { COUNTED_ROUTES, METRICS_PORT_ROUTES } from './http/route-table.js';
 import { MetricsCollector } from './engine/metrics-collector.js';
 import { metricsRouter } from './metrics/exposition.js';
-import { MainMetrics } from './metrics/main-metrics.js';
+import { MainMetrics, type ModelSource } from './metrics/main-metrics.js';
 import { resolveModel } from './model/resolve.js';
-import { Dispatcher, type DispatchObserver } from './dispatch/dispatcher.js';
-import { createEngines } from './engine/create.js';
-import type { Engine } from './engine/engine.js';
-import { inEngineProcesses, readyWorkers, totalWorkers } from './engine/status.js';
-import { Preparer } from './prepare/preparer.js';
+import { engineLabels, planModels, type EnginePlan, type ModelRef } from './engine/create.js';
+import { ModelRegistry } from './models/registry.js';
+import { ServedModel } from './models/served-model.js';
+import { ConfigError } from './errors.js';
 
 /** After cancelling, how long workers get to stop (they stop within one decode step). */
 const CANCEL_GRACE_MS = 10_000;
@@ -42,26 +41,59 @@ export interface RunningServer {
 }
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
-  const model = await resolveModel(config.model, config.modelsDir, config.modelId, log);
-  if (model.demo) {
-    log.warn({ path: model.path }, 'serving the DEMO model: its weights are random; it replies with a fixed script, not language');
-  }
+  const refs = await resolveModels(config, log);
   // NVML is opened once, here in the main thread (its library handle is process-wide).
   const nvml = Nvml.open(log, config.nvmlLibrary);
-  let engines: Engine[];
+  let plans: EnginePlan[];
   try {
-    engines = createEngines(config, model, log, () => nvml?.devices().length);
+    plans = planModels(config.models, () => nvml?.devices().length);
   } catch (err) {
     nvml?.close();
     throw err;
   }
-  const { dispatcher, metrics } = admission(config, model.id, engines, nvml, log);
-  const collector = new MetricsCollector(engines, metrics, { timeoutMs: config.metricsTimeoutSeconds * 1000 }, log);
+  // The process's one node-llama-cpp binary: the CPU build when every model runs in engine processes.
+  const cpuFront = plans.every((p) => p.specs !== undefined);
+  const models: ServedModel[] = [];
+  // The main registry knows each model's id and engine processes now; its gauges read the models at scrapes.
+  const sources: ModelSource[] = refs.map((ref, i) => ({
+    id: ref.id,
+    engineProcesses: engineLabels(plans[i]!),
+    pool: () => models[i]!.pool(),
+    resident: () => models[i]!.isResident,
+    engineStatus: () => models[i]!.engineStatus(),
+  }));
+  const metrics = new MainMetrics({
+    version: VERSION,
+    timeBuckets: config.latencyBuckets,
+    gpu: nvml,
+    routes: COUNTED_ROUTES,
+    models: sources,
+  });
+  const collector = new MetricsCollector(
+    () => models.map((m) => ({ model: m.id, engines: m.engines })),
+    metrics,
+    { timeoutMs: config.metricsTimeoutSeconds * 1000 },
+    log,
+  );
+  let stopping: Promise<void> | undefined;
+  const servers: Servers = [undefined, undefined];
+  const failed = new Set<string>();
+  const changed = (m: ServedModel) => {
+    registry.changed(m);
+    if (m.state !== 'failed' || failed.has(m.id)) return;
+    // A model that cannot be loaded leaves the others serving; with none left, the server stops (exit 1).
+    failed.add(m.id);
+    if (failed.size < models.length) return;
+    log.fatal('no model could be loaded');
+    process.exitCode = 1;
+    shutdown('model load failure').catch((err: unknown) => log.error({ err }, 'shutdown failed'));
+  };
+  refs.forEach((ref, i) => models.push(new ServedModel(ref, { config, plan: plans[i]!, metrics, collector, log, changed, cpuFront })));
+  const registry = new ModelRegistry(models, config.maxResidentModels, log);
   // The dashboard samples the same merged registry /metrics serves, every 2 s, into a short history.
   const history = config.dashboard ? new MetricsHistory(collector, log) : undefined;
   const ctx: AppContext = {
-    modelId: model.id,
-    createdAt: Math.floor(Date.now() / 1000),
+    models: registry,
     bodyLimitBytes: config.bodyLimitBytes,
     limits: {
       maxTokens: config.maxTokensLimit,
@@ -69,41 +101,23 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       maxStop: config.maxStop,
       maxJsonDepth: config.maxJsonDepth,
     },
-    contextSize: config.contextSize,
-    budgets: { contextSize: config.contextSize, maxRequestTokens: config.maxRequestTokens, maxRequestLogprobs: config.maxRequestLogprobs },
     schemaLimits: config.schemaLimits,
     apiKeys: config.apiKeys,
     metricsAuth: config.metricsAuth,
     corsOrigins: config.corsOrigins,
     hostPolicy: hostPolicy(config.allowedHosts, config.host),
-    dispatcher,
-    prepare: new Preparer(
-      {
-        threads: config.tokenizerThreads,
-        // Never refuse a request the dispatcher would take: every sequence's worth plus its queue.
-        maxQueue: config.maxQueue + config.sequences * totalWorkers(engines),
-        modelPath: model.path,
-        // The process's one node-llama-cpp binary: the model workers' in-process, the CPU build in the front of engine processes.
-        gpu: inEngineProcesses(engines) ? 'off' : config.gpu,
-        faults: config.testFaults,
-        logLevel: config.logLevel,
-        grammarCacheSize: config.grammarCacheSize,
-        maxGrammarRules: config.maxGrammarRules,
-        contextSize: config.contextSize,
-      },
-      log,
-      { prepared: (op, lane, seconds) => metrics.prepared(op, lane, seconds) },
-    ),
-    engines,
     log,
     metrics,
     collector,
     history,
     draining: false,
   };
+  const shutdown = (reason: string) => (stopping ??= drainAndStop(reason, { ctx, config, servers, history, nvml }));
+  registry.start();
   const apiServer = httpServer(createApp(ctx), log, metrics);
   apiServer.keepAliveTimeout = 65_000;
   const api = await listen(apiServer, config.host, config.port);
+  servers[0] = api.server;
   const metricsServer =
     config.metricsPort === 0
       ? undefined
@@ -115,74 +129,55 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
           log,
           metrics,
         });
+  servers[1] = metricsServer?.server;
   log.info(
     {
       host: config.host,
       port: api.port,
-      model: model.id,
-      engines: inEngineProcesses(engines) ? engines.map((e) => e.device) : undefined,
-      workers: config.workers,
-      sequences: config.sequences,
-      contextSize: config.contextSize,
+      model: models[0]!.id,
+      models: models.map((m, i) => ({
+        id: m.id,
+        onDemand: m.onDemand,
+        engines: plans[i]!.specs?.map((s) => s.device),
+        workers: m.settings.workers,
+        sequences: m.settings.sequences,
+        contextSize: m.settings.contextSize,
+      })),
     },
     'listening',
   );
   if (metricsServer) log.info({ host: config.metricsHost, port: metricsServer.port }, 'metrics listening');
   history?.start();
   const loadStarted = performance.now();
-  Promise.all(engines.map((e) => e.whenReady())).then(
+  Promise.all(models.filter((m) => !m.onDemand).map((m) => m.whenReady())).then(
     () => log.info({ seconds: Number(((performance.now() - loadStarted) / 1000).toFixed(3)) }, 'all model workers ready'),
-    // A load that fails is reported (and shuts the server down) by the engine's loadFailed event below.
+    // A load that fails is reported by the model (changed() above).
     () => {},
   );
-
-  let stopping: Promise<void> | undefined;
-  const shutdown = (reason: string) =>
-    (stopping ??= drainAndStop(reason, { ctx, config, servers: [api.server, metricsServer?.server], history, nvml }));
-  for (const engine of engines) {
-    engine.on('loadFailed', (message) => {
-      log.fatal({ message, engine: engine.index }, 'a model worker could not load the model');
-      process.exitCode = 1;
-      shutdown('model load failure').catch((err: unknown) => log.error({ err }, 'shutdown failed'));
-    });
-  }
   return { port: api.port, metricsPort: metricsServer?.port, shutdown };
 }
 
-/** The front's admission over the engines, and the main registry that measures it. */
-function admission(config: Config, modelId: string, engines: Engine[], nvml: Nvml | undefined, log: Logger) {
-  // The observer is called only once requests flow, after `metrics` exists.
-  const observer: DispatchObserver = {
-    queueFull: () => metrics.rejected('queue_full'),
-    started: (seconds) => metrics.queued(seconds),
-    ended: (outcome) => (outcome.kind === 'finished' ? metrics.finished(outcome.reason) : metrics.rejected(outcome.reason)),
-  };
-  const dispatcher = new Dispatcher(
-    engines,
-    { maxQueue: config.maxQueue, requestTimeoutSeconds: config.requestTimeoutSeconds },
-    log,
-    observer,
-  );
-  const metrics = new MainMetrics({
-    modelId,
-    version: VERSION,
-    timeBuckets: config.latencyBuckets,
-    gpu: nvml,
-    engines: inEngineProcesses(engines) ? { labels: engines.map((e) => e.labels!), up: (i) => engines[i]!.readySequences > 0 } : undefined,
-    routes: COUNTED_ROUTES,
-    pool: () => ({
-      running: dispatcher.runningCount,
-      waiting: dispatcher.waitingCount,
-      readySequences: dispatcher.readySequences,
-      workersReady: readyWorkers(engines),
-    }),
-  });
-  for (const engine of engines) {
-    engine.on('ready', (w) => metrics.setLlamaCpp(w.llamaCpp));
-    engine.on('exited', () => metrics.engineRestarted(engine.labels!));
+/** Each model's source as a local file and its id; ids must differ (a file name can repeat another model's id). */
+async function resolveModels(config: Config, log: Logger): Promise<ModelRef[]> {
+  const refs: ModelRef[] = [];
+  for (const m of config.models) {
+    const resolved = await resolveModel(m.source, config.modelsDir, m.id, log);
+    if (resolved.demo) {
+      log.warn(
+        { path: resolved.path, model: resolved.id },
+        'serving the DEMO model: its weights are random; it replies with a fixed script, not language',
+      );
+    }
+    if (refs.some((r) => r.id === resolved.id)) {
+      throw new ConfigError(`--model: two models have the id '${resolved.id}'; name them with ID=SOURCE`);
+    }
+    refs.push({ ...m, id: resolved.id, path: resolved.path });
   }
-  return { dispatcher, metrics };
+  return refs;
 }
+
+/** The API listener and the metrics listener, once listening. */
+type Servers = [http.Server | undefined, http.Server | undefined];
 
 /**
  * Stops accepting, lets in-flight requests finish up to --drain-timeout, cancels the rest cooperatively,
@@ -193,31 +188,34 @@ async function drainAndStop(
   o: {
     ctx: AppContext;
     config: Config;
-    servers: [http.Server, http.Server | undefined];
+    servers: Servers;
     history: MetricsHistory | undefined;
     nvml: Nvml | undefined;
   },
 ): Promise<void> {
-  const { dispatcher, engines, log } = o.ctx;
+  const { models, log } = o.ctx;
+  const dispatchers = models.list.map((m) => m.dispatcher);
+  const active = () => dispatchers.reduce((sum, d) => sum + d.activeCount, 0);
+  const idle = () => Promise.all(dispatchers.map((d) => d.idle()));
   const [api, metricsServer] = o.servers;
-  log.info({ reason, inFlight: dispatcher.activeCount }, 'shutting down: draining in-flight requests');
+  log.info({ reason, inFlight: active() }, 'shutting down: draining in-flight requests');
   o.ctx.draining = true;
   o.history?.stop();
-  dispatcher.close();
-  api.close();
-  api.closeIdleConnections();
-  const drained = await within(dispatcher.idle(), o.config.drainTimeoutSeconds * 1000);
+  models.close();
+  for (const d of dispatchers) d.close();
+  api?.close();
+  api?.closeIdleConnections();
+  const drained = await within(idle(), o.config.drainTimeoutSeconds * 1000);
   if (!drained) {
-    log.warn({ remaining: dispatcher.activeCount }, 'drain timeout reached: cancelling the remaining requests');
-    dispatcher.cancelAll('shutdown');
-    await within(dispatcher.idle(), CANCEL_GRACE_MS);
+    log.warn({ remaining: active() }, 'drain timeout reached: cancelling the remaining requests');
+    for (const d of dispatchers) d.cancelAll('shutdown');
+    await within(idle(), CANCEL_GRACE_MS);
   }
-  api.closeAllConnections();
+  api?.closeAllConnections();
   metricsServer?.close();
   metricsServer?.closeAllConnections();
-  // Only an idle pool may be closed: terminating a worker mid-decode aborts the process.
-  if (dispatcher.activeCount === 0) await Promise.all(engines.map((e) => e.close()));
-  await o.ctx.prepare.close();
+  // Only an idle pool may be closed: terminating a worker mid-decode aborts the process (ServedModel.close checks).
+  await Promise.all(models.list.map((m) => m.close()));
   o.nvml?.close();
   log.info('stopped');
 }

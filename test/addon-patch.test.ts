@@ -59,6 +59,7 @@ describe.skipIf(!supported || couldNotBuild)('the patched node-llama-cpp addon',
     const loaded = await loadModel({
       modelPath: inject('tinyModel'),
       modelId: 'tiny',
+      channel: 'test',
       timeBuckets: [],
       faults: false,
       threads: 1,

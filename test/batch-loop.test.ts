@@ -20,6 +20,7 @@ beforeAll(async () => {
     {
       modelPath: inject('tinyModel'),
       modelId: 'tiny',
+      channel: 'test',
       timeBuckets: [],
       faults: false,
       threads: 1,

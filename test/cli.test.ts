@@ -22,6 +22,13 @@ function config(argv: string[], env: NodeJS.ProcessEnv = {}) {
   return r.config;
 }
 
+/** The settings of the one model a command line serves. */
+function model(argv: string[], env: NodeJS.ProcessEnv = {}) {
+  const { models } = config(argv, env);
+  expect(models).toHaveLength(1);
+  return models[0]!;
+}
+
 describe('flags', () => {
   it('--help lists every flag with its env var and default', () => {
     const { code, out: raw } = cli(['--help']);
@@ -44,29 +51,35 @@ describe('flags', () => {
 
   it('defaults match the documented ones', () => {
     const c = config([]);
-    expect(c.model).toBe('hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M');
+    const m = model([]);
+    expect(m.source).toBe('hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M');
+    expect(m.id).toBeUndefined();
     expect(c.host).toBe('127.0.0.1');
     expect(c.port).toBe(8080);
-    expect(c.workers).toBe(1);
-    expect(c.sequences).toBe(8);
-    expect(c.contextSize).toBe(2048);
-    expect(threadsPerWorker(c, 1)).toBe(Math.max(1, os.availableParallelism()));
-    expect(c.gpus).toBeUndefined();
-    expect(c.engines).toBeUndefined();
+    expect(m.workers).toBe(1);
+    expect(m.sequences).toBe(8);
+    expect(m.contextSize).toBe(2048);
+    expect(threadsPerWorker(m, 1)).toBe(Math.max(1, os.availableParallelism()));
+    expect(m.gpus).toBeUndefined();
+    expect(m.engines).toBeUndefined();
+    expect(m.onDemand).toBe(false);
+    expect(m.keepAliveSeconds).toBe(300);
+    expect(c.maxResidentModels).toBe(0);
+    expect(c.maxTokensLimit).toBe(2048);
   });
 
   it('threads default to cores ÷ (workers × engines), at least 1; --threads wins', () => {
-    expect(threadsPerWorker(config(['--workers', '64']), 1)).toBe(Math.max(1, Math.floor(os.availableParallelism() / 64)));
-    expect(threadsPerWorker(config(['--workers', '2']), 4)).toBe(Math.max(1, Math.floor(os.availableParallelism() / 8)));
-    expect(threadsPerWorker(config(['--threads', '3']), 4)).toBe(3);
+    expect(threadsPerWorker(model(['--workers', '64']), 64)).toBe(Math.max(1, Math.floor(os.availableParallelism() / 64)));
+    expect(threadsPerWorker(model(['--workers', '2']), 8)).toBe(Math.max(1, Math.floor(os.availableParallelism() / 8)));
+    expect(threadsPerWorker(model(['--threads', '3']), 8)).toBe(3);
   });
 
   it('--gpus takes all, none or distinct indices; --engines a count', () => {
-    expect(config(['--gpus', 'all']).gpus).toBe('all');
-    expect(config(['--gpus', 'None']).gpus).toBe('none');
-    expect(config(['--gpus', '0, 2']).gpus).toEqual([0, 2]);
-    expect(config([], { QWEN_GPUS: '3' }).gpus).toEqual([3]);
-    expect(config(['--engines', '2']).engines).toBe(2);
+    expect(model(['--gpus', 'all']).gpus).toBe('all');
+    expect(model(['--gpus', 'None']).gpus).toBe('none');
+    expect(model(['--gpus', '0, 2']).gpus).toEqual([0, 2]);
+    expect(model([], { QWEN_GPUS: '3' }).gpus).toEqual([3]);
+    expect(model(['--engines', '2']).engines).toBe(2);
     expect(() => config(['--gpus', 'cuda:0'])).toThrow(/--gpus must be all, none or GPU indices like 0,2 \(got "cuda:0"\)/);
     expect(() => config(['--gpus', '1,1'])).toThrow(/--gpus must not list a GPU twice/);
     expect(() => config(['--gpus', ''])).toThrow(/--gpus/);
@@ -90,10 +103,10 @@ describe('flags', () => {
   });
 
   it('env vars set flags, and flags win over env vars', () => {
-    expect(config([], { QWEN_PORT: '9000', QWEN_CONTEXT_SIZE: '512' })).toMatchObject({ port: 9000, contextSize: 512 });
+    expect(config([], { QWEN_PORT: '9000', QWEN_CONTEXT_SIZE: '512' })).toMatchObject({ port: 9000, models: [{ contextSize: 512 }] });
     expect(config(['--port', '9001'], { QWEN_PORT: '9000' }).port).toBe(9001);
-    expect(config([], { QWEN_GPU_LAYERS: 'max' }).gpuLayers).toBe('max');
-    expect(config(['--gpu-layers', '12']).gpuLayers).toBe(12);
+    expect(model([], { QWEN_GPU_LAYERS: 'max' }).gpuLayers).toBe('max');
+    expect(model(['--gpu-layers', '12']).gpuLayers).toBe(12);
   });
 
   it.each([
@@ -151,19 +164,19 @@ describe('--config FILE', () => {
     const file = write('a.yaml', 'port: 9123\ncontext-size: 4096\ngpus: [0, 2]\nmetrics-per-worker: true\nno-dashboard: true\n');
     const c = config(['--config', file]);
     expect(c.port).toBe(9123);
-    expect(c.contextSize).toBe(4096);
-    expect(c.gpus).toEqual([0, 2]);
+    expect(c.models[0]!.contextSize).toBe(4096);
+    expect(c.models[0]!.gpus).toEqual([0, 2]);
     expect(c.metricsPerWorker).toBe(true);
     expect(c.dashboard).toBe(false);
     // Derived defaults follow the file's values as they follow flags.
-    expect(c.maxRequestTokens).toBe(4 * 4096);
+    expect(c.models[0]!.maxRequestTokens).toBe(4 * 4096);
   });
 
   it('the command line and the environment win over the file; QWEN_CONFIG names the file', () => {
     const file = write('b.json', JSON.stringify({ port: 9123, sequences: 3, 'metrics-per-worker': true }));
     const c = config(['--config', file, '--port', '9200'], { QWEN_SEQUENCES: '5', QWEN_METRICS_PER_WORKER: '0' });
-    expect([c.port, c.sequences, c.metricsPerWorker]).toEqual([9200, 5, false]);
-    expect(config([], { QWEN_CONFIG: file }).sequences).toBe(3);
+    expect([c.port, c.models[0]!.sequences, c.metricsPerWorker]).toEqual([9200, 5, false]);
+    expect(model([], { QWEN_CONFIG: file }).sequences).toBe(3);
   });
 
   it('errors name the file and the key', () => {

@@ -63,7 +63,7 @@ class LateEngine extends EventEmitter<EngineEvents> {
 
 function submit(engine: LateEngine, count = 1) {
   const outcomes: JobOutcome[] = [];
-  const dispatcher = new Dispatcher([engine], { maxQueue: 4, requestTimeoutSeconds: 60 }, createLogger('silent'), {
+  const dispatcher = new Dispatcher([engine], { maxQueue: 4, requestTimeoutSeconds: 60, sequences: 1 }, createLogger('silent'), {
     queueFull: () => {},
     started: () => {},
     ended: (o) => outcomes.push(o),
@@ -236,7 +236,7 @@ describe('dispatcher: places held while requests are prepared', () => {
   it('reserve() refuses at once when every sequence and queue place is taken or held, and counts it', () => {
     const outcomes: string[] = [];
     const engine = new LateEngine([], 0) as unknown as Engine;
-    const dispatcher = new Dispatcher([engine], { maxQueue: 1, requestTimeoutSeconds: 60 }, createLogger('silent'), {
+    const dispatcher = new Dispatcher([engine], { maxQueue: 1, requestTimeoutSeconds: 60, sequences: 1 }, createLogger('silent'), {
       queueFull: () => outcomes.push('queue_full'),
       started: () => {},
       ended: () => {},
@@ -259,7 +259,7 @@ describe("dispatcher: a request's choices are admitted together or not at all", 
     const counted: string[] = [];
     const engine = new LateEngine([], 0);
     engine.running = true; // tasks hold their sequence until cancelled
-    const dispatcher = new Dispatcher([engine], { maxQueue: 1, requestTimeoutSeconds: 60 }, createLogger('silent'), {
+    const dispatcher = new Dispatcher([engine], { maxQueue: 1, requestTimeoutSeconds: 60, sequences: 1 }, createLogger('silent'), {
       queueFull: () => counted.push('queue_full'),
       started: () => counted.push('started'),
       ended: (o) => counted.push(`ended ${o.kind}`),

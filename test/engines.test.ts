@@ -345,7 +345,7 @@ describe('a model that cannot be loaded', () => {
       fs.writeFileSync(bad, Buffer.alloc(4096, 7));
       const server = await startServer([...args, '--model', bad, '--drain-timeout', '600'], { waitReady: false });
       expect(await server.exited).toBe(1);
-      const failed = server.logs.find((l) => l.msg === 'a model worker could not load the model');
+      const failed = server.logs.find((l) => l.msg === 'a model could not be loaded');
       expect(String(failed?.message)).toMatch(/GGUF/);
       const pids = server.logs.filter((l) => l.msg === 'engine process started').map((l) => l.pid as number);
       expect(pids).toHaveLength(args.length === 0 ? 0 : 2);

@@ -58,10 +58,9 @@ describe('engine process: collecting its metrics', () => {
 
   it('the front counts a failed collection in qwen_metrics_collect_errors_total', async () => {
     const main = new MainMetrics({
-      modelId: 'm',
       version: 'test',
       timeBuckets: [1],
-      pool: () => ({ running: 0, waiting: 0, readySequences: 0, workersReady: 0 }),
+      models: [],
       routes: [],
     });
     let failed = false;
@@ -71,7 +70,7 @@ describe('engine process: collecting its metrics', () => {
       labels: { engine: '0', device: 'cpu' },
       collect: (): Promise<EngineCollection> => Promise.resolve({ parts: [], late: false, workers: [], failed }),
     }) as unknown as Engine;
-    const collector = new MetricsCollector([engine], main, { timeoutMs: 100 });
+    const collector = new MetricsCollector(() => [{ model: 'm', engines: [engine] }], main, { timeoutMs: 100 });
     const count = async () =>
       value(
         parseExposition(await (await collector.collect('text/plain; version=0.0.4; charset=utf-8')).registry.metrics()),

@@ -134,10 +134,9 @@ describe('Nvml with the stub library', () => {
   it('exports the count as qwen_gpu_read_errors_total{call}, every call at 0 from the start', async () => {
     const { nvml } = open();
     const metrics = new MainMetrics({
-      modelId: 'm',
       version: 'test',
       timeBuckets: [1],
-      pool: () => ({ running: 0, waiting: 0, readySequences: 0, workersReady: 0 }),
+      models: [],
       routes: [],
       gpu: nvml,
     });

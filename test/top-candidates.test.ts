@@ -22,6 +22,7 @@ async function load(): Promise<LoadedModel> {
   const model = await loadModel({
     modelPath: inject('tinyModel'),
     modelId: 'tiny',
+    channel: 'test',
     timeBuckets: [],
     faults: false,
     threads: 1,

@@ -10,7 +10,6 @@ import { workerData } from 'piscina';
 import { ApiError, InternalError, InvalidRequestError } from '../src/errors.js';
 import { WorkerMetrics } from '../src/metrics/worker-metrics.js';
 import {
-  WORKERS_CHANNEL,
   type ControlMessage,
   type EmbedSpec,
   type GenerateSpec,
@@ -37,7 +36,7 @@ const metrics = new WorkerMetrics({
 });
 
 // Metrics requests from the main thread; the reply goes back on parentPort.
-const requests = new BroadcastChannel(WORKERS_CHANNEL);
+const requests = new BroadcastChannel(init.channel);
 requests.unref();
 requests.onmessage = (event) => {
   const msg = (event as { data: WorkerRequest }).data;

@@ -12,6 +12,7 @@ import type { PrepareControl, PrepareInit, PrepareJob, PrepareResult, PreparedPr
 import { checkedTokens, promptTokens, type PromptModel } from '../src/shared/prompt.js';
 import type { GenerateInput } from '../src/shared/protocol.js';
 import { TextTokenizer } from '../src/tokenizer/text-tokenizer.js';
+import { isEmbeddingModel } from './embed.js';
 import { faultIn } from './faults.js';
 import { llamaLogger } from './llama-log.js';
 import { CompositionError, GrammarComposer } from './structured/compose.js';
@@ -54,7 +55,7 @@ try {
       return piece;
     },
   };
-  announce({ type: 'prepare_ready' });
+  announce({ type: 'prepare_ready', embedding: isEmbeddingModel(model) });
 } catch (err) {
   announce({ type: 'prepare_failed', message: err instanceof Error ? err.message : String(err) });
 }

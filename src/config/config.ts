@@ -7,10 +7,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '../errors.js';
-import { readConfigFile } from './file.js';
+import { readConfigFile, type ConfigFile, type FileModel } from './file.js';
 import type { GpuLayers, GpuMode } from '../shared/protocol.js';
 import type { SchemaLimits } from '../structured/json-schema.js';
-import { FLAGS, defaultThreads, envName, type FlagName, type FlagValues } from './options.js';
+import { FLAGS, defaultThreads, envName, type FlagName, type FlagSpec, type FlagValues } from './options.js';
 
 /** `--allowed-hosts`: auto (decided by the listen address), * (any), or names (`.example.com`: it and its subdomains). */
 export type AllowedHosts = 'auto' | '*' | readonly string[];
@@ -18,15 +18,17 @@ export type AllowedHosts = 'auto' | '*' | readonly string[];
 /** `--gpus`: every GPU NVML reports, engine processes without GPUs, or the listed indices. */
 export type GpusFlag = 'all' | 'none' | number[];
 
-export interface Config {
-  model: string;
-  modelsDir: string;
-  modelId?: string;
-  host: string;
-  port: number;
-  logLevel: string;
+/**
+ * One served model: where it comes from and its own settings (a `models:` entry of --config, else the
+ * server-wide flag). Each model has its own engines, pool and admission queue.
+ */
+export interface ModelConfig {
+  /** The id requests name: from ID=SOURCE, a `models:` key or --model-id; undefined = the file name once resolved. */
+  id?: string;
+  /** A .gguf path, an hf: URI or `demo`. */
+  source: string;
   workers: number;
-  /** CPU threads per worker; undefined = derived from the cores and the engine count (engine/create.ts). */
+  /** CPU threads per worker; undefined = derived from the cores and every model's workers (threadsPerWorker). */
   threads?: number;
   /** --gpus; undefined = the pool runs in the server's own process (unless --engines is given). */
   gpus?: GpusFlag;
@@ -36,23 +38,42 @@ export interface Config {
   contextSize: number;
   batchSize: number;
   maxQueue: number;
+  gpuLayers: GpuLayers;
+  /** Budget of one request: tokens generated over all its choices, and log probabilities returned. */
+  maxRequestTokens: number;
+  maxRequestLogprobs: number;
+  /** Loaded at its first request, unloaded after keepAliveSeconds unused. */
+  onDemand: boolean;
+  keepAliveSeconds: number;
+}
+
+/** Most models one server serves: each is a `model` label value of many series. */
+const MAX_MODELS = 16;
+
+export interface Config {
+  /** The served models, in the order given; the first of each kind is the default for requests that name none. */
+  models: ModelConfig[];
+  modelsDir: string;
+  host: string;
+  port: number;
+  logLevel: string;
+  /** Most models resident at once (0: no limit); only on-demand models are unloaded to keep to it. */
+  maxResidentModels: number;
   requestTimeoutSeconds: number;
   drainTimeoutSeconds: number;
   bodyLimitBytes: number;
+  /** The compute backend (one node-llama-cpp binary per process, so server-wide). */
   gpu: GpuMode;
-  gpuLayers: GpuLayers;
   metricsPort: number;
   metricsHost: string;
   metricsPerWorker: boolean;
   metricsTimeoutSeconds: number;
   latencyBuckets: number[];
   nvmlLibrary: string;
+  /** Largest max_tokens a request may name, checked when its body is read (before its model is known). */
   maxTokensLimit: number;
   maxMessages: number;
   maxStop: number;
-  /** Budget of one request: tokens generated over all its choices, and log probabilities returned. */
-  maxRequestTokens: number;
-  maxRequestLogprobs: number;
   /** Bounds on a request's schemas and the grammar composed from them. */
   schemaLimits: SchemaLimits;
   maxGrammarRules: number;
@@ -87,9 +108,13 @@ function packageVersion(from: string): string {
   }
 }
 
-/** CPU threads per worker: --threads, else the cores shared by every worker of every engine (ggml threads spin while they wait). */
-export function threadsPerWorker(config: Pick<Config, 'threads' | 'workers'>, engines: number): number {
-  return config.threads ?? defaultThreads(config.workers * engines);
+/**
+ * CPU threads per worker: the model's --threads, else the cores shared by every worker of every engine of
+ * every model (ggml threads spin while they wait).
+ * @param allWorkers model workers of the whole server: each model's workers × its engines
+ */
+export function threadsPerWorker(model: Pick<ModelConfig, 'threads'>, allWorkers: number): number {
+  return model.threads ?? defaultThreads(allWorkers);
 }
 
 function camel(name: string): string {
@@ -112,6 +137,9 @@ function buildCommand(): Command {
       continue;
     }
     const opt = new Option(`--${f.name} <${f.arg}>`, description).env(envName(f.name));
+    // Every value of a repeated flag counts (the first replaces the default, which is a string, not a list).
+    if ('repeatable' in f)
+      opt.argParser((value: string, previous: unknown): string[] => [...(Array.isArray(previous) ? (previous as string[]) : []), value]);
     if ('default' in f) opt.default(f.default);
     cmd.addOption(opt);
   }
@@ -170,75 +198,163 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   } finally {
     process.env = savedEnv;
   }
-  const raw = cmd.opts<Record<string, string | boolean | undefined>>();
+  const raw = cmd.opts<Record<string, string | string[] | boolean | undefined>>();
   const configFile = typeof raw.config === 'string' ? raw.config.trim() : undefined;
-  const file = configFile ? readConfigFile(configFile, FLAGS) : new Map<string, string>();
+  const file: ConfigFile = configFile ? readConfigFile(configFile, FLAGS) : { values: new Map(), models: new Map() };
   const parsed: Partial<Record<FlagName, unknown>> = {};
   for (const f of FLAGS) {
+    if ('repeatable' in f) continue;
     let given: unknown = raw[camel(f.name)];
     const source = cmd.getOptionValueSource(camel(f.name));
     let from = source === 'env' ? envName(f.name) : undefined;
     // The file fills what neither the command line nor the environment gave.
-    if (!('boolean' in f) && source !== 'cli' && source !== 'env' && file.has(f.name)) {
-      given = file.get(f.name);
+    if (!('boolean' in f) && source !== 'cli' && source !== 'env' && file.values.has(f.name)) {
+      given = file.values.get(f.name);
       from = configFile;
     }
     // Commander reads `--no-x` as option x (true by default, false when given); the table's switch is `no-x`.
     if ('boolean' in f && f.name.startsWith('no-')) given = cmd.getOptionValueSource(camel(f.name.slice(3))) === 'cli' ? true : undefined;
     if ('boolean' in f && given === undefined) {
       const fromEnv = env[envName(f.name)];
-      given = fromEnv ?? file.get(f.name) ?? f.default;
-      from = fromEnv !== undefined ? envName(f.name) : file.has(f.name) ? configFile : undefined;
+      given = fromEnv ?? file.values.get(f.name) ?? f.default;
+      from = fromEnv !== undefined ? envName(f.name) : file.values.has(f.name) ? configFile : undefined;
     }
     if (given === undefined) continue;
-    const result = f.schema.safeParse(given);
-    if (!result.success) {
-      const source = from ? ` (from ${from})` : '';
-      const why = result.error.issues[0]?.message ?? 'is invalid';
-      const got = 'secret' in f ? '' : ` (got ${JSON.stringify(given)})`;
-      throw new ConfigError(`--${f.name}${source} ${why}${got}`);
-    }
-    parsed[f.name] = result.data;
+    parsed[f.name] = checked(f, given, `--${f.name}${from ? ` (from ${from})` : ''}`);
   }
   // Each value is its flag's schema output (present when the flag has a default): FlagValues says which.
-  const config = toConfig(parsed as FlagValues, env);
+  const values = parsed as FlagValues;
+  // The command line's --model values, else QWEN_MODEL, else the file's model (the default is servedModels' to apply).
+  const modelSource = cmd.getOptionValueSource('model');
+  const modelArgs = modelSource === 'cli' || modelSource === 'env' ? [raw.model as string | string[]].flat() : file.model;
+  const models = servedModels(modelArgs, file.models, configFile).map(({ id, source, settings }) =>
+    modelConfig(id, source, { ...values, ...perModelValues(settings, `--config ${configFile}: models.${id}`) }),
+  );
+  const config = toConfig(values, models, env);
   if (config.metricsAuth && config.apiKeys.length === 0) throw new ConfigError('--metrics-auth needs --api-key or --api-key-file');
   return { kind: 'config', config };
 }
 
-/** The typed flag values as the program's Config (derived values: defaults that depend on other flags). */
-function toConfig(values: FlagValues, env: NodeJS.ProcessEnv): Config {
+/** A flag's value through its schema, or a ConfigError naming `where` and why. */
+function checked(f: FlagSpec, given: unknown, where: string): unknown {
+  const result = f.schema.safeParse(given);
+  if (result.success) return result.data;
+  const why = result.error.issues[0]?.message ?? 'is invalid';
+  const got = f.secret ? '' : ` (got ${JSON.stringify(given)})`;
+  throw new ConfigError(`${where} ${why}${got}`);
+}
+
+/** A model's own settings from its `models:` entry, each checked by its flag's schema. */
+function perModelValues(settings: Map<string, string> | undefined, where: string): Partial<FlagValues> {
+  const out: Partial<Record<FlagName, unknown>> = {};
+  for (const [name, text] of settings ?? []) {
+    const f = FLAGS.find((x) => x.name === name)!;
+    out[f.name] = checked(f, text, `${where}.${name}`);
+  }
+  return out as Partial<FlagValues>;
+}
+
+/** `ID=SOURCE`: an id of letters, digits and . _ : - before the first `=` (a path with `=` is written ./a=b.gguf). */
+const ID_SOURCE = /^([A-Za-z0-9][A-Za-z0-9._:-]{0,127})=(.+)$/;
+const MODEL_ID = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
+
+interface ServedModel {
+  id: string | undefined;
+  source: string;
+  settings?: Map<string, string>;
+}
+
+/**
+ * Which models are served: the --model values (command line, else QWEN_MODEL, else the file's `model`), else the
+ * file's `models`, else the default model. A bare SOURCE is the model of --model-id (the last bare one wins, so a
+ * later --model replaces an earlier one as it always has); `ID=SOURCE` adds a model, taking its settings from the
+ * file's `models` entry of that id if there is one.
+ */
+function servedModels(args: string[] | undefined, fileModels: Map<string, FileModel>, configFile: string | undefined): ServedModel[] {
+  const entries: ServedModel[] = [];
+  if (args && args.length > 0) {
+    let bare: ServedModel | undefined;
+    for (const arg of args) {
+      const value = arg.trim();
+      if (value === '') throw new ConfigError('--model must not be empty');
+      const m = ID_SOURCE.exec(value);
+      if (!m) {
+        bare = { id: undefined, source: value };
+        continue;
+      }
+      const [, id, source] = m as unknown as [string, string, string];
+      entries.push({ id, source: source.trim(), settings: fileModels.get(id)?.settings });
+    }
+    if (bare) entries.unshift(bare);
+  } else if (fileModels.size > 0) {
+    for (const [id, m] of fileModels) {
+      if (!MODEL_ID.test(id)) {
+        throw new ConfigError(`--config ${configFile}: models.${id}: a model id is letters, digits and . _ : / - (at most 128)`);
+      }
+      entries.push({ id, ...m });
+    }
+  } else {
+    entries.push({ id: undefined, source: FLAGS.find((f) => f.name === 'model')!.default });
+  }
+  if (entries.length > MAX_MODELS) throw new ConfigError(`--model: at most ${MAX_MODELS} models per server (got ${entries.length})`);
+  const ids = entries.flatMap((e) => (e.id === undefined ? [] : [e.id]));
+  const twice = ids.find((id, i) => ids.indexOf(id) !== i);
+  if (twice !== undefined) throw new ConfigError(`--model: the model id '${twice}' is given twice`);
+  return entries;
+}
+
+/** One model's settings: its own values over the server-wide flags, with the defaults that derive from them. */
+function modelConfig(id: string | undefined, source: string, v: FlagValues): ModelConfig {
   return {
-    model: values.model,
+    id: id ?? v['model-id'],
+    source,
+    workers: v.workers,
+    threads: v.threads,
+    gpus: v.gpus,
+    engines: v.engines,
+    sequences: v.sequences,
+    contextSize: v['context-size'],
+    batchSize: v['batch-size'],
+    maxQueue: v['max-queue'],
+    gpuLayers: v['gpu-layers'],
+    maxRequestTokens: v['max-request-tokens'] ?? 4 * v['context-size'],
+    maxRequestLogprobs: v['max-request-logprobs'],
+    onDemand: v['on-demand'],
+    keepAliveSeconds: v['keep-alive'],
+  };
+}
+
+/** The typed flag values as the program's Config (derived values: defaults that depend on other flags). */
+function toConfig(values: FlagValues, models: ModelConfig[], env: NodeJS.ProcessEnv): Config {
+  const limit = values['max-resident-models'];
+  const alwaysResident = models.filter((m) => !m.onDemand).length;
+  // Room for every model that is never unloaded, and for one on-demand model at a time.
+  const needed = alwaysResident + (models.some((m) => m.onDemand) ? 1 : 0);
+  if (limit > 0 && needed > limit) {
+    throw new ConfigError(
+      `--max-resident-models ${limit} leaves no room: ${alwaysResident} models are not --on-demand (they are never unloaded)${needed > alwaysResident ? ' and an on-demand model needs one more' : ''}`,
+    );
+  }
+  return {
+    models,
     modelsDir: path.resolve(values['models-dir']),
-    modelId: values['model-id'],
     host: values.host,
     port: values.port,
     logLevel: values['log-level'],
-    workers: values.workers,
-    threads: values.threads,
-    gpus: values.gpus,
-    engines: values.engines,
-    sequences: values.sequences,
-    contextSize: values['context-size'],
-    batchSize: values['batch-size'],
-    maxQueue: values['max-queue'],
+    maxResidentModels: values['max-resident-models'],
     requestTimeoutSeconds: values['request-timeout'],
     drainTimeoutSeconds: values['drain-timeout'],
     bodyLimitBytes: values['body-limit'],
     gpu: values.gpu,
-    gpuLayers: values['gpu-layers'],
     metricsPort: values['metrics-port'],
     metricsHost: values['metrics-host'] ?? values.host,
     metricsPerWorker: values['metrics-per-worker'],
     metricsTimeoutSeconds: values['metrics-timeout'],
     latencyBuckets: values['latency-buckets'],
     nvmlLibrary: values['nvml-library'],
-    maxTokensLimit: values['max-tokens-limit'] ?? values['context-size'],
+    maxTokensLimit: values['max-tokens-limit'] ?? Math.max(...models.map((m) => m.contextSize)),
     maxMessages: values['max-messages'],
     maxStop: values['max-stop'],
-    maxRequestTokens: values['max-request-tokens'] ?? 4 * values['context-size'],
-    maxRequestLogprobs: values['max-request-logprobs'],
     schemaLimits: {
       maxBytes: values['max-schema-bytes'],
       maxEnumValues: values['max-enum-values'],

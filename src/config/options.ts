@@ -38,6 +38,10 @@ export interface FlagSpec {
   boolean?: true;
   /** Never echoed in messages or logs. */
   secret?: true;
+  /** A setting each served model may have of its own (a `models:` entry of --config); the flag is every model's default. */
+  perModel?: true;
+  /** Given more than once, each value counts (--model); its env var and config key give one value, or a list in the file. */
+  repeatable?: true;
 }
 
 const bucketList = z
@@ -93,11 +97,12 @@ export const FLAGS = [
   },
   {
     name: 'model',
-    arg: 'path|hf:uri|demo',
+    arg: '[id=]path|hf:uri|demo',
     description:
-      'GGUF model: a local .gguf path, an hf: URI (downloaded to --models-dir), or "demo" (a tiny random-weight model generated locally)',
+      'GGUF model: a local .gguf path, an hf: URI (downloaded to --models-dir), or "demo" (a tiny random-weight model generated locally); repeat as ID=SOURCE to serve several models, each under its id',
     default: DEFAULT_MODEL,
     schema: nonEmpty,
+    repeatable: true,
   },
   {
     name: 'models-dir',
@@ -109,7 +114,7 @@ export const FLAGS = [
   {
     name: 'model-id',
     arg: 'id',
-    description: 'model id in /v1/models and responses',
+    description: 'model id in /v1/models and responses, for the --model given without ID=',
     defaultText: 'the model file name without .gguf',
     schema: nonEmpty,
   },
@@ -130,6 +135,7 @@ export const FLAGS = [
     description: 'model worker threads (each loads the model once), per engine process with --gpus/--engines',
     default: '1',
     schema: int(1, 256),
+    perModel: true,
   },
   {
     name: 'threads',
@@ -137,6 +143,7 @@ export const FLAGS = [
     description: 'CPU threads per worker',
     defaultText: 'cores ÷ (workers × engine processes), at least 1',
     schema: int(1, 1024),
+    perModel: true,
   },
   {
     name: 'gpus',
@@ -145,6 +152,7 @@ export const FLAGS = [
       'one engine process per listed GPU, pinned to it with CUDA_VISIBLE_DEVICES (all = every GPU NVML sees; none = engine processes without GPUs)',
     defaultText: 'unset: the pool runs in the server process and --gpu picks the device',
     schema: gpuList,
+    perModel: true,
   },
   {
     name: 'engines',
@@ -152,14 +160,23 @@ export const FLAGS = [
     description: 'number of engine processes (spread over the --gpus entries in turn; on CPU without --gpus), e.g. for crash isolation',
     defaultText: 'one per --gpus entry',
     schema: int(1, 64),
+    perModel: true,
   },
-  { name: 'sequences', arg: 'n', description: 'concurrent requests batched in one context per worker', default: '8', schema: int(1, 256) },
+  {
+    name: 'sequences',
+    arg: 'n',
+    description: 'concurrent requests batched in one context per worker',
+    default: '8',
+    schema: int(1, 256),
+    perModel: true,
+  },
   {
     name: 'context-size',
     arg: 'tokens',
     description: 'context tokens per sequence (prompt + completion)',
     default: '2048',
     schema: int(64, 1 << 20),
+    perModel: true,
   },
   {
     name: 'batch-size',
@@ -167,6 +184,7 @@ export const FLAGS = [
     description: 'tokens evaluated per decode batch in a worker',
     default: '512',
     schema: int(1, 1 << 20),
+    perModel: true,
   },
   {
     name: 'max-queue',
@@ -174,6 +192,32 @@ export const FLAGS = [
     description: 'requests that may wait beyond all sequences; more get 429',
     default: '64',
     schema: int(0, 1_000_000),
+    perModel: true,
+  },
+  {
+    name: 'on-demand',
+    arg: '',
+    description: 'load the model at its first request instead of at start, and unload it after --keep-alive unused (per model in --config)',
+    default: 'false',
+    schema: switchValue,
+    boolean: true,
+    perModel: true,
+  },
+  {
+    name: 'keep-alive',
+    arg: 'seconds',
+    description: 'how long an --on-demand model stays loaded after its last request',
+    default: '300',
+    schema: positiveSeconds,
+    perModel: true,
+  },
+  {
+    name: 'max-resident-models',
+    arg: 'n',
+    description:
+      'most models loaded at once; loading an --on-demand model beyond it first unloads the idle on-demand model used longest ago (0: no limit)',
+    default: '0',
+    schema: int(0, 64),
   },
   {
     name: 'request-timeout',
@@ -193,8 +237,8 @@ export const FLAGS = [
   {
     name: 'max-tokens-limit',
     arg: 'n',
-    description: 'largest max_tokens a request may ask for',
-    defaultText: 'the context size',
+    description: 'largest max_tokens a request may ask for (a model also holds each request to its context size)',
+    defaultText: "the largest model's context size",
     schema: int(1, 1 << 24),
   },
   { name: 'max-messages', arg: 'n', description: 'most messages in one chat request', default: '256', schema: int(1, 1_000_000) },
@@ -206,6 +250,7 @@ export const FLAGS = [
       'most tokens one request may generate over all its choices (n × max_tokens); without max_tokens each choice gets its share',
     defaultText: '4 × the context size',
     schema: int(1, 1 << 30),
+    perModel: true,
   },
   {
     name: 'max-request-logprobs',
@@ -213,6 +258,7 @@ export const FLAGS = [
     description: 'most log probabilities one request may return: choices × max_tokens × (1 + top_logprobs)',
     default: '65536',
     schema: int(1, 1 << 30),
+    perModel: true,
   },
   {
     name: 'max-schema-bytes',
@@ -315,6 +361,7 @@ export const FLAGS = [
     description: 'layers offloaded to the GPU',
     default: 'auto',
     schema: z.union([z.enum(['auto', 'max']), int(0, 100_000)], { error: 'must be auto, max or a non-negative integer' }),
+    perModel: true,
   },
   {
     name: 'metrics-port',

@@ -34,6 +34,7 @@ interface GpuReading {
 }
 
 interface WorkerReading {
+  model: string;
   slot: number;
   workerId: number;
   kvCacheUsage: number | null;
@@ -125,7 +126,7 @@ function gpus(metrics: MetricJson[]): GpuReading[] {
 export function readRegistry(
   t: number,
   metrics: MetricJson[],
-  workers: { slot: number; workerId: number; metrics: MetricJson[] }[],
+  workers: { model: string; slot: number; workerId: number; metrics: MetricJson[] }[],
 ): Reading {
   const by = <K extends string>(name: string, label: string, keys: readonly K[]) =>
     Object.fromEntries(keys.map((k) => [k, total(metrics, name, (l) => l[label] === k)])) as Record<K, number>;
@@ -155,6 +156,7 @@ export function readRegistry(
     kvCacheUsage: mean(metrics, WORKER.kvUsage.name),
     gpus: gpus(metrics),
     workers: workers.map((w) => ({
+      model: w.model,
       slot: w.slot,
       workerId: w.workerId,
       kvCacheUsage: mean(w.metrics, WORKER.kvUsage.name),

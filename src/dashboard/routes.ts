@@ -84,9 +84,9 @@ function sendStatic(res: Response, file: string | undefined, csp = false): void 
 }
 
 /** What the dashboard reads from the server (a subset of the HTTP side's context, without importing it). */
+/** The served models and their engines now (an unloaded on-demand model has none). */
 export interface DashboardSource {
-  modelId: string;
-  engines: Engine[];
+  models: { list: readonly { id: string; engines: readonly Engine[] }[] };
 }
 
 export function dashboardRoutes(ctx: DashboardSource, history: MetricsHistory): Router {
@@ -109,18 +109,24 @@ function dashboardData(ctx: DashboardSource, history: MetricsHistory, since: num
   const last = history.latest();
   const reading = last?.reading;
   const rates = history.workerRates();
-  const workers = Array.from({ length: totalWorkers(ctx.engines) }, (_, slot) => {
-    const w = reading?.workers.find((x) => x.slot === slot);
-    return {
-      slot,
-      state: w ? ('ready' as const) : ('loading' as const),
-      kvCacheUsage: w?.kvCacheUsage ?? null,
-      generationTokens: w?.generationTokens ?? null,
-      generationTokensPerSecond: w ? (rates.get(w.workerId) ?? 0) : null,
-    };
-  });
+  const models = ctx.models.list;
+  // Slots are per model: each model's workers are numbered from 0.
+  const workers = models
+    .flatMap((m) => Array.from({ length: totalWorkers(m.engines) }, (_, slot) => ({ model: m.id, slot })))
+    .map(({ model, slot }) => {
+      const w = reading?.workers.find((x) => x.model === model && x.slot === slot);
+      return {
+        model,
+        slot,
+        state: w ? ('ready' as const) : ('loading' as const),
+        kvCacheUsage: w?.kvCacheUsage ?? null,
+        generationTokens: w?.generationTokens ?? null,
+        generationTokensPerSecond: w ? (rates.get(w.workerId) ?? 0) : null,
+      };
+    });
   return {
-    model: ctx.modelId,
+    model: models[0]!.id,
+    models: models.map((m) => m.id),
     version: VERSION,
     sampledAt: reading?.t ?? null,
     intervalSeconds: INTERVAL_SECONDS,
@@ -139,7 +145,7 @@ function dashboardData(ctx: DashboardSource, history: MetricsHistory, since: num
         }
       : null,
     window: history.recent() ?? null,
-    workers: { total: totalWorkers(ctx.engines), ready: reading?.workersReady ?? 0, list: workers },
+    workers: { total: workers.length, ready: reading?.workersReady ?? 0, list: workers },
     gpus: reading?.gpus ?? [],
     history: history.points(since),
   };

@@ -5,17 +5,22 @@
  * (429). A task goes to the engine with the most free sequences, so a busy or slow engine gets less
  * and a restarting one none; the shared queue means no request waits behind one engine while another
  * has room. A task's sequence counts as free again when the task settles, not when its last message is read.
+ *
+ * Each served model has its own dispatcher. An on-demand model's engines come and go (setEngines, only while
+ * no task runs); while it has none, its requests wait in the queue for the model to load.
  */
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/engine.js';
 import { finalOrGrace } from '../engine/final-message.js';
-import { QueueFullError, ShuttingDownError } from '../errors.js';
+import { QueueFullError, ShuttingDownError, type ApiError } from '../errors.js';
 import { nowMs, type CancelReason, type TaskSpec } from '../shared/protocol.js';
 import { Job, type JobHandlers, type JobOutcome } from './job.js';
 
 export interface DispatcherOptions {
   maxQueue: number;
   requestTimeoutSeconds: number;
+  /** Sequences of every worker of every engine the model runs on when loaded (its configuration, not what is ready). */
+  sequences: number;
 }
 
 /** What the dispatcher reports for measurement; the metrics implement it. */
@@ -26,8 +31,6 @@ export interface DispatchObserver {
 }
 
 export class Dispatcher {
-  /** Requests holding a sequence, per engine (their sum is runningCount). */
-  private readonly runningOn: number[];
   private readonly queue: Job[] = [];
   private readonly live = new Set<Job>();
   private readonly idleWaiters: (() => void)[] = [];
@@ -37,20 +40,49 @@ export class Dispatcher {
   /** Requests admitted by reserve() whose prompts are still being prepared (not yet submitted). */
   private reserved = 0;
 
+  private engines: Engine[] = [];
+  /** Requests holding a sequence, per engine (their sum is runningCount). */
+  private runningOn: number[] = [];
+
   constructor(
-    private readonly engines: Engine[],
+    engines: Engine[],
     private readonly opts: DispatcherOptions,
     private readonly log: Logger,
     private readonly observer: DispatchObserver,
   ) {
+    this.setEngines(engines);
+  }
+
+  /** The engines tasks run on from now; only while none runs (a model loaded or unloaded). */
+  setEngines(engines: Engine[]): void {
+    if (this.runningCount > 0) throw new Error('the engines of a dispatcher with running tasks cannot change');
+    this.engines = engines;
     this.runningOn = engines.map(() => 0);
+    this.next = 0;
     // An engine that became ready (or came back) takes queued requests at once.
     for (const engine of engines) engine.on('change', () => this.pump());
+    this.pump();
   }
 
   /** The most tasks ever admitted at once: every sequence of every worker, and the queue. */
   get maxPlaces(): number {
-    return this.engines.reduce((sum, e) => sum + e.workers * e.sequencesPerWorker, 0) + this.opts.maxQueue;
+    return this.opts.sequences + this.opts.maxQueue;
+  }
+
+  /** Requests admitted by reserve() and not yet submitted, or queued, or running: the model is in use. */
+  get busy(): boolean {
+    return this.reserved > 0 || this.live.size > 0;
+  }
+
+  /**
+   * Fails every queued request with `err` (their model could not be loaded); running ones are not touched.
+   */
+  failQueued(err: ApiError): void {
+    for (const job of this.queue.splice(0)) {
+      this.live.delete(job);
+      job.settled(err);
+    }
+    this.checkIdle();
   }
 
   /** Sequences that may run at once now: the ready sequences of every engine. */

@@ -11,6 +11,7 @@ import { metricsRouter } from '../metrics/exposition.js';
 import { anthropicErrorBody } from './anthropic/errors.js';
 import { anthropicRoutes } from './anthropic/routes.js';
 import type { AppContext } from './context.js';
+import { refusedModel } from './core/check-model.js';
 import { bearerAuth } from './middleware/auth.js';
 import { recordBodySize } from './middleware/body-size.js';
 import { corsHandler } from './middleware/cors.js';
@@ -83,7 +84,7 @@ export function createApp(ctx: AppContext): Express {
   app.use(anthropicRoutes(ctx));
   app.use(tokenizeRoutes(ctx));
   app.use(notFound());
-  app.use(errorHandler(ctx.metrics));
+  app.use(errorHandler(ctx.metrics, (req, res) => refusedModel(ctx, req, res)));
   return app;
 }
 

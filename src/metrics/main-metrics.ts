@@ -21,10 +21,12 @@ import {
   type Feature,
   type FinishOutcome,
   type RejectReason,
+  UNLOAD_REASONS,
+  type UnloadReason,
 } from './definitions.js';
 import { counter, gauge, histogram } from './factory.js';
 
-/** The dispatcher's state as the gauges read it at scrape time (summed over engines). */
+/** A model's dispatcher state as the gauges read it at scrape time (summed over its engines). */
 interface PoolState {
   /** Requests holding a sequence (qwen_requests_running). */
   running: number;
@@ -40,18 +42,28 @@ interface PoolState {
   workersReady: number;
 }
 
+/** One served model, as its gauges read it at scrape time. */
+export interface ModelSource {
+  id: string;
+  pool(): PoolState;
+  /** Its engines are started (loading or ready); false for an unloaded on-demand model. */
+  resident(): boolean;
+  /** Its engine processes now (none in-process or unloaded), with whether each is up. */
+  engineStatus(): { labels: EngineLabels; up: boolean }[];
+  /** Every engine process it runs when loaded (none in-process). */
+  engineProcesses: readonly EngineLabels[];
+}
+
 export interface MainMetricsOptions {
-  modelId: string;
   version: string;
   timeBuckets: number[];
-  pool: () => PoolState;
-  /** NVML reader; absent when there is no GPU library, and then no GPU series exist. */
-  gpu?: GpuReader;
+  /** Every served model: each model-labelled series exists for each of them from the start. */
+  models: readonly ModelSource[];
   /**
-   * Engine processes, when there are any: their labels and whether each is up. Then the GPU series
-   * cover only the engines' devices, each labelled with the engine(s) using it.
+   * NVML reader; absent when there is no GPU library, and then no GPU series exist. With engine processes,
+   * the GPU series cover only their devices, each labelled with the engine(s) using it.
    */
-  engines?: { labels: EngineLabels[]; up: (index: number) => boolean };
+  gpu?: GpuReader;
   /** The API's routes, whose series exist at 0 from the start: rate() needs a sample from before the first request. */
   routes: readonly { method: string; endpoint: ApiEndpoint }[];
 }
@@ -60,7 +72,6 @@ const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIO
 
 export class MainMetrics {
   readonly registry = new Registry();
-  private readonly model: { model: string };
   private readonly requests;
   private readonly duration;
   private readonly active;
@@ -72,6 +83,8 @@ export class MainMetrics {
   private readonly prepareTime;
   private readonly grammarCache;
   private readonly engineRestarts;
+  private readonly loads;
+  private readonly unloads;
   private readonly collectTimeouts;
   private readonly collectFailures;
   private readonly clientErrors;
@@ -79,7 +92,6 @@ export class MainMetrics {
 
   constructor(private readonly opts: MainMetricsOptions) {
     const r = this.registry;
-    const model = (this.model = { model: opts.modelId });
     this.requests = counter(MAIN.requests, r);
     this.duration = histogram(MAIN.duration, r, opts.timeBuckets);
     this.active = gauge(MAIN.active, r);
@@ -91,6 +103,8 @@ export class MainMetrics {
     this.prepareTime = histogram(MAIN.prepareTime, r, opts.timeBuckets);
     this.grammarCache = counter(MAIN.grammarCache, r);
     this.engineRestarts = counter(MAIN.engineRestarts, r);
+    this.loads = counter(MAIN.loads, r);
+    this.unloads = counter(MAIN.unloads, r);
     this.collectTimeouts = counter(MAIN.collectTimeouts, r);
     this.collectFailures = counter(MAIN.collectFailures, r);
     this.clientErrors = counter(MAIN.clientErrors, r);
@@ -99,47 +113,67 @@ export class MainMetrics {
       this.requests.inc(labels, 0);
       this.duration.zero(labels);
     }
-    for (const reason of FINISH_REASONS) this.finishedTotal.inc({ ...model, finish_reason: reason }, 0);
-    for (const reason of REJECT_REASONS) this.rejectedTotal.inc({ ...model, reason }, 0);
-    for (const endpoint of GENERATION_ENDPOINTS)
-      for (const feature of FEATURES) this.featureRequests.inc({ ...model, endpoint, feature }, 0);
-    this.toolCallsTotal.inc(model, 0);
-    this.queueTime.zero(model);
-    for (const op of PREPARE_OPS) for (const lane of PREPARE_LANES) this.prepareTime.zero({ ...model, op, lane });
-    for (const result of ['hit', 'miss']) this.grammarCache.inc({ ...model, result }, 0);
+    for (const { id } of opts.models) {
+      const model = { model: id };
+      for (const reason of FINISH_REASONS) this.finishedTotal.inc({ ...model, finish_reason: reason }, 0);
+      for (const reason of REJECT_REASONS) if (reason !== 'unauthorized') this.rejectedTotal.inc({ ...model, reason }, 0);
+      for (const endpoint of GENERATION_ENDPOINTS)
+        for (const feature of FEATURES) this.featureRequests.inc({ ...model, endpoint, feature }, 0);
+      this.toolCallsTotal.inc(model, 0);
+      this.queueTime.zero(model);
+      for (const op of PREPARE_OPS) for (const lane of PREPARE_LANES) this.prepareTime.zero({ ...model, op, lane });
+      for (const result of ['hit', 'miss']) this.grammarCache.inc({ ...model, result }, 0);
+      this.loads.inc(model, 0);
+      for (const reason of UNLOAD_REASONS) this.unloads.inc({ ...model, reason }, 0);
+    }
+    // Refused before the request's model is known: no model label.
+    this.rejectedTotal.inc({ reason: 'unauthorized' }, 0);
     this.collectTimeouts.inc(0);
     this.collectFailures.inc(0);
     for (const code of CLIENT_ERROR_CODES) this.clientErrors.inc({ code }, 0);
     this.active.set(0);
     this.setLlamaCpp('unknown');
 
-    const pool = opts.pool;
+    const models = opts.models;
+    // One read of each model's pool per scrape: the first gauge reads, the others take its numbers.
+    let pools: PoolState[] = [];
     gauge(MAIN.running, r, function () {
-      this.set(model, pool().running);
+      pools = models.map((m) => m.pool());
+      models.forEach((m, i) => this.set({ model: m.id }, pools[i]!.running));
     });
     gauge(MAIN.waiting, r, function () {
-      this.set(model, pool().waiting);
+      models.forEach((m, i) => this.set({ model: m.id }, pools[i]!.waiting));
     });
     gauge(MAIN.readySequences, r, function () {
-      this.set(model, pool().readySequences);
+      models.forEach((m, i) => this.set({ model: m.id }, pools[i]!.readySequences));
     });
     gauge(MAIN.workersReady, r, function () {
-      this.set(pool().workersReady);
+      models.forEach((m, i) => this.set({ model: m.id }, pools[i]!.workersReady));
     });
-    const engines = opts.engines;
-    if (engines) {
-      for (const labels of engines.labels) this.engineRestarts.inc(labels, 0);
+    gauge(MAIN.resident, r, function () {
+      for (const m of models) this.set({ model: m.id }, m.resident() ? 1 : 0);
+    });
+    const engineProcesses = models.flatMap((m) => m.engineProcesses);
+    for (const m of models) for (const labels of m.engineProcesses) this.engineRestarts.inc({ model: m.id, ...labels }, 0);
+    if (engineProcesses.length > 0) {
       gauge(MAIN.engineUp, r, function () {
-        engines.labels.forEach((labels, i) => this.set(labels, engines.up(i) ? 1 : 0));
+        // An unloaded model's engines are gone, not down: their series go.
+        this.reset();
+        for (const m of models) for (const e of m.engineStatus()) this.set({ model: m.id, ...e.labels }, e.up ? 1 : 0);
       });
     }
-    if (opts.gpu) this.registerGpu(opts.gpu, engines && engineByDevice(engines.labels));
+    // A model in the server's own process may use any GPU: then every device is reported.
+    const onlyEngineDevices = models.every((m) => m.engineProcesses.length > 0);
+    if (opts.gpu) this.registerGpu(opts.gpu, engineByDevice(engineProcesses), onlyEngineDevices);
     collectDefaultMetrics({ register: r });
     dropTotalGauges(r);
   }
 
-  /** @param engineOf device label → the engine label for it; only those devices are reported */
-  private registerGpu(gpu: GpuReader, engineOf?: Map<string, string>): void {
+  /**
+   * @param engineOf device label → the engine label for it
+   * @param onlyEngineDevices report only the engines' devices (every model runs in engine processes)
+   */
+  private registerGpu(gpu: GpuReader, engineOf: Map<string, string>, onlyEngineDevices: boolean): void {
     const r = this.registry;
     // The first gauge's collect reads NVML (cached for a second) and fills all four, in registration
     // order; reset() drops devices that disappeared instead of reporting stale values.
@@ -147,9 +181,9 @@ export class MainMetrics {
       const devices = gpu.devices();
       for (const g of [used, total, util, info]) g.reset();
       for (const d of devices) {
-        const engine = engineOf?.get(d.device);
-        // With engine processes, a GPU none of them was given is not this server's to report.
-        if (engineOf && engine === undefined) continue;
+        const engine = engineOf.get(d.device);
+        // With engine processes only, a GPU none of them was given is not this server's to report.
+        if (onlyEngineDevices && engine === undefined) continue;
         const labels = engine === undefined ? { device: d.device } : { device: d.device, engine };
         // A value NVML could not read is left out rather than reported as 0.
         if (Number.isFinite(d.memoryUsedBytes)) used.set(labels, d.memoryUsedBytes);
@@ -183,40 +217,50 @@ export class MainMetrics {
     };
   }
 
-  rejected(reason: RejectReason): void {
-    this.rejectedTotal.inc({ ...this.model, reason });
+  /** @param model the served model the request named; undefined when it was refused before that was known */
+  rejected(reason: RejectReason, model?: string): void {
+    this.rejectedTotal.inc(model === undefined ? { reason } : { model, reason });
   }
 
   /** An admitted generation request that uses these features. */
-  features(endpoint: EndpointLabel | undefined, features: readonly Feature[]): void {
+  features(model: string, endpoint: EndpointLabel | undefined, features: readonly Feature[]): void {
     if (endpoint === undefined) return;
-    for (const feature of features) this.featureRequests.inc({ ...this.model, endpoint, feature });
+    for (const feature of features) this.featureRequests.inc({ model, endpoint, feature });
   }
 
-  toolCalls(count: number): void {
-    if (count > 0) this.toolCallsTotal.inc(this.model, count);
+  toolCalls(model: string, count: number): void {
+    if (count > 0) this.toolCallsTotal.inc({ model }, count);
   }
 
-  finished(reason: FinishOutcome): void {
-    this.finishedTotal.inc({ ...this.model, finish_reason: reason });
+  finished(model: string, reason: FinishOutcome): void {
+    this.finishedTotal.inc({ model, finish_reason: reason });
   }
 
   /** A tokenizer-worker job ended (successfully or not). */
-  prepared(op: PrepareOp, lane: PrepareLane, seconds: number): void {
-    this.prepareTime.observe({ ...this.model, op, lane }, seconds);
+  prepared(model: string, op: PrepareOp, lane: PrepareLane, seconds: number): void {
+    this.prepareTime.observe({ model, op, lane }, seconds);
   }
 
   /** A request's grammar came from the composed-grammar cache, or not. */
-  grammarComposed(cached: boolean): void {
-    this.grammarCache.inc({ ...this.model, result: cached ? 'hit' : 'miss' });
+  grammarComposed(model: string, cached: boolean): void {
+    this.grammarCache.inc({ model, result: cached ? 'hit' : 'miss' });
   }
 
-  queued(seconds: number): void {
-    this.queueTime.observe(this.model, seconds);
+  queued(model: string, seconds: number): void {
+    this.queueTime.observe({ model }, seconds);
   }
 
-  engineRestarted(labels: EngineLabels): void {
-    this.engineRestarts.inc(labels);
+  engineRestarted(model: string, labels: EngineLabels): void {
+    this.engineRestarts.inc({ model, ...labels });
+  }
+
+  /** A model's engines were started: at start, or at an on-demand model's request. */
+  modelLoaded(model: string): void {
+    this.loads.inc({ model });
+  }
+
+  modelUnloaded(model: string, reason: UnloadReason): void {
+    this.unloads.inc({ model, reason });
   }
 
   /** A request Node's HTTP parser refused; `code` is one of CLIENT_ERROR_CODES (anything else counts as bad_request). */

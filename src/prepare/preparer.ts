@@ -50,6 +50,8 @@ class Lane {
   readonly name: PrepareLane;
   /** A thread has loaded the vocabulary. */
   ready = false;
+  /** What the model is for, as its GGUF says (known once a thread has loaded it). */
+  kind: 'generate' | 'embed' | undefined;
   loadError: string | undefined;
   /** Resolves when every thread has loaded the vocabulary or failed to. */
   readonly loaded: Promise<void>;
@@ -79,6 +81,7 @@ class Lane {
     this.piscina.on('message', (msg: PrepareControl | LlamaLogMessage) => {
       if (msg.type === 'prepare_ready') {
         this.ready = true;
+        this.kind = msg.embedding ? 'embed' : 'generate';
         threadSettled();
       } else if (msg.type === 'prepare_failed') {
         this.loadError = msg.message;
@@ -113,6 +116,16 @@ export class Preparer {
    */
   get ready(): boolean {
     return this.light.ready && this.light.settled && this.heavy.settled;
+  }
+
+  /** The model's kind from its GGUF, once ready. */
+  get kind(): 'generate' | 'embed' | undefined {
+    return this.ready ? this.light.kind : undefined;
+  }
+
+  /** Why the vocabulary could not be loaded, when it could not. */
+  get loadError(): string | undefined {
+    return this.light.settled && !this.light.ready ? this.light.loadError : undefined;
   }
 
   /**

@@ -74,4 +74,5 @@ export type PrepareResult =
   | { ok: false; error: ErrorPayload; detail?: string };
 
 /** Worker → main, on its parentPort: loaded, or not. */
-export type PrepareControl = { type: 'prepare_ready' } | { type: 'prepare_failed'; message: string };
+/** `embedding`: the GGUF declares a pooling type (an embedding model, served on /v1/embeddings only). */
+export type PrepareControl = { type: 'prepare_ready'; embedding: boolean } | { type: 'prepare_failed'; message: string };

@@ -12,7 +12,12 @@ import type { ErrorPayload } from '../errors.js';
  * parentPort, which Piscina re-emits as the pool's 'message' event: never `pool.threads[i].postMessage`,
  * which Piscina takes for its start-up message and which kills the worker.
  */
-export const WORKERS_CHANNEL = 'qwen-serve:workers';
+const WORKERS_CHANNEL = 'qwen-serve:workers';
+
+/** Each pool's own channel: a BroadcastChannel reaches every thread of the process that opened the same name. */
+export function workersChannel(modelId: string): string {
+  return `${WORKERS_CHANNEL}:${modelId}`;
+}
 
 /** What every worker receives as Piscina workerData. */
 /** `--gpu`: the compute backends node-llama-cpp can use ('off' = CPU only). */
@@ -25,6 +30,8 @@ export interface WorkerInit {
   modelPath: string;
   /** The `model` label of the worker's metrics. */
   modelId: string;
+  /** The BroadcastChannel the pool's metrics requests come on (workersChannel(modelId)). */
+  channel: string;
   /** Upper bounds (seconds) of the latency histograms. */
   timeBuckets: number[];
   /** Test-only fault injection (see workers/faults.ts); false in production. */
@@ -248,7 +255,7 @@ export interface LlamaLogMessage {
   dropped?: number;
 }
 
-/** Main → workers, on WORKERS_CHANNEL. */
+/** Main → workers, on the pool's workersChannel(). */
 export type WorkerRequest = { type: 'collect'; id: number };
 
 /** Epoch milliseconds with sub-millisecond resolution, the same clock in every thread. */

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { Logger } from 'pino';
 import { logLlama } from '../../log.js';
-import { WORKERS_CHANNEL, type ControlMessage, type ModelTask, type WorkerInit, type WorkerRequest } from '../../shared/protocol.js';
+import { type ControlMessage, type ModelTask, type WorkerInit, type WorkerRequest } from '../../shared/protocol.js';
 import type { EngineTask } from '../engine.js';
 
 const WORKER_FILE = fileURLToPath(new URL('../../../workers/model-worker.js', import.meta.url));
@@ -47,7 +47,7 @@ export class ModelPool extends EventEmitter<PoolEvents> {
     private readonly log: Logger,
   ) {
     super();
-    this.channel = new BroadcastChannel(WORKERS_CHANNEL);
+    this.channel = new BroadcastChannel(opts.channel);
     this.channel.unref();
     const { workers, ...init } = opts;
     this.piscina = new Piscina({

@@ -19,14 +19,15 @@ export function anthropicRoutes(ctx: AppContext): Router {
 
   router.post(ROUTES.messages.path, async (req, res) => {
     const body = parseBody(schemas.messages, req.body);
-    await serveGeneration(ctx, req, res, messagesRequest(body), () => messagesRenderer(ctx.modelId));
+    await serveGeneration(ctx, req, res, messagesRequest(body), (_, model) => messagesRenderer(model));
   });
 
   router.post(ROUTES.countTokens.path, async (req, res) => {
     const body = parseBody(schemas.countTokens, req.body);
     const input = messagesInput(body);
     const tools = outputConstraints(messagesShape(body), ctx.schemaLimits).tools?.functions;
-    const { value } = await ctx.prepare.run({ op: 'prompts', inputs: [input], tools, param: 'messages' }, bodySize(req));
+    const model = ctx.models.vocabulary(body.model);
+    const { value } = await model.prepare.run({ op: 'prompts', inputs: [input], tools, param: 'messages' }, bodySize(req));
     res.json({ input_tokens: value.prompts[0]!.tokens.length });
   });
 

@@ -8,7 +8,7 @@ import type { GenerateInput } from '../../shared/protocol.js';
 import type { AppContext } from '../context.js';
 import { bodySize } from '../middleware/body-size.js';
 import { endpointLabel } from '../middleware/request-context.js';
-import { checkModel } from './check-model.js';
+import { requestModel } from './check-model.js';
 import { prepareChoices, type PreparedChoices } from './prepare.js';
 import type { Renderer } from './renderer.js';
 import { respond } from './respond.js';
@@ -17,7 +17,7 @@ import { featuresOf, outputConstraints, shapingParam, type ShapeRequest } from '
 
 /** A generation request in no dialect's words: what every API's request maps into. */
 export interface GenerationRequest {
-  /** The model the client named (checked against the one served). */
+  /** The model the client named (none: the first text-generation model served). */
   model: string | null | undefined;
   inputs: GenerateInput[];
   /** Choices per input (default 1). */
@@ -37,12 +37,12 @@ export async function serveGeneration(
   req: Request,
   res: Response,
   g: GenerationRequest,
-  renderer: (prepared: PreparedChoices) => Renderer,
+  renderer: (prepared: PreparedChoices, model: string) => Renderer,
 ): Promise<void> {
   const constraints = outputConstraints(g.shape, ctx.schemaLimits);
-  checkModel(ctx, g.model);
-  ctx.metrics.features(endpointLabel(req), featuresOf(constraints, g.shape));
-  const prepared = await prepareChoices(ctx, {
+  const model = requestModel(ctx, res, g.model, 'generate');
+  ctx.metrics.features(model.id, endpointLabel(req), featuresOf(constraints, g.shape));
+  const prepared = await prepareChoices(ctx, model, {
     bodyBytes: bodySize(req),
     inputs: g.inputs,
     n: g.n ?? 1,
@@ -51,11 +51,11 @@ export async function serveGeneration(
     params: { prompt: g.promptParam, shaping: shapingParam(constraints, g.shape), logprobs: g.logprobsParam },
     echo: g.echo,
   });
-  respond(ctx.dispatcher, res, {
+  respond(model.dispatcher, res, {
     tasks: prepared.tasks,
     release: prepared.release,
-    renderer: renderer(prepared),
+    renderer: renderer(prepared, model.id),
     stream: g.stream,
-    onToolCalls: (count) => ctx.metrics.toolCalls(count),
+    onToolCalls: (count) => ctx.metrics.toolCalls(model.id, count),
   });
 }

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { ContextLengthExceededError } from '../../errors.js';
 import type { ShapingRequest } from '../../shared/prepare-protocol.js';
 import type { GenerateInput, OutputConstraints, SamplingParams } from '../../shared/protocol.js';
+import type { ServedModel } from '../../models/served-model.js';
 import type { AppContext } from '../context.js';
 import { choiceMaxTokens } from './budget.js';
 import { invalidValue } from './validation.js';
@@ -40,30 +41,31 @@ export interface PreparedChoices {
  * right before it submits the tasks, so no other request can take them in between; or here, when preparing
  * fails.
  */
-export async function prepareChoices(ctx: AppContext, r: ChoicesRequest): Promise<PreparedChoices> {
+export async function prepareChoices(ctx: AppContext, model: ServedModel, r: ChoicesRequest): Promise<PreparedChoices> {
   const places = r.inputs.length * r.n;
+  const { dispatcher } = model;
   // A request the server could never admit whole is the client's to split, not a 429 to retry forever.
-  if (places > ctx.dispatcher.maxPlaces) {
+  if (places > dispatcher.maxPlaces) {
     const param = r.n > 1 ? 'n' : r.params.prompt;
     throw invalidValue(
       param,
-      `this request has ${places} choices (inputs × n), and this server admits at most ${ctx.dispatcher.maxPlaces} at once (workers × --sequences, plus --max-queue); send fewer per request`,
+      `this request has ${places} choices (inputs × n), and the model '${model.id}' admits at most ${dispatcher.maxPlaces} at once (workers × --sequences, plus --max-queue); send fewer per request`,
     );
   }
-  const release = ctx.dispatcher.reserve(places);
+  const release = dispatcher.reserve(places);
   try {
-    return { ...(await prepareTasks(ctx, r)), release };
+    return { ...(await prepareTasks(ctx, model, r)), release };
   } catch (err) {
     release();
     throw err;
   }
 }
 
-async function prepareTasks(ctx: AppContext, r: ChoicesRequest): Promise<Omit<PreparedChoices, 'release'>> {
+async function prepareTasks(ctx: AppContext, model: ServedModel, r: ChoicesRequest): Promise<Omit<PreparedChoices, 'release'>> {
   const { constraints: c } = r;
   const shaping: ShapingRequest | undefined =
     c.json || c.tools ? { json: c.json, tools: c.tools, param: r.params.shaping ?? r.params.prompt } : undefined;
-  const { value } = await ctx.prepare.run(
+  const { value } = await model.prepare.run(
     {
       op: 'prompts',
       inputs: r.inputs,
@@ -75,10 +77,10 @@ async function prepareTasks(ctx: AppContext, r: ChoicesRequest): Promise<Omit<Pr
     },
     r.bodyBytes,
   );
-  if (value.grammarCached !== undefined) ctx.metrics.grammarComposed(value.grammarCached);
+  if (value.grammarCached !== undefined) ctx.metrics.grammarComposed(model.id, value.grammarCached);
   if (r.mode === 'embed') {
     const tasks = value.prompts.map((p, i): ChoiceTask => {
-      embedFits(p.tokens.length, ctx.contextSize, paramOf(r, i));
+      embedFits(p.tokens.length, model.budgets.contextSize, paramOf(r, i));
       return {
         kind: 'embed',
         requestId: randomUUID(),
@@ -101,7 +103,7 @@ async function prepareTasks(ctx: AppContext, r: ChoicesRequest): Promise<Omit<Pr
       logprobsTop: c.logprobs?.top,
       logprobsParam: r.params.logprobs,
     },
-    ctx.budgets,
+    model.budgets,
   );
   const tasks = value.prompts.flatMap((p, i) =>
     Array.from(

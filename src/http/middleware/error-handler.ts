@@ -69,13 +69,15 @@ function fromExpress(err: unknown): ApiError | undefined {
   return fromBodyParser(err);
 }
 
-export function errorHandler(metrics: MainMetrics) {
+/** @param modelOf the served model a refused request was for (its `model` label), when known */
+export function errorHandler(metrics: MainMetrics, modelOf?: (req: Request, res: Response) => string | undefined) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
     const known = err instanceof ApiError ? err : fromExpress(err);
     const apiError = known ?? new InternalError('Internal server error.');
     // A generation request refused for its content (schema, JSON, size, unknown model) before admission.
     const label = endpointLabel(req);
-    if (label !== undefined && GENERATION_ENDPOINTS.has(label) && [400, 404, 413].includes(apiError.status)) metrics.rejected('invalid');
+    if (label !== undefined && GENERATION_ENDPOINTS.has(label) && [400, 404, 413].includes(apiError.status))
+      metrics.rejected('invalid', modelOf?.(req, res));
     sendError(res, apiError, known ? undefined : err);
   };
 }

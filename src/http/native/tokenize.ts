@@ -45,8 +45,9 @@ export function tokenizeRoutes(ctx: AppContext): Router {
       body.messages !== undefined
         ? { input: chatInput(parseBody(chatSchema, { messages: body.messages }), ctx.limits.maxJsonDepth) }
         : { text: text!, special: body.parse_special ?? true };
-    const result = await ctx.prepare.run(
-      { op: 'tokenize', source, pieces: body.with_pieces === true, maxModelLen: ctx.contextSize },
+    const model = ctx.models.vocabulary(body.model);
+    const result = await model.prepare.run(
+      { op: 'tokenize', source, pieces: body.with_pieces === true, maxModelLen: model.budgets.contextSize },
       bodySize(req),
     );
     res.type('application/json').send(result.body);
@@ -54,7 +55,9 @@ export function tokenizeRoutes(ctx: AppContext): Router {
 
   router.post(ROUTES.detokenize.path, async (req, res) => {
     const body = parseBody(detokenizeBody, req.body);
-    const { text } = await ctx.prepare.run({ op: 'detokenize', tokens: body.tokens, param: 'tokens' }, bodySize(req));
+    const { text } = await ctx.models
+      .vocabulary(body.model)
+      .prepare.run({ op: 'detokenize', tokens: body.tokens, param: 'tokens' }, bodySize(req));
     res.json({ content: text, prompt: text });
   });
 

@@ -1,12 +1,12 @@
 /**
  * POST /v1/embeddings, for embedding models (a GGUF that declares a pooling type). Each input is one task
  * through the same dispatcher and respond() as a completion's choices (queue, timeouts, metrics); a
- * text-generation model answers 400 `model_not_embedding` from its worker.
+ * text-generation model answers 400 `model_not_embedding` (core/check-model.ts, from the model's GGUF).
  */
 import { Router } from 'express';
 import { z } from 'zod';
 import type { AppContext } from '../context.js';
-import { checkModel } from '../core/check-model.js';
+import { requestModel } from '../core/check-model.js';
 import { prepareChoices } from '../core/prepare.js';
 import { respond } from '../core/respond.js';
 import { invalidValue, parseBody } from '../core/validation.js';
@@ -42,8 +42,8 @@ export function embeddingsRoutes(ctx: AppContext): Router {
         throw invalidValue(input.param ?? 'input', 'must not be empty (an empty text has no embedding)');
       }
     }
-    checkModel(ctx, b.model);
-    const { tasks, release } = await prepareChoices(ctx, {
+    const model = requestModel(ctx, res, b.model, 'embed');
+    const { tasks, release } = await prepareChoices(ctx, model, {
       bodyBytes: bodySize(req),
       inputs,
       n: 1,
@@ -51,7 +51,7 @@ export function embeddingsRoutes(ctx: AppContext): Router {
       params: { prompt: 'input' },
       mode: 'embed',
     });
-    respond(ctx.dispatcher, res, {
+    respond(model.dispatcher, res, {
       tasks,
       release,
       stream: false,
@@ -63,7 +63,7 @@ export function embeddingsRoutes(ctx: AppContext): Router {
             index,
             embedding: b.encoding_format === 'base64' ? base64(a.embedding!) : a.embedding,
           })),
-          model: ctx.modelId,
+          model: model.id,
           usage: { prompt_tokens: usage.promptTokens, total_tokens: usage.promptTokens },
         }),
       },

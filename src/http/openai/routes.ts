@@ -16,16 +16,14 @@ export function openaiRoutes(ctx: AppContext): Router {
     const body = parseBody(schemas.completion, req.body);
     const includeUsage = body.stream === true && body.stream_options?.include_usage === true;
     // echo sends each prompt's text first (token-id prompts are detokenized by the tokenizer workers).
-    await serveGeneration(ctx, req, res, completionRequest(body), ({ echo }) =>
-      completionRenderer({ model: ctx.modelId, includeUsage, echo }),
-    );
+    await serveGeneration(ctx, req, res, completionRequest(body), ({ echo }, model) => completionRenderer({ model, includeUsage, echo }));
   });
 
   router.post(ROUTES.chat.path, async (req, res) => {
     const body = parseBody(schemas.chat, req.body);
     const includeUsage = body.stream === true && body.stream_options?.include_usage === true;
     const request = chatRequest(body, ctx.limits.maxJsonDepth);
-    await serveGeneration(ctx, req, res, request, () => chatRenderer({ model: ctx.modelId, includeUsage }, request.n ?? 1));
+    await serveGeneration(ctx, req, res, request, (_, model) => chatRenderer({ model, includeUsage }, request.n ?? 1));
   });
 
   return router;

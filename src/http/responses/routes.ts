@@ -13,7 +13,7 @@ export function responsesRoutes(ctx: AppContext): Router {
 
   router.post(ROUTES.responses.path, async (req, res) => {
     const body = parseBody(schema, req.body);
-    await serveGeneration(ctx, req, res, responsesRequest(body, ctx.limits.maxJsonDepth), () => responsesRenderer(ctx.modelId, body));
+    await serveGeneration(ctx, req, res, responsesRequest(body, ctx.limits.maxJsonDepth), (_, model) => responsesRenderer(model, body));
   });
 
   return router;

@@ -28,7 +28,15 @@ export class DirectBaseline {
   }
 
   static async load(o: DirectOptions): Promise<DirectBaseline> {
-    const loaded = await loadModel({ ...o, gpuLayers: 'auto', modelId: 'direct', timeBuckets: [], faults: false, grammarCacheSize: 0 });
+    const loaded = await loadModel({
+      ...o,
+      gpuLayers: 'auto',
+      modelId: 'direct',
+      channel: 'direct',
+      timeBuckets: [],
+      faults: false,
+      grammarCacheSize: 0,
+    });
     if (loaded.kind !== 'generate') throw new Error('the direct baseline needs a text-generation model');
     return new DirectBaseline(loaded);
   }
