@@ -203,6 +203,82 @@ describe('--config FILE', () => {
   });
 });
 
+describe('several models', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qwen-models-'));
+  const write = (name: string, text: string) => {
+    const file = path.join(dir, name);
+    fs.writeFileSync(file, text);
+    return file;
+  };
+  const served = (argv: string[], env: NodeJS.ProcessEnv = {}) => config(argv, env).models.map((m) => [m.id, m.source]);
+
+  it('--model ID=SOURCE adds a model; a bare SOURCE is the --model-id one, and a later bare SOURCE replaces it', () => {
+    expect(served(['--model', 'chat=demo', '--model', 'embed=./e=1.gguf'])).toEqual([
+      ['chat', 'demo'],
+      ['embed', './e=1.gguf'],
+    ]);
+    // A path with '=' in it stays a path when what precedes '=' is not an id.
+    expect(served(['--model', './a=b.gguf'])).toEqual([[undefined, './a=b.gguf']]);
+    expect(served(['--model', 'a.gguf', '--model', 'b.gguf', '--model', 'e=hf:Org/Repo-GGUF:Q8_0', '--model-id', 'main'])).toEqual([
+      ['main', 'b.gguf'],
+      ['e', 'hf:Org/Repo-GGUF:Q8_0'],
+    ]);
+    expect(served([], { QWEN_MODEL: 'x=demo' })).toEqual([['x', 'demo']]);
+    expect(() => config(['--model', 'a=demo', '--model', 'a=other.gguf'])).toThrow(/the model id 'a' is given twice/);
+    const many = Array.from({ length: 17 }, (_, i) => ['--model', `m${i}=demo`]).flat();
+    expect(() => config(many)).toThrow(/at most 16 models per server \(got 17\)/);
+  });
+
+  it('models: in the config file gives each model its settings over the server-wide flags', () => {
+    const file = write(
+      'models.yaml',
+      [
+        'workers: 2',
+        'keep-alive: 60',
+        'max-resident-models: 2',
+        'models:',
+        '  chat: { source: demo, context-size: 4096, gpus: [0, 1] }',
+        '  embed: { source: ./embed.gguf, gpus: [2], workers: 1, on-demand: true }',
+      ].join('\n'),
+    );
+    const c = config(['--config', file]);
+    expect(c.models.map((m) => [m.id, m.source, m.workers, m.contextSize, m.gpus, m.onDemand, m.keepAliveSeconds])).toEqual([
+      ['chat', 'demo', 2, 4096, [0, 1], false, 60],
+      ['embed', './embed.gguf', 1, 2048, [2], true, 60],
+    ]);
+    expect(c.models[0]!.maxRequestTokens).toBe(4 * 4096);
+    // The largest model's context bounds max_tokens before the model is known.
+    expect(c.maxTokensLimit).toBe(4096);
+    expect(c.maxResidentModels).toBe(2);
+    // The command line picks which models are served; one the file names keeps the file's settings.
+    expect(config(['--config', file, '--model', 'chat=other.gguf']).models.map((m) => [m.id, m.source, m.contextSize])).toEqual([
+      ['chat', 'other.gguf', 4096],
+    ]);
+    // A server-wide flag on the command line is every model's default; a model's own setting still wins.
+    expect(config(['--config', file, '--context-size', '1024']).models.map((m) => m.contextSize)).toEqual([4096, 1024]);
+  });
+
+  it('errors name the file, the model and the key', () => {
+    const bad = (name: string, models: string) => () => config(['--config', write(name, `models:\n${models}\n`)]);
+    expect(bad('a.yaml', '  chat: { source: demo, workers: 0 }')).toThrow(
+      /a\.yaml: models\.chat\.workers must be between 1 and 256 \(got "0"\)/,
+    );
+    expect(bad('b.yaml', '  chat: { source: demo, port: 1 }')).toThrow(
+      /b\.yaml: models\.chat: unknown key 'port' \(a model takes source and /,
+    );
+    expect(bad('c.yaml', '  chat: { workers: 1 }')).toThrow(/c\.yaml: models\.chat\.source must be/);
+    expect(bad('d.yaml', '  chat: demo')).toThrow(/d\.yaml: models\.chat must be a mapping/);
+    expect(bad('e.yaml', '  chat: { source: demo, on-demand: yes please }')).toThrow(
+      /e\.yaml: models\.chat\.on-demand must be true or false/,
+    );
+    expect(bad('f.yaml', '  "a b": { source: demo }')).toThrow(/models\.a b: a model id is letters, digits/);
+    expect(() => config(['--model', 'a=demo', '--model', 'b=demo', '--max-resident-models', '1'])).toThrow(
+      /--max-resident-models 1 leaves no room: 2 models are not --on-demand/,
+    );
+    expect(() => config(['--model', 'a=demo', '--on-demand', '--max-resident-models', '1'])).not.toThrow();
+  });
+});
+
 describe('README', () => {
   it('documents every flag with its env var', async () => {
     const { readFileSync } = await import('node:fs');

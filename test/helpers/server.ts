@@ -38,8 +38,8 @@ export async function startServer(args: string[] = [], opts: StartOptions = {}):
     process.execPath,
     [
       CLI,
-      '--model',
-      inject('tinyModel'),
+      // The tiny model unless the test names its models (a --config file's models: serve when no --model is given).
+      ...(args.includes('--model') || args.includes('--config') ? [] : ['--model', inject('tinyModel')]),
       '--models-dir',
       inject('modelsDir'),
       '--port',
