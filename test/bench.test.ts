@@ -4,12 +4,28 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
+import { parseExposition } from '../src/metrics/exposition-parser.js';
+import { pickServedModel, resolveServedModel, type ListedModel } from '../src/tools/bench/served-model.js';
 import { percentile, percentiles, ratio, summarize } from '../src/tools/bench/stats.js';
+import { stepTotals } from '../src/tools/bench/steps.js';
 import { startServer } from './helpers/server.js';
+
+/** Runs the compiled bench with `args`; resolves with its exit code and output. */
+async function bench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const proc = spawn(process.execPath, [path.resolve('dist/src/tools/bench/main.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((resolve) => proc.once('exit', resolve));
+  return { code, stdout, stderr };
+}
 
 describe('statistics', () => {
   it('percentiles interpolate between closest ranks', () => {
@@ -47,14 +63,89 @@ describe('statistics', () => {
   });
 });
 
+describe('the served model (--served-model)', () => {
+  const several: ListedModel[] = [
+    { id: 'bge-m3', kind: 'embed' },
+    { id: 'qwen2.5', kind: 'generate' },
+    { id: 'qwen2.5-coder', kind: 'generate' },
+  ];
+  const where = 'http://server/v1/models';
+
+  it('is the named model when it is listed and generates', () => {
+    expect(pickServedModel(several, 'qwen2.5-coder', where)).toBe('qwen2.5-coder');
+    expect(pickServedModel([{ id: 'llama' }], 'llama', where)).toBe('llama');
+  });
+
+  it('defaults to the first generation model, or the first listed when the server gives no kinds', () => {
+    expect(pickServedModel(several, undefined, where)).toBe('qwen2.5');
+    // An older qwen-serve, llama-server: no kind field.
+    expect(pickServedModel([{ id: 'a' }, { id: 'b' }], undefined, where)).toBe('a');
+    expect(pickServedModel([], undefined, where)).toBe('default');
+  });
+
+  it('refuses a model that is not listed, an embedding model, and a server with no generation model', () => {
+    expect(() => pickServedModel(several, 'qwen3', where)).toThrow(
+      '--served-model qwen3: http://server/v1/models does not list it (it lists bge-m3 (embed), qwen2.5 (generate), qwen2.5-coder (generate))',
+    );
+    expect(() => pickServedModel(several, 'bge-m3', where)).toThrow(/^--served-model bge-m3 is an embedding model \(kind "embed"\)/);
+    expect(() => pickServedModel([{ id: 'bge-m3', kind: 'embed' }], undefined, where)).toThrow(
+      'http://server/v1/models lists no generation model (it lists bge-m3 (embed))',
+    );
+  });
+
+  it('is read from /v1/models, with the API key', async () => {
+    let authorization: string | undefined;
+    const stub = createServer((req, res) => {
+      authorization = req.headers.authorization;
+      res.setHeader('content-type', 'application/json');
+      res.end(
+        JSON.stringify({ object: 'list', data: several.map((m) => ({ ...m, object: 'model', created: 0, owned_by: 'qwen-serve' })) }),
+      );
+    });
+    await new Promise<void>((resolve) => stub.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(stub.address() as AddressInfo).port}`;
+      expect(await resolveServedModel(url, undefined, 'k')).toBe('qwen2.5');
+      expect(authorization).toBe('Bearer k');
+      await expect(resolveServedModel(url, 'bge-m3')).rejects.toThrow(/is an embedding model/);
+    } finally {
+      await new Promise((resolve) => stub.close(resolve));
+    }
+  });
+
+  it("reads the decode-step figures of that model only, another model's traffic left out", () => {
+    const samples = parseExposition(
+      [
+        'qwen_decode_step_tokens_count{model="qwen2.5",engine="0",device="cuda:0"} 10',
+        'qwen_decode_step_tokens_count{model="qwen2.5",engine="1",device="cuda:1"} 5',
+        'qwen_decode_step_tokens_sum{model="qwen2.5",engine="0",device="cuda:0"} 40',
+        'qwen_decode_step_tokens_sum{model="qwen2.5",engine="1",device="cuda:1"} 20',
+        'qwen_decode_step_sequences_sum{model="qwen2.5",engine="0",device="cuda:0"} 30',
+        'qwen_decode_step_seconds_sum{model="qwen2.5",engine="0",device="cuda:0"} 0.5',
+        'qwen_decode_step_tokens_count{model="qwen2.5-coder"} 1000',
+        'qwen_decode_step_tokens_sum{model="qwen2.5-coder"} 9000',
+        'qwen_decode_step_sequences_sum{model="qwen2.5-coder"} 8000',
+        'qwen_decode_step_seconds_sum{model="qwen2.5-coder"} 70',
+      ].join('\n'),
+    );
+    expect(stepTotals(samples, 'qwen2.5')).toEqual({ steps: 15, tokens: 60, sequences: 30, seconds: 0.5 });
+    expect(stepTotals(samples, 'qwen2.5-coder')).toEqual({ steps: 1000, tokens: 9000, sequences: 8000, seconds: 70 });
+    expect(stepTotals(samples, 'bge-m3')).toBeUndefined();
+  });
+});
+
 describe('npm run bench (smoke)', () => {
   it('runs two endpoints side by side plus the direct baseline, and writes md, json and svg', { timeout: 120_000 }, async () => {
     const [a, b] = await Promise.all([startServer(), startServer()]);
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'qwen-bench-'));
     try {
+      const served = ((await (await fetch(`${a.url}/v1/models`)).json()) as { data: { id: string }[] }).data[0]!.id;
+      // A model the server does not serve: refused before any request, naming what it serves.
+      const unknown = await bench(['--url', a.url, '--served-model', 'no-such-model', '--out', out]);
+      expect(unknown.code).toBe(2);
+      expect(unknown.stderr).toContain(`bench: --served-model no-such-model: ${a.url}/v1/models does not list it (it lists ${served}`);
       const args = [
-        path.resolve('dist/src/tools/bench/main.js'),
-        ...['--url', a.url, '--compare', b.url, '--compare-name', 'second'],
+        ...['--url', a.url, '--served-model', served, '--compare', b.url, '--compare-name', 'second'],
         ...['--baseline', 'direct', '--model', inject('tinyModel'), '--threads', '1'],
         ...[
           '--concurrency',
@@ -71,17 +162,13 @@ describe('npm run bench (smoke)', () => {
           out,
         ],
       ];
-      const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      const code = await new Promise<number | null>((resolve) => proc.once('exit', resolve));
+      const { code, stdout, stderr } = await bench(args);
       expect(code, stderr).toBe(0);
       const md = fs.readFileSync(path.join(out, 'bench.md'), 'utf8');
       for (const name of ['qwen-serve', 'second', 'direct', 'qwen-serve + scraping', 'qwen-serve ÷ second tokens/s'])
         expect(md).toContain(name);
       const json = JSON.parse(fs.readFileSync(path.join(out, 'bench.json'), 'utf8'));
+      expect(json.settings.servedModel).toBe(served);
       expect(json.levels.map((l: { concurrency: number }) => l.concurrency)).toEqual([1, 2]);
       for (const level of json.levels) {
         for (const r of level.results) {
@@ -115,14 +202,10 @@ describe('npm run bench --noisy (smoke)', () => {
       const out = fs.mkdtempSync(path.join(os.tmpdir(), 'qwen-noisy-'));
       try {
         const args = [
-          path.resolve('dist/src/tools/bench/main.js'),
           ...['--url', server.url, '--noisy', 'long-prompt,big-answer,top-logprobs'],
           ...['--concurrency', '1', '--requests', '3', '--gen-tokens', '6', '--prompt-tokens', '8', '--rounds', '2', '--out', out],
         ];
-        const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-        let stderr = '';
-        proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-        const code = await new Promise<number | null>((resolve) => proc.once('exit', resolve));
+        const { code, stderr } = await bench(args);
         expect(code, stderr).toBe(0);
         const json = JSON.parse(fs.readFileSync(path.join(out, 'noisy.json'), 'utf8'));
         expect(json.rows.map((r: { kind: string }) => r.kind)).toEqual(['long-prompt', 'big-answer', 'top-logprobs']);

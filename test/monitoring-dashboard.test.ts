@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ALL_METRICS, MAIN } from '../src/metrics/definitions.js';
 import {
   checkPromqlParses,
   dashboardQueries,
@@ -25,6 +26,9 @@ import {
 
 const hasPromtool = hasTool('promtool');
 if (!hasPromtool) warnMissing('promtool', 'prometheus', 'parsing every dashboard query');
+
+/** The tutorial's four metrics: names and labels unchanged, server-wide (no model label). */
+const TUTORIAL_METRICS = [MAIN.requests.name, MAIN.duration.name, MAIN.active.name, MAIN.gpuMemoryUsed.name];
 
 const dashboard = readDashboard();
 const panels = dataPanels(dashboard);
@@ -49,6 +53,10 @@ describe('the dashboard', () => {
       expect(unknownMetrics(query)).toEqual([]);
     }
     expect((vars.get('instance')!.query as { query: string }).query).toContain('model=~"$model"');
+    // The models come from a metric every configured model has (with "All" matching every one of them).
+    const models = (vars.get('model')!.query as { query: string }).query;
+    expect(metricDefinition(qwenMetricsIn(models)[0]!)!.labelNames).toContain('model');
+    expect(vars.get('model')).toMatchObject({ allValue: '.*' });
   });
 
   it('has the panels the issue asks for', () => {
@@ -68,6 +76,8 @@ describe('the dashboard', () => {
       'GPU utilisation per device',
       'Decode batch per engine (tokens and sequences per step)',
       'Decode step time per engine (p50, p99)',
+      'Resident models',
+      'Model loads and unloads',
     ]) {
       expect(titles).toContain(wanted);
     }
@@ -90,7 +100,7 @@ describe('the dashboard', () => {
     }
   });
 
-  it('filters every selector by $instance, and by $model where the metric has a model label', () => {
+  it('filters every selector by $instance, by $model exactly where the metric has a model label', () => {
     for (const { where, expr } of dashboardQueries(dashboard)) {
       expect(unknownMetrics(expr), where).toEqual([]);
       const selectors = [...expr.matchAll(/(?<![\w:])((?:qwen_[a-z0-9_]+)|up|ALERTS)(\{[^}]*\})?/g)];
@@ -99,11 +109,49 @@ describe('the dashboard', () => {
         expect(labels, `${where}: ${name}`).toContain('instance=~"$instance"');
         const def = name!.startsWith('qwen_') ? metricDefinition(name!) : undefined;
         if (def?.labelNames.includes('model')) expect(labels, `${where}: ${name}`).toContain('model=~"$model"');
+        // A server-wide metric (the tutorial's four, GPU, process) has no model label: a model matcher on it
+        // would empty the panel as soon as one model is picked.
+        else if (def) expect(labels, `${where}: ${name} has no model label`).not.toMatch(/\bmodel\b/);
       }
       // Rates span Grafana's $__rate_interval, so they stay right whatever the scrape interval.
       for (const m of expr.matchAll(/\b(rate|increase)\([^[]+\[([^\]]+)\]/g)) expect(m[2], where).toBe('$__rate_interval');
     }
     expect(panels.flatMap((p) => p.targets!.flatMap((t) => qwenMetricsIn(t.expr))).length).toBeGreaterThan(20);
+  });
+
+  it('reads every model-labelled metric from the definitions, the tutorial metrics among the server-wide ones', () => {
+    const perModel = ALL_METRICS.filter((m) => m.labelNames.includes('model')).map((m) => m.name);
+    // The contract of several models per server: these carry model, the tutorial's four do not.
+    for (const name of ['qwen_requests_finished_total', 'qwen_workers_ready', 'qwen_worker_restarts_total', 'qwen_model_resident'])
+      expect(perModel, name).toContain(name);
+    for (const name of TUTORIAL_METRICS) expect(perModel, name).not.toContain(name);
+    const used = new Set(dashboardQueries(dashboard).flatMap(({ expr }) => qwenMetricsIn(expr).map((s) => metricDefinition(s)!.name)));
+    for (const name of TUTORIAL_METRICS) expect(used, name).toContain(name);
+    for (const name of ['qwen_model_resident', 'qwen_model_loads_total', 'qwen_model_unloads_total']) expect(used, name).toContain(name);
+  });
+
+  it('splits every aggregation of a per-model metric by model, and names the model in its legend', () => {
+    for (const p of panels) {
+      for (const t of p.targets!) {
+        const where = `panel "${p.title}" ${t.refId}`;
+        const perModel = qwenMetricsIn(t.expr).some((s) => metricDefinition(s)!.labelNames.includes('model'));
+        if (!perModel) continue;
+        // sum/avg/min/max/count without `by (..., model, ...)` would add the models up.
+        for (const m of t.expr.matchAll(/\b(sum|avg|min|max|count)\s*(by\s*\(([^)]*)\))?\s*\(/g))
+          expect(m[3]?.split(',').map((l) => l.trim()) ?? [], `${where}: ${m[0]}`).toContain('model');
+        expect(t.legendFormat, where).toContain('{{model}}');
+      }
+    }
+    // Firing alerts: the chosen models' and the server-wide ones (no model label), never another model's.
+    const alerts = dashboard.annotations.list.find((a) => a.expr?.startsWith('ALERTS'))!;
+    expect(alerts.expr).toContain('model=~"$model|"');
+  });
+
+  it('has a Models row with residency, loads and unloads', () => {
+    const row = dashboard.panels.find((p) => p.type === 'row' && p.title === 'Models')!;
+    expect(row).toBeDefined();
+    const below = dashboard.panels.filter((p) => p.type !== 'row' && p.gridPos.y === row.gridPos.y + row.gridPos.h).map((p) => p.title);
+    expect(below).toEqual(['Resident models', 'Model loads and unloads', 'Model load time']);
   });
 
   it('lays panels on the 24-column grid without overlaps', () => {

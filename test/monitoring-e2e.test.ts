@@ -341,6 +341,9 @@ describe.skipIf(!hasPrometheus)('one qwen-serve, Prometheus with the repository 
     expect(series('panel "Workers" A', 'instance', instance)).toBe(2);
     expect(series('panel "Workers" B', 'instance', instance)).toBe(0);
     expect(series('panel "Scrape health" A', 'instance', instance)).toBe(1);
+    // One model, loaded at start and resident since.
+    expect(series('panel "Resident models" A', 'model', model)).toBe(1);
+    expect(num(panel('panel "Model load time" A')[0]!)).toBeGreaterThan(0);
     if (hasGcc) {
       const used = panel('panel "GPU memory per device" A');
       expect(Object.fromEntries(used.map((s) => [s.metric.device, num(s)]))).toEqual({ 'cuda:0': 76 * GiB, 'cuda:1': 4 * GiB });
@@ -362,6 +365,7 @@ describe.skipIf(!hasPrometheus)('one qwen-serve, Prometheus with the repository 
       'QwenNoWorkersReady',
       'QwenWorkersDegraded',
       'QwenWorkerRestarts',
+      'QwenModelThrashing',
       'QwenTargetDown',
     ];
     if (hasGcc) {
@@ -466,9 +470,11 @@ describe.skipIf(!hasPrometheus)('three replicas scraped by one Prometheus', () =
     expect(num((await prom.query('sum(qwen_sequences_capacity)'))[0]!)).toBe(24); // 3 x 1 worker x 8 sequences (the default)
     expect((await prom.query('job_model:qwen_sequence_occupancy:ratio')).length).toBe(1);
     expect((await prom.query('instance_model:qwen_sequence_occupancy:ratio')).length).toBe(3);
-    // The dashboard's instance variable (label_values(qwen_sequences_capacity{model=~"$model"}, instance)) lists all three.
+    // The dashboard's instance variable (label_values(METRIC{model=~"$model"}, instance)) lists all three.
+    const variable = readDashboard().templating.list.find((v) => v.name === 'instance')!;
+    const selector = /^label_values\((.+), instance\)$/.exec((variable.query as { query: string }).query)![1]!;
     const res = await fetch(
-      `${prom.url}/api/v1/label/instance/values?match[]=${encodeURIComponent('qwen_sequences_capacity{model=~".*"}')}`,
+      `${prom.url}/api/v1/label/instance/values?match[]=${encodeURIComponent(substitute(selector, { instance: '.*', model: '.*' }))}`,
     );
     const values = ((await res.json()) as { data: string[] }).data;
     expect(values.sort()).toEqual(servers.map((s) => new URL(s.metricsUrl!).host).sort());

@@ -36,11 +36,20 @@ const testFiles = fs
 interface RuleTestFile {
   rule_files: string[];
   tests: {
-    alert_rule_test?: { alertname: string; eval_time: string; exp_alerts: unknown[] }[];
+    input_series?: { series: string; values: string }[];
+    alert_rule_test?: { alertname: string; eval_time: string; exp_alerts: { exp_labels?: Record<string, string> }[] }[];
     promql_expr_test?: { expr: string }[];
   }[];
 }
 const unitTests = testFiles.map((f) => ({ file: f, ...readYaml<RuleTestFile>(f) }));
+
+/** Whether a rule reads a metric with a `model` label (src/metrics/definitions.ts), directly or through a recording rule that keeps it. */
+const readsPerModel = (expr: string) =>
+  qwenMetricsIn(expr).some((name) => metricDefinition(name)!.labelNames.includes('model')) ||
+  /\b[a-z_]*model[a-z_]*:qwen_[a-z0-9_]+:[a-z0-9_]+\b/.test(expr);
+/** The label lists of every aggregation in a PromQL expression: `sum by (a, b) (` gives [a, b], `sum(` gives []. */
+const aggregations = (expr: string) =>
+  [...expr.matchAll(/\b(sum|avg|min|max|count)\s*(?:by\s*\(([^)]*)\))?\s*\(/g)].map((m) => (m[2] ?? '').split(',').map((l) => l.trim()));
 
 describe('the rule files', () => {
   it('are two files with the recording rules and the alerts, and rule names are unique', () => {
@@ -105,6 +114,10 @@ describe('the rule files', () => {
       'QwenQueueBacklog',
       'QwenNoWorkersReady', // workers not ready
       'QwenWorkersDegraded',
+      'QwenWorkerRestarts',
+      'QwenEngineDown',
+      'QwenEngineRestarts',
+      'QwenModelThrashing', // an on-demand model evicted again and again
       'QwenGPUMemoryHigh', // GPU memory above 90%
       'QwenTargetDown', // target down
       'QwenMetricsCollectTimeouts', // metrics collection timeouts
@@ -122,6 +135,24 @@ describe('the rule files', () => {
     }
     expect(alerts.find((a) => a.alert === 'QwenGPUMemoryHigh')!.expr).toContain('> 0.9');
     expect(alerts.find((a) => a.alert === 'QwenTargetDown')!.expr).toContain('up{job="qwen-inference"} == 0');
+  });
+
+  it('keep models apart: every rule on a per-model metric aggregates by model, and its alerts name the model', () => {
+    for (const rule of [...recordingRules(), ...alertRules()]) {
+      const name = rule.record ?? rule.alert;
+      if (!readsPerModel(rule.expr)) continue;
+      for (const by of aggregations(rule.expr)) expect(by, `${name} aggregates without model: ${rule.expr}`).toContain('model');
+      // A raw per-model series is aggregated on purpose (engine series carry engine and device too).
+      if (qwenMetricsIn(rule.expr).length > 0) expect(aggregations(rule.expr).length, `${name} does not aggregate`).toBeGreaterThan(0);
+      if (rule.alert) expect(rule.annotations?.summary, `${name} summary names the model`).toContain('{{ $labels.model }}');
+    }
+    // The worker and engine health alerts are per model, and leave out an on-demand model that is unloaded.
+    for (const alert of ['QwenNoWorkersReady', 'QwenWorkersDegraded', 'QwenEngineDown']) {
+      const expr = alertRules().find((a) => a.alert === alert)!.expr;
+      expect(expr, alert).toMatch(/unless on \(job, instance, model\)\s+qwen_model_resident == 0/);
+    }
+    // The tutorial's metrics have no model label: their rules stay per endpoint.
+    for (const rule of recordingRules().filter((r) => r.expr.includes('qwen_inference_'))) expect(rule.expr).not.toMatch(/\bmodel\b/);
   });
 
   it.skipIf(!hasPromtool)('pass promtool check rules', () => {
@@ -155,6 +186,24 @@ describe('the promtool unit tests', () => {
     }
   });
 
+  it('test every per-model alert firing for one model while another model of the same server is fine', () => {
+    const modelsIn = (series: string[]) => new Set(series.flatMap((s) => [...(/\bmodel="([^"]+)"/.exec(s)?.slice(1) ?? [])]));
+    for (const { alert, expr } of alertRules()) {
+      if (!readsPerModel(expr)) continue;
+      const split = unitTests.some((t) =>
+        t.tests.some((test) => {
+          const given = modelsIn((test.input_series ?? []).map((i) => i.series));
+          return (test.alert_rule_test ?? []).some((a) => {
+            if (a.alertname !== alert || a.exp_alerts.length === 0) return false;
+            const fired = new Set(a.exp_alerts.map((e) => e.exp_labels?.model));
+            return given.size >= 2 && [...fired].every((m) => m !== undefined && given.has(m)) && fired.size < given.size;
+          });
+        }),
+      );
+      expect(split, `${alert}: no test with two models where only the bad one fires`).toBe(true);
+    }
+  });
+
   it('test every recording rule', () => {
     const tested = new Set(unitTests.flatMap((t) => t.tests.flatMap((test) => (test.promql_expr_test ?? []).map((e) => e.expr))));
     for (const { record } of recordingRules()) expect(tested, `${record} has no promql_expr_test`).toContain(record);
@@ -179,6 +228,14 @@ describe('the Alertmanager example', () => {
     for (const name of [config.route.receiver, ...(config.route.routes ?? []).map((r) => r.receiver)]) {
       expect(receivers.get(name)?.webhook_configs?.[0]?.url, name).toMatch(/^http:\/\//);
     }
+  });
+
+  it('groups and inhibits per model, so one model does not hide another', () => {
+    expect((config.route as { group_by?: string[] }).group_by).toContain('model');
+    const noWorkers = (config.inhibit_rules as { source_matchers: string[]; equal?: string[] }[]).find((r) =>
+      r.source_matchers.includes('alertname="QwenNoWorkersReady"'),
+    )!;
+    expect(noWorkers.equal).toEqual(['job', 'instance', 'model']);
   });
 
   it('inhibits only with alert names that exist', () => {

@@ -3,6 +3,7 @@
  * it: time to first token, the gaps between content chunks, end to end.
  */
 import { SseParser } from '../shared/sse.js';
+import { resolveServedModel } from './served-model.js';
 import type { RequestSample } from './stats.js';
 import type { Workload } from './workload.js';
 import { promptText } from './workload.js';
@@ -14,11 +15,9 @@ export interface Endpoint {
   apiKey?: string;
 }
 
-export async function resolveEndpoint(name: string, url: string, apiKey?: string): Promise<Endpoint> {
-  const res = await fetch(`${url}/v1/models`, { headers: apiKey ? { authorization: `Bearer ${apiKey}` } : {} });
-  if (!res.ok) throw new Error(`${url}/v1/models: ${res.status}`);
-  const body = (await res.json()) as { data?: { id: string }[] };
-  return { name, url, apiKey, model: body.data?.[0]?.id ?? 'default' };
+/** An endpoint and the model its requests name: `servedModel` when given, else its first generation model. */
+export async function resolveEndpoint(name: string, url: string, apiKey?: string, servedModel?: string): Promise<Endpoint> {
+  return { name, url, apiKey, model: await resolveServedModel(url, servedModel, apiKey) };
 }
 
 export async function streamCompletion(ep: Endpoint, w: Workload): Promise<RequestSample> {

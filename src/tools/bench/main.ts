@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * bench --url URL [--compare URL] [--baseline direct --model PATH] [--concurrency 1,2,4,...]
+ * bench --url URL [--served-model ID] [--compare URL] [--baseline direct --model PATH] [--concurrency 1,2,4,...]
  *
  * A sweep over concurrency with a fixed prompt and a fixed number of generated tokens (ignore_eos),
  * streamed. Endpoints run alternately, level by level, in the same run, so machine drift cancels out of
@@ -8,6 +8,9 @@
  * installed) to --out.
  *
  * bench --url URL --noisy all|KIND,… : the noisy-neighbour mode (noisy.ts) instead of the sweep.
+ *
+ * On a server with several models, --served-model picks the one benchmarked (default: the first of kind
+ * `generate` in /v1/models); the requests name it, and the server's metrics are read for it alone.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -37,6 +40,10 @@ const program = new Command('bench')
   .description('Benchmark OpenAI-compatible endpoints side by side over a concurrency sweep')
   .option('--url <url>', 'qwen-serve base URL', 'http://127.0.0.1:8080')
   .option('--name <name>', 'label of --url in the report', 'qwen-serve')
+  .option(
+    '--served-model <id>',
+    'the model of --url to benchmark (an id from its /v1/models; default: the first generation model); its metrics alone are read',
+  )
   .option('--compare <url>', 'a second OpenAI-compatible endpoint (llama-server, vLLM, …) run alternately with --url')
   .option('--compare-name <name>', 'label of --compare', 'compare')
   .option('--baseline <kind>', '"direct": the same workload through node-llama-cpp in this process (needs --model)')
@@ -62,6 +69,7 @@ const program = new Command('bench')
 interface Opts {
   url: string;
   name: string;
+  servedModel?: string;
   compare?: string;
   compareName: string;
   baseline?: string;
@@ -138,7 +146,7 @@ async function main(): Promise<void> {
     requests: (c) => o.requests ?? Math.max(4, 2 * c),
   };
   const http = (ep: Endpoint): Runner => ({ name: ep.name, run: (w) => streamCompletion(ep, w) });
-  const ours = await resolveEndpoint(o.name, o.url, o.apiKey);
+  const ours = await resolveEndpoint(o.name, o.url, o.apiKey, o.servedModel);
   if (o.noisy !== undefined) return noisy(o, ours, workload);
   const runners: Runner[] = [http(ours)];
   if (o.compare) runners.push(http(await resolveEndpoint(o.compareName, o.compare)));
@@ -161,7 +169,7 @@ async function main(): Promise<void> {
 
   const report: BenchReport = {
     startedAt: new Date().toISOString(),
-    settings: { ...o, apiKey: o.apiKey ? '[set]' : undefined },
+    settings: { ...o, servedModel: ours.model, apiKey: o.apiKey ? '[set]' : undefined },
     levels: [],
   };
   for (const concurrency of o.concurrency) {
@@ -174,9 +182,9 @@ async function main(): Promise<void> {
     for (let round = 0; round < o.rounds; round++) {
       for (let i = 0; i < runners.length; i++) {
         const r = runners[(i + round) % runners.length]!;
-        const before = r.name === ours.name ? await readStepTotals(ours.url, ours.apiKey) : undefined;
+        const before = r.name === ours.name ? await readStepTotals(ours.url, ours.model, ours.apiKey) : undefined;
         const got = await runLevel(r, workload, concurrency);
-        const after = before && (await readStepTotals(ours.url, ours.apiKey));
+        const after = before && (await readStepTotals(ours.url, ours.model, ours.apiKey));
         if (before && after) {
           addDelta(steps, before, after);
           hasSteps = true;
@@ -232,7 +240,11 @@ async function noisy(o: Opts, ep: Endpoint, workload: Workload): Promise<void> {
   fs.writeFileSync(path.join(o.out, 'noisy.md'), md);
   fs.writeFileSync(
     path.join(o.out, 'noisy.json'),
-    JSON.stringify({ startedAt: new Date().toISOString(), settings: { ...o, apiKey: o.apiKey ? '[set]' : undefined }, rows }, null, 2),
+    JSON.stringify(
+      { startedAt: new Date().toISOString(), settings: { ...o, servedModel: ep.model, apiKey: o.apiKey ? '[set]' : undefined }, rows },
+      null,
+      2,
+    ),
   );
   console.log(md);
   console.log(`wrote ${path.join(o.out, 'noisy.md')} and noisy.json`);

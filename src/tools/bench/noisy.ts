@@ -13,7 +13,7 @@ import { streamCompletion, type Endpoint } from './http-client.js';
 import { percentiles, ratio, type Percentiles, type RequestSample } from './stats.js';
 import { runClients, type Workload } from './workload.js';
 
-/** A heavy request: sent in a loop by the noisy client; resolves with its HTTP status. */
+/** A heavy request: sent in a loop by the noisy client; resolves with its HTTP status. Each names the benchmarked model. */
 type Heavy = (ep: Endpoint) => Promise<number>;
 
 const post = async (ep: Endpoint, path: string, body: unknown): Promise<number> => {
@@ -40,12 +40,16 @@ export const HEAVY: Record<string, { what: string; send: Heavy }> = {
   },
   'tokenize-specials': {
     what: '/tokenize of 80k <|im_start|> (960 KB)',
-    send: (ep) => post(ep, ROUTES.tokenize.path, { content: '<|im_start|>'.repeat(80_000) }),
+    send: (ep) => post(ep, ROUTES.tokenize.path, { model: ep.model, content: '<|im_start|>'.repeat(80_000) }),
   },
   'tokenize-pieces': {
     what: '/tokenize with_pieces of 900 KB of text',
     send: (ep) =>
-      post(ep, ROUTES.tokenize.path, { content: 'The quick brown fox jumps over the lazy dog. '.repeat(20_000), with_pieces: true }),
+      post(ep, ROUTES.tokenize.path, {
+        model: ep.model,
+        content: 'The quick brown fox jumps over the lazy dog. '.repeat(20_000),
+        with_pieces: true,
+      }),
   },
   'long-prompt': {
     what: 'chat with 900 KB of <tool_call> text (refused: longer than the context)',

@@ -1,14 +1,17 @@
 #!/usr/bin/env node
 /**
- * soak --url URL --duration SECONDS --concurrency N [...]
+ * soak --url URL [--served-model ID] --duration SECONDS --concurrency N [...]
  *
  * Runs mixed traffic against a qwen-serve, then compares its own tally with the server's /metrics and
- * exits 1 on any loss, mismatch or unexpected error. Prints RSS over time.
+ * exits 1 on any loss, mismatch or unexpected error. Prints RSS over time. On a server with several models,
+ * --served-model picks the one soaked (default: the first of kind `generate` in /v1/models); its requests
+ * name it and its per-model counters are compared.
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { ROUTES } from '../../http/route-table.js';
 import { parseExposition, value, type Sample } from '../../metrics/exposition-parser.js';
 import { seededRandom } from '../../shared/random.js';
+import { resolveServedModel } from '../bench/served-model.js';
 import { compare, Tally } from './tally.js';
 import { ABORT_PROMPT, oneRequest, type TrafficOptions } from './traffic.js';
 
@@ -26,6 +29,7 @@ const ratio = (v: string) => {
 const program = new Command('soak')
   .description('Soak a qwen-serve with mixed traffic and check its metrics against what the client saw')
   .option('--url <url>', 'server base URL', 'http://127.0.0.1:8080')
+  .option('--served-model <id>', 'the model to soak (an id from /v1/models; default: the first generation model)')
   .option('--metrics-url <url>', 'where /metrics is served (default: --url)')
   .option('--duration <seconds>', 'how long to send traffic', positive('--duration'), 60)
   .option('--concurrency <n>', 'clients sending at once', positive('--concurrency'), 16)
@@ -38,6 +42,7 @@ const program = new Command('soak')
 
 interface Opts {
   url: string;
+  servedModel?: string;
   metricsUrl?: string;
   duration: number;
   concurrency: number;
@@ -72,8 +77,7 @@ async function main(): Promise<number> {
   const t = new Tally();
   const health = await fetch(`${o.url}${ROUTES.health.template}`).catch(() => undefined);
   if (!health?.ok) throw new Error(`${o.url}${ROUTES.health.template} is not ok: is the server up?`);
-  const models = (await (await fetch(`${o.url}${ROUTES.models.template}`, { headers: auth(o) })).json()) as { data: { id: string }[] };
-  const model = models.data[0]!.id;
+  const model = await resolveServedModel(o.url, o.servedModel, o.apiKey);
   await waitIdle(o);
   const before = await scrape(o);
 
@@ -118,10 +122,12 @@ async function main(): Promise<number> {
   await waitIdle(o);
   await sampleRss();
   const after = await scrape(o);
-  const diffs = compare(t, before, after);
+  const diffs = compare(t, before, after, model);
 
   const seconds = (Date.now() - started) / 1000;
-  console.log(`soak: ${sent} requests in ${seconds.toFixed(1)} s from ${o.concurrency} clients (${(sent / seconds).toFixed(1)} req/s)`);
+  console.log(
+    `soak: ${sent} requests to ${model} in ${seconds.toFixed(1)} s from ${o.concurrency} clients (${(sent / seconds).toFixed(1)} req/s)`,
+  );
   console.log(`client tally: ${JSON.stringify({ requests: t.requests, finished: t.finished, rejected: t.rejected })}`);
   console.log(
     `tokens: prompt ${t.promptTokens}, completion ${t.completionTokens} (+ abandoned streams: ${t.abortedChunks}..${t.abortedMaxTokens})`,

@@ -119,17 +119,19 @@ async function disconnect(o: TrafficOptions, t: Tally): Promise<void> {
   ac.abort();
 }
 
-const BAD_BODIES: [SoakRoute, string][] = [
-  ['completions', '{"prompt": "unterminated'],
-  ['completions', '{"prompt": 42}'],
-  ['completions', '{"prompt": "x", "n": 17}'],
-  ['chat', '{"messages": "not a list"}'],
-  ['chat', '{"messages": [{"role": "wizard", "content": "x"}]}'],
-  ['completions', '{"prompt": "x", "max_tokens": -5}'],
+/** Bad bodies; those that parse name the soaked model, so a server with several models refuses them for what is wrong. */
+const BAD_BODIES: [SoakRoute, (model: string) => string][] = [
+  ['completions', () => '{"prompt": "unterminated'],
+  ['completions', (model) => JSON.stringify({ model, prompt: 42 })],
+  ['completions', (model) => JSON.stringify({ model, prompt: 'x', n: 17 })],
+  ['chat', (model) => JSON.stringify({ model, messages: 'not a list' })],
+  ['chat', (model) => JSON.stringify({ model, messages: [{ role: 'wizard', content: 'x' }] })],
+  ['completions', (model) => JSON.stringify({ model, prompt: 'x', max_tokens: -5 })],
 ];
 
 async function bad(o: TrafficOptions, t: Tally): Promise<void> {
-  const [route, body] = BAD_BODIES[Math.floor(o.random() * BAD_BODIES.length)]!;
+  const [route, make] = BAD_BODIES[Math.floor(o.random() * BAD_BODIES.length)]!;
+  const body = make(o.model);
   t.requests[route]++;
   const res = await fetch(`${o.url}${SOAK_ROUTES[route].template}`, { method: 'POST', headers: headers(o), body });
   const json = (await res.json().catch(() => undefined)) as { error?: { type?: string } } | undefined;
