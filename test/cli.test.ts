@@ -287,4 +287,21 @@ describe('README', () => {
       expect(readme).toContain(`| \`--${f.name}\` | \`${envName(f.name)}\` |`);
     }
   });
+
+  it('the Several models example file is valid, and means what its comments say', async () => {
+    const { readFileSync } = await import('node:fs');
+    const readme = readFileSync('README.md', 'utf8');
+    const example = /```yaml\n(# models\.yaml[\s\S]*?)```/.exec(readme)?.[1];
+    expect(example).toBeDefined();
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'qwen-readme-')), 'models.yaml');
+    fs.writeFileSync(file, example!);
+    const c = config(['--config', file]);
+    expect(c.maxResidentModels).toBe(3);
+    expect(c.models.map((m) => [m.id, m.gpus, m.onDemand])).toEqual([
+      ['chat', [0, 1], false],
+      ['embed', [2], false],
+      ['draft-review', undefined, true],
+    ]);
+    expect(c.models[2]!.keepAliveSeconds).toBe(600);
+  });
 });
