@@ -225,6 +225,7 @@ describe('several models', () => {
     ]);
     expect(served([], { QWEN_MODEL: 'x=demo' })).toEqual([['x', 'demo']]);
     expect(() => config(['--model', 'a=demo', '--model', 'a=other.gguf'])).toThrow(/the model id 'a' is given twice/);
+    expect(() => config(['--model', 'a=demo', '--model-id', 'b'])).toThrow(/--model-id names the model given without an id/);
     const many = Array.from({ length: 17 }, (_, i) => ['--model', `m${i}=demo`]).flat();
     expect(() => config(many)).toThrow(/at most 16 models per server \(got 17\)/);
   });

@@ -227,7 +227,11 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   // The command line's --model values, else QWEN_MODEL, else the file's model (the default is servedModels' to apply).
   const modelSource = cmd.getOptionValueSource('model');
   const modelArgs = modelSource === 'cli' || modelSource === 'env' ? [raw.model as string | string[]].flat() : file.model;
-  const models = servedModels(modelArgs, file.models, configFile).map(({ id, source, settings }) =>
+  const entries = servedModels(modelArgs, file.models, configFile);
+  if (values['model-id'] !== undefined && entries.every((e) => e.id !== undefined)) {
+    throw new ConfigError('--model-id names the model given without an id (--model SOURCE); every model here has its own (ID=SOURCE)');
+  }
+  const models = entries.map(({ id, source, settings }) =>
     modelConfig(id, source, { ...values, ...perModelValues(settings, `--config ${configFile}: models.${id}`) }),
   );
   const config = toConfig(values, models, env);

@@ -163,7 +163,7 @@ export class MainMetrics {
       });
     }
     // A model in the server's own process may use any GPU: then every device is reported.
-    const onlyEngineDevices = models.every((m) => m.engineProcesses.length > 0);
+    const onlyEngineDevices = engineProcesses.length > 0 && models.every((m) => m.engineProcesses.length > 0);
     if (opts.gpu) this.registerGpu(opts.gpu, engineByDevice(engineProcesses), onlyEngineDevices);
     collectDefaultMetrics({ register: r });
     dropTotalGauges(r);
