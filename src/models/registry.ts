@@ -46,7 +46,9 @@ export class ModelRegistry {
    * @param param the request's field that names the model, for errors
    */
   forRequest(name: string | null | undefined, kind: ModelKind, param = 'model'): ServedModel {
-    const model = this.named(name, param) ?? this.list.find((m) => m.kind === kind) ?? this.list[0]!;
+    // Naming none: the first model of the route's kind; while some model's kind is not known yet, that one (503).
+    const model =
+      this.named(name, param) ?? this.list.find((m) => m.kind === kind) ?? this.list.find((m) => m.kind === undefined) ?? this.list[0]!;
     if (model.kind === undefined) {
       const why = model.prepare.loadError;
       throw why ? new ModelUnavailableError(model.id, why) : new NotReadyError(`The model '${model.id}' is still loading.`);

@@ -53,6 +53,8 @@ export class ServedModel {
   /** When a request last named it or ended (performance.now() ms): keep-alive counts from here. */
   lastUsed = performance.now();
   private current: Engine[] = [];
+  /** The unload in progress, if any (close() waits for it: its engines are being closed). */
+  private unloading: Promise<void> | undefined;
   private readonly log: Logger;
 
   constructor(
@@ -192,6 +194,15 @@ export class ServedModel {
    */
   async unload(reason: UnloadReason): Promise<void> {
     if (this.state !== 'ready' || this.dispatcher.busy) return;
+    this.unloading = this.unloadNow(reason);
+    try {
+      await this.unloading;
+    } finally {
+      this.unloading = undefined;
+    }
+  }
+
+  private async unloadNow(reason: UnloadReason): Promise<void> {
     const engines = this.current;
     this.state = 'unloading';
     // No task may start on them from here: a request that comes now waits in the queue for the next load.
@@ -209,6 +220,7 @@ export class ServedModel {
 
   /** Closes its engines (once idle: the server has drained) and its tokenizer threads. */
   async close(): Promise<void> {
+    await this.unloading?.catch(() => {});
     const engines = this.current;
     this.current = [];
     if (this.dispatcher.activeCount === 0) await Promise.all(engines.map((e) => e.close()));
