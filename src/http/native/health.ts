@@ -1,6 +1,7 @@
 /**
  * GET /health: readiness for probes and load balancers, and what each model is doing. 503 while the server
- * drains, or while a model loaded at start has no worker ready yet (or its vocabulary is loading). A model
+ * drains, while a model loaded at start has no worker ready yet, or while a model's tokenizer threads load its
+ * vocabulary (an on-demand model's too: they are loaded at start, and they tell the model's kind). A model
  * that failed to load, or an on-demand model that is unloaded, does not hold the others back: a failure makes
  * the status `degraded`, and the server is unready only when no model can serve at all.
  */
@@ -48,13 +49,13 @@ export function healthRoutes(ctx: AppContext): Router {
       return;
     }
     for (const m of models) {
-      if (failed.includes(m) || m.onDemand) continue;
+      if (failed.includes(m)) continue;
       const engines = m.engines;
-      if (readyWorkers(engines) === 0) {
+      if (!m.onDemand && readyWorkers(engines) === 0) {
         sendError(res, new NotReadyError(`The model '${m.id}' is loading (0 of ${totalWorkers(engines)} workers ready).`));
         return;
       }
-      // Every request is tokenized by the tokenizer workers first: without one ready, none can be served.
+      // Every request is tokenized by the tokenizer workers first (an on-demand model's too: they tell its kind).
       if (!m.prepare.ready) {
         sendError(res, new NotReadyError(`The tokenizer workers of '${m.id}' are loading the vocabulary.`));
         return;
