@@ -90,8 +90,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   };
   refs.forEach((ref, i) => models.push(new ServedModel(ref, { config, plan: plans[i]!, metrics, collector, log, changed, cpuFront })));
   const registry = new ModelRegistry(models, config.maxResidentModels, log);
-  // The dashboard samples the same merged registry /metrics serves, every 2 s, into a short history.
-  const history = config.dashboard ? new MetricsHistory(collector, log) : undefined;
+  // The dashboard samples the same merged registry /metrics serves, every 2 s, into a short history: the whole
+  // server's and each model's.
+  const ids = models.map((m) => m.id);
+  const history = config.dashboard ? new MetricsHistory(collector, ids, log) : undefined;
   const ctx: AppContext = {
     models: registry,
     bodyLimitBytes: config.bodyLimitBytes,

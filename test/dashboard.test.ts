@@ -1,7 +1,8 @@
 /**
  * The built-in dashboard (/dashboard), end to end in headless Chromium: the page loads cleanly, follows
  * real traffic, streams a playground reply, fits a phone and does not shift; its JSON equals /metrics;
- * --api-key guards the data (and the page asks for the key); --no-dashboard removes it.
+ * --api-key guards the data (and the page asks for the key); --no-dashboard removes it; with several
+ * models, `?model=` (and the page's selector) shows each model's own numbers.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -11,6 +12,7 @@ import OpenAI from 'openai';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseConfig } from '../src/config/config.js';
+import { writeDemoModel } from '../src/demo-model/demo-model.js';
 import { quantile } from '../src/dashboard/read.js';
 import type { DashboardData } from '../src/dashboard/routes.js';
 import { buildNvmlStub } from './helpers/nvml-stub.js';
@@ -81,7 +83,7 @@ afterAll(async () => {
  * A fresh tab that records, from the start, console errors, page errors, layout shifts, and the
  * Authorization header of each request it sends (in order).
  */
-async function open(url: string): Promise<{ page: Page; errors: string[]; sent: Promise<[string, string]>[] }> {
+async function open(url: string, query = ''): Promise<{ page: Page; errors: string[]; sent: Promise<[string, string]>[] }> {
   const page = await browser!.newPage();
   const errors: string[] = [];
   page.on('console', (m) => {
@@ -105,7 +107,7 @@ async function open(url: string): Promise<{ page: Page; errors: string[]; sent: 
       for (const e of list.getEntries()) if (!e.hadRecentInput) window.shifts.push({ value: e.value, at: e.startTime });
     }).observe({ type: 'layout-shift', buffered: true });
   });
-  await page.goto(`${url}/dashboard`);
+  await page.goto(`${url}/dashboard${query}`);
   return { page, errors, sent };
 }
 
@@ -166,8 +168,8 @@ describe.skipIf(!hasChromium)('the page in headless Chromium', () => {
       value(await scrape(main.url), 'qwen_requests_finished_total', { finish_reason: 'stop' }),
     );
     expect(await page.locator('#workers tr').allTextContents()).toEqual([
-      expect.stringMatching(/^0ready/),
-      expect.stringMatching(/^1ready/),
+      expect.stringMatching(/^tiny0ready/),
+      expect.stringMatching(/^tiny1ready/),
     ]);
     expect(await page.locator('#gpu-none').isVisible()).toBe(true);
 
@@ -226,11 +228,11 @@ describe.skipIf(!hasChromium)('the page in headless Chromium', () => {
     const { page: p, errors: errs, sent } = await open(keyed.url);
     await p.waitForSelector('#status[data-state="key"]');
     expect(await p.locator('#key-form').isVisible()).toBe(true);
-    expect(await text(p, '#model')).not.toContain(SECRET_MODEL);
+    expect(await text(p, '#model-select')).not.toContain(SECRET_MODEL);
     await p.getByLabel('API key').fill(KEY);
     await p.getByLabel('API key').press('Enter');
     await p.waitForSelector('#status[data-state="live"]');
-    expect(await text(p, '#model')).toContain(SECRET_MODEL);
+    expect(await text(p, '#model-select')).toContain(SECRET_MODEL);
     expect(await p.evaluate(() => sessionStorage.getItem('qwen-serve.apiKey'))).toBe(KEY);
     if (hasGcc) {
       expect(await p.locator('#gpus tr').count()).toBe(2);
@@ -317,7 +319,8 @@ describe('/dashboard/data', () => {
     const ok = await fetch(`${keyed.url}/dashboard/data`, { headers: { authorization: `Bearer ${KEY}` } });
     expect(ok.status).toBe(200);
     const data = (await ok.json()) as DashboardData;
-    expect(data.model).toBe(SECRET_MODEL);
+    expect(data.model).toBeNull();
+    expect(data.models).toEqual([{ id: SECRET_MODEL, kind: 'generate' }]);
     if (hasGcc)
       expect(data.gpus.map((g) => [g.device, g.utilizationRatio])).toEqual([
         ['cuda:0', 0.37],
@@ -347,4 +350,198 @@ describe('percentiles', () => {
     expect(quantile(0.99, { le, counts: [0, 0, 1, 2] })).toBe(1); // in +Inf: the highest finite bound
     expect(quantile(0.5, { le, counts: [0, 0, 0, 0] })).toBeNull();
   });
+});
+
+/**
+ * Three models: the helper's bare --model (the tiny demo, id `tiny`), `chat` (the same file) and `embed` (a
+ * demo embedding model). Chats go to `chat`, embeddings to `embed`: each model's view counts exactly its own.
+ */
+describe('several models: ?model= and the selector', () => {
+  let two: TestServer;
+  const usage = { chat: { requests: 0, prompt: 0, completion: 0 }, embed: { requests: 0, prompt: 0 } };
+
+  beforeAll(async () => {
+    const file = path.join(dir, 'embed.gguf');
+    await writeDemoModel({ size: 'tiny', outPath: file, pooling: 'mean' });
+    two = await startServer(['--model', `chat=${inject('tinyModel')}`, '--model', `embed=${file}`]);
+    await waitAllWorkers(two.url);
+  }, 120_000); // three models load side by side on two busy cores
+
+  afterAll(async () => {
+    expect(await two?.stop()).toBe(0);
+  });
+
+  /** Chats to `chat` and embeddings to `embed`, counting what the API answered. */
+  async function twoKinds(chats: number, embeddings: number): Promise<void> {
+    const client = new OpenAI({ baseURL: `${two.url}/v1`, apiKey: 'x', maxRetries: 0 });
+    await Promise.all([
+      ...Array.from({ length: chats }, async (_, i) => {
+        const r = await client.chat.completions.create({
+          model: 'chat',
+          messages: [{ role: 'user', content: `hello ${i}` }],
+          max_tokens: 6,
+          temperature: 0,
+        });
+        expect(r.model).toBe('chat');
+        usage.chat.requests++;
+        usage.chat.prompt += r.usage!.prompt_tokens;
+        usage.chat.completion += r.usage!.completion_tokens;
+      }),
+      ...Array.from({ length: embeddings }, async (_, i) => {
+        const r = await client.embeddings.create({ model: 'embed', input: `some text ${i}` });
+        usage.embed.requests++;
+        usage.embed.prompt += r.usage.prompt_tokens;
+      }),
+    ]);
+    await waitIdle(two.url);
+  }
+
+  /** The views of the whole server and of each model, all from one sample newer than `after`. */
+  async function views(after: number): Promise<Record<'all' | 'tiny' | 'chat' | 'embed', DashboardData>> {
+    let got!: Record<'all' | 'tiny' | 'chat' | 'embed', DashboardData>;
+    await expect
+      .poll(
+        async () => {
+          const [all, tiny, chat, embed] = await Promise.all(
+            ['', '?model=tiny', '?model=chat', '?model=embed'].map((q) => getData(two.url, q)),
+          );
+          got = { all: all!, tiny: tiny!, chat: chat!, embed: embed! };
+          const at = new Set(Object.values(got).map((d) => d.sampledAt));
+          return at.size === 1 && all!.sampledAt! > after;
+        },
+        { timeout: 10_000, interval: 200 },
+      )
+      .toBe(true);
+    return got;
+  }
+
+  it('each model counts exactly its own requests and tokens; the whole server is their sum', async () => {
+    await twoKinds(3, 2);
+    const v = await views(Date.now());
+    const s = await scrape(two.url);
+    expect(v.all.model).toBeNull();
+    expect([v.tiny.model, v.chat.model, v.embed.model]).toEqual(['tiny', 'chat', 'embed']);
+    for (const d of Object.values(v)) {
+      expect(d.models).toEqual([
+        { id: 'tiny', kind: 'generate' },
+        { id: 'chat', kind: 'generate' },
+        { id: 'embed', kind: 'embed' },
+      ]);
+    }
+    const { chat, embed, tiny, all } = Object.fromEntries(Object.entries(v).map(([k, d]) => [k, d.totals!]));
+    expect([chat!.requests, embed!.requests, tiny!.requests]).toEqual([3, 2, 0]);
+    expect([chat!.promptTokens, chat!.generationTokens]).toEqual([usage.chat.prompt, usage.chat.completion]);
+    expect(chat!.generationTokens).toBeGreaterThan(0);
+    expect([embed!.promptTokens, embed!.generationTokens]).toEqual([usage.embed.prompt, 0]);
+    expect([tiny!.promptTokens, tiny!.generationTokens]).toEqual([0, 0]);
+    const sum = (f: (t: NonNullable<DashboardData['totals']>) => number) => [chat, embed, tiny].reduce((n, t) => n + f(t!), 0);
+    expect(all!.requests).toBe(sum((t) => t.requests));
+    expect(all!.requests).toBe(value(s, 'qwen_inference_request_total'));
+    expect(all!.promptTokens).toBe(sum((t) => t.promptTokens));
+    expect(all!.generationTokens).toBe(sum((t) => t.generationTokens));
+    expect(all!.finished.stop).toBe(sum((t) => t.finished.stop));
+    // Each model's history integrates to its own count.
+    const integrate = (points: DashboardData['history']) =>
+      points.slice(1).reduce((n, p, i) => n + p.requestsPerSecond! * ((p.t - points[i]!.t) / 1000), 0);
+    expect(integrate(v.chat.history)).toBeCloseTo(3, 6);
+    expect(integrate(v.embed.history)).toBeCloseTo(2, 6);
+    // Each model's gauges and workers are its own; the GPUs are the server's.
+    for (const id of ['tiny', 'chat', 'embed'] as const) {
+      expect(v[id].current!.capacity, id).toBe(value(s, 'qwen_sequences_capacity', { model: id }));
+      expect(v[id].workers.ready, id).toBe(value(s, 'qwen_workers_ready', { model: id }));
+      expect(new Set(v[id].workers.list.map((w) => w.model))).toEqual(new Set([id]));
+      expect(v[id].gpus).toEqual(v.all.gpus);
+    }
+    expect(v.all.current!.capacity).toBe(value(s, 'qwen_sequences_capacity'));
+    expect(v.all.workers.list.map((w) => w.model)).toEqual(
+      [...v.tiny.workers.list, ...v.chat.workers.list, ...v.embed.workers.list].map((w) => w.model),
+    );
+    // The embedding model generated nothing: no first-token time; request latency is the server's.
+    expect(v.embed.current!.ttftP50).toBeNull();
+    expect(v.chat.current!.ttftP50).toBeGreaterThan(0);
+    expect(v.embed.current!.latencyP50).toBe(v.all.current!.latencyP50);
+  });
+
+  it('an unknown model is a 400 naming model; empty or `all` is the whole server', async () => {
+    for (const query of ['?model=nope', '?model=chat&model=embed']) {
+      const res = await fetch(`${two.url}/dashboard/data${query}`);
+      expect(res.status, query).toBe(400);
+      const body = (await res.json()) as { error: { type: string; param: string; message: string } };
+      expect(body.error.type).toBe('invalid_request_error');
+      expect(body.error.param).toBe('model');
+    }
+    const unknown = (await (await fetch(`${two.url}/dashboard/data?model=nope`)).json()) as { error: { message: string; code: string } };
+    expect(unknown.error.code).toBe('model_not_found');
+    expect(unknown.error.message).toMatch(/'nope'.*'tiny', 'chat', 'embed'/);
+    for (const query of ['?model=', '?model=all']) expect((await getData(two.url, query)).model, query).toBeNull();
+  });
+
+  it.skipIf(!hasChromium)(
+    'the page: a labelled selector kept in the URL, by keyboard; the playground chats with the model selected',
+    async () => {
+      const { page, errors } = await open(two.url, '?model=embed');
+      await page.waitForSelector('#status[data-state="live"]');
+      const select = page.getByLabel('Model', { exact: true });
+      expect(await select.inputValue()).toBe('embed');
+      expect(await select.locator('option').allTextContents()).toEqual([
+        'All models',
+        'tiny · text generation',
+        'chat · text generation',
+        'embed · embeddings',
+      ]);
+      const before = (await views(0)).embed.totals!.requests;
+      await page.waitForFunction((n) => document.getElementById('v-requests')!.textContent === String(n), before, { timeout: 10_000 });
+      expect(await page.locator('dt[data-server-wide]').allTextContents()).toEqual([
+        'Latency p50 · all models',
+        'Latency p95 · all models',
+      ]);
+      expect(new Set(await page.locator('#workers td.model').allTextContents())).toEqual(new Set(['embed']));
+      // An embedding model cannot chat: the playground says it chats with the first text-generation model.
+      expect(await text(page, '#chat-model')).toBe('tiny (the first text-generation model; embed is not one)');
+      const settled = await page.evaluate(() => performance.now());
+
+      // Keyboard: focus the selector and step up to `chat`; the URL follows, and so do the numbers.
+      await select.focus();
+      await page.keyboard.press('ArrowUp');
+      await page.waitForURL(/\/dashboard\?model=chat$/);
+      const chatRequests = (await views(0)).chat.totals!.requests;
+      await page.waitForFunction((n) => document.getElementById('v-requests')!.textContent === String(n), chatRequests, {
+        timeout: 10_000,
+      });
+      expect(new Set(await page.locator('#workers td.model').allTextContents())).toEqual(new Set(['chat']));
+      expect(await text(page, '#chat-model')).toBe('chat');
+
+      await page.getByLabel('Message').fill('Hi');
+      await page.getByRole('button', { name: 'Send' }).click();
+      const reply = page.locator('.msg.assistant').last();
+      await reply.and(page.locator('[data-state="done"]')).waitFor({ timeout: 15_000 });
+      expect(await reply.locator('.text').textContent()).toBe(SCRIPT);
+      expect(await reply.getAttribute('data-model')).toBe('chat');
+      expect(await text(page, '.msg.assistant .who')).toBe('Assistant · chat');
+      await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-models.png'), fullPage: true });
+      await page.waitForFunction((n) => document.getElementById('v-requests')!.textContent === String(n), chatRequests + 1, {
+        timeout: 10_000,
+      });
+
+      // All models again: the URL drops the parameter, the tiles lose the marker and count every request.
+      await page.keyboard.press('Shift+Tab');
+      await select.selectOption('');
+      await page.waitForURL((u) => u.search === '');
+      expect(await page.locator('dt[data-server-wide]').allTextContents()).toEqual(['Latency p50', 'Latency p95']);
+      const all = value(await scrape(two.url), 'qwen_inference_request_total');
+      await page.waitForFunction((n) => document.getElementById('v-requests')!.textContent === String(n), all, { timeout: 10_000 });
+      expect(await text(page, '#chat-model')).toBe('tiny (the first text-generation model)');
+
+      const shifts: { value: number }[] = await page.evaluate(
+        (after) => window.shifts.filter((s: { at: number }) => s.at > after),
+        settled,
+      );
+      expect(
+        shifts.reduce((n, x) => n + x.value, 0),
+        JSON.stringify(shifts),
+      ).toBeLessThan(0.001);
+      expect(errors).toEqual([]);
+      await page.close();
+    },
+  );
 });

@@ -3,6 +3,10 @@
  * (MetricsCollector.collect()), reads it (read.ts) and keeps derived points for the last 15 minutes:
  * rates from counter deltas between consecutive samples, percentiles from histogram bucket deltas over
  * the last 30 s. /metrics stays the one source of truth; this only remembers what it said.
+ *
+ * It keeps one track for the whole server and one per served model, all read from that one collection
+ * (the configured models, at most 16: the server's own limit). A track keeps its points for the whole
+ * history but its full readings only as far back as the percentile window needs.
  */
 import type { Logger } from 'pino';
 import type { MetricsCollector } from '../engine/metrics-collector.js';
@@ -88,15 +92,68 @@ function derive(reading: Reading, previous: Reading | undefined, windowStart: Re
   };
 }
 
+/** The served models a history keeps a track of: the server takes at most 16 (config.ts), so this never drops one. */
+const MAX_MODEL_TRACKS = 16;
+
+/** The history of one scope (the whole server, or one model). */
+class Track {
+  private readonly kept: Point[] = [];
+  /** The newest reading at least WINDOW_SECONDS old and every newer one: what windows and rates start from. */
+  private readonly readings: Reading[] = [];
+
+  add(reading: Reading): void {
+    const point = derive(reading, this.readings.at(-1), this.windowStart(reading.t));
+    this.readings.push(reading);
+    while (this.readings.length > 1 && this.readings[1]!.t <= reading.t - WINDOW_SECONDS * 1000) this.readings.shift();
+    this.kept.push(point);
+    if (this.kept.length > POINTS) this.kept.shift();
+  }
+
+  /** The newest reading at least WINDOW_SECONDS older than t, else the oldest one kept. */
+  private windowStart(t: number): Reading | undefined {
+    let start = this.readings[0];
+    for (const r of this.readings) if (r.t <= t - WINDOW_SECONDS * 1000) start = r;
+    return start;
+  }
+
+  latest(): Sample | undefined {
+    const reading = this.readings.at(-1);
+    return reading && { reading, point: this.kept.at(-1)! };
+  }
+
+  /** The two newest readings, oldest first (fewer before the second sample). */
+  lastTwo(): Reading[] {
+    return this.readings.slice(-2);
+  }
+
+  points(since: number): Point[] {
+    return this.kept.filter((p) => p.t > since);
+  }
+
+  recent(): { finished: Record<FinishOutcome, number>; rejected: Record<RejectReason, number> } | undefined {
+    const last = this.readings.at(-1);
+    const start = last && this.windowStart(last.t);
+    if (!last || !start) return undefined;
+    const diff = <K extends string>(keys: readonly K[], a: Record<K, number>, b: Record<K, number>) =>
+      Object.fromEntries(keys.map((k) => [k, Math.max(0, a[k] - b[k])])) as Record<K, number>;
+    return { finished: diff(FINISH_REASONS, last.finished, start.finished), rejected: diff(REJECT_REASONS, last.rejected, start.rejected) };
+  }
+}
+
 export class MetricsHistory {
-  private readonly samples: Sample[] = [];
+  private readonly server = new Track();
+  private readonly byModel: Map<string, Track>;
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
 
+  /** @param models the served models' ids, each of which gets a track of its own */
   constructor(
     private readonly collector: MetricsCollector,
+    models: readonly string[],
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.byModel = new Map(models.slice(0, MAX_MODEL_TRACKS).map((id) => [id, new Track()]));
+  }
 
   start(): void {
     // sample() logs its own failures and never rejects; the handler is for a fault in that handling.
@@ -113,18 +170,16 @@ export class MetricsHistory {
     this.timer = undefined;
   }
 
-  /** Takes one sample now (skipped while the previous one is still collecting). */
+  /** Takes one sample now (skipped while the previous one is still collecting): one collection, read per track. */
   async sample(): Promise<void> {
     if (this.busy) return;
     this.busy = true;
     try {
       const { registry, workers } = await this.collector.collect(PROMETHEUS_TEXT);
       const metrics = (await registry.getMetricsAsJSON()) as never;
-      const reading = readRegistry(Date.now(), metrics, workers);
-      const previous = this.samples.at(-1)?.reading;
-      const point = derive(reading, previous, this.windowStart(reading.t));
-      this.samples.push({ reading, point });
-      if (this.samples.length > POINTS) this.samples.shift();
+      const t = Date.now();
+      this.server.add(readRegistry(t, metrics, workers));
+      for (const [model, track] of this.byModel) track.add(readRegistry(t, metrics, workers, model));
     } catch (err) {
       this.log.warn({ err }, 'dashboard sample failed');
     } finally {
@@ -132,35 +187,28 @@ export class MetricsHistory {
     }
   }
 
-  /** The newest sample at least WINDOW_SECONDS older than t, else the oldest one kept. */
-  private windowStart(t: number): Reading | undefined {
-    let start = this.samples[0]?.reading;
-    for (const s of this.samples) if (s.reading.t <= t - WINDOW_SECONDS * 1000) start = s.reading;
-    return start;
+  private track(model: string | undefined): Track | undefined {
+    return model === undefined ? this.server : this.byModel.get(model);
   }
 
-  latest(): Sample | undefined {
-    return this.samples.at(-1);
+  /** The newest sample of the whole server, or of `model`. */
+  latest(model?: string): Sample | undefined {
+    return this.track(model)?.latest();
   }
 
-  /** Points newer than `since` (epoch ms). */
-  points(since = 0): Point[] {
-    return this.samples.filter((s) => s.reading.t > since).map((s) => s.point);
+  /** Points newer than `since` (epoch ms), of the whole server or of `model`. */
+  points(since = 0, model?: string): Point[] {
+    return this.track(model)?.points(since) ?? [];
   }
 
-  /** Finish reasons and refusals counted over the last WINDOW_SECONDS. */
-  recent(): { finished: Record<FinishOutcome, number>; rejected: Record<RejectReason, number> } | undefined {
-    const last = this.samples.at(-1)?.reading;
-    const start = last && this.windowStart(last.t);
-    if (!last || !start) return undefined;
-    const diff = <K extends string>(keys: readonly K[], a: Record<K, number>, b: Record<K, number>) =>
-      Object.fromEntries(keys.map((k) => [k, Math.max(0, a[k] - b[k])])) as Record<K, number>;
-    return { finished: diff(FINISH_REASONS, last.finished, start.finished), rejected: diff(REJECT_REASONS, last.rejected, start.rejected) };
+  /** Finish reasons and refusals counted over the last WINDOW_SECONDS, of the whole server or of `model`. */
+  recent(model?: string): { finished: Record<FinishOutcome, number>; rejected: Record<RejectReason, number> } | undefined {
+    return this.track(model)?.recent();
   }
 
-  /** Per-worker tokens/s over the last interval, by worker id. */
+  /** Per-worker tokens/s over the last interval, by worker id (unique across models). */
   workerRates(): Map<number, number> {
-    const [prev, last] = this.samples.slice(-2).map((s) => s.reading);
+    const [prev, last] = this.server.lastTwo();
     const out = new Map<number, number>();
     if (!prev || !last || last.t <= prev.t) return out;
     for (const w of last.workers) {

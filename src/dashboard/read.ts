@@ -1,7 +1,8 @@
 /**
  * Turns one merged registry (the very one /metrics serves, as getMetricsAsJSON) into a Reading: the
- * cumulative counters and histogram buckets and the current gauges the dashboard needs. Rates and
- * percentiles come later, from the difference of two readings (history.ts).
+ * cumulative counters and histogram buckets and the current gauges the dashboard needs, of the whole server
+ * or of one served model (its `model` label). Rates and percentiles come later, from the difference of two
+ * readings (history.ts).
  */
 import type { MetricJson } from '../metrics/json.js';
 import {
@@ -44,14 +45,20 @@ interface WorkerReading {
 export interface Reading {
   /** Epoch milliseconds. */
   t: number;
+  /**
+   * The whole server: API requests (qwen_inference_request_total). One model: its generation requests that
+   * ended or were refused (qwen_requests_finished_total + qwen_requests_rejected_total of the model), since
+   * the HTTP request counter has no model label.
+   */
   requests: number;
   promptTokens: number;
   generationTokens: number;
   finished: Record<FinishOutcome, number>;
   rejected: Record<RejectReason, number>;
   workerRestarts: number;
+  /** Server-wide (no model label): scrapes in which a worker answered late. */
   collectTimeouts: number;
-  /** Request duration of the two generation endpoints (POST /v1/completions and /v1/chat/completions). */
+  /** Request duration of the generation endpoints; server-wide (qwen_inference_duration_seconds has no model label). */
   latency: Buckets;
   ttft: Buckets;
   itl: Buckets;
@@ -61,9 +68,11 @@ export interface Reading {
   waiting: number;
   /** Sequences of the ready workers (qwen_sequences_capacity): how many requests may run at once now. */
   capacity: number;
+  /** Server-wide: API requests in flight (qwen_active_connections has no model label). */
   active: number;
   workersReady: number;
   kvCacheUsage: number | null;
+  /** Server-wide: a GPU is not one model's. */
   gpus: GpuReading[];
   workers: WorkerReading[];
 }
@@ -83,14 +92,14 @@ function total(metrics: MetricJson[], name: string, match: Match = any): number 
   return samples(metrics, name, name, match).reduce((s, v) => s + v.value, 0);
 }
 
-function mean(metrics: MetricJson[], name: string): number | null {
-  const v = samples(metrics, name);
+function mean(metrics: MetricJson[], name: string, match: Match = any): number | null {
+  const v = samples(metrics, name, name, match);
   return v.length === 0 ? null : v.reduce((s, x) => s + x.value, 0) / v.length;
 }
 
-/** The `_sum` (or `_count`) of histogram `name`, over every series. */
-function histogramTotal(metrics: MetricJson[], name: string, part: 'sum' | 'count'): number {
-  return samples(metrics, name, `${name}_${part}`).reduce((s, v) => s + v.value, 0);
+/** The `_sum` (or `_count`) of histogram `name`, over every series that matches. */
+function histogramTotal(metrics: MetricJson[], name: string, part: 'sum' | 'count', match: Match = any): number {
+  return samples(metrics, name, `${name}_${part}`, match).reduce((s, v) => s + v.value, 0);
 }
 
 /** The buckets of histogram `name`, summed over the series that match. */
@@ -123,45 +132,57 @@ function gpus(metrics: MetricJson[]): GpuReading[] {
   }));
 }
 
+/**
+ * @param model the served model to read (the series whose `model` label is its id), or undefined for the whole
+ *   server. Series without a model label (HTTP requests and their latency, in-flight requests, scrape timeouts,
+ *   GPUs) are read whole either way: they are server-wide.
+ */
 export function readRegistry(
   t: number,
   metrics: MetricJson[],
   workers: { model: string; slot: number; workerId: number; metrics: MetricJson[] }[],
+  model?: string,
 ): Reading {
+  const mine: Match = model === undefined ? any : (l) => l.model === model;
   const by = <K extends string>(name: string, label: string, keys: readonly K[]) =>
-    Object.fromEntries(keys.map((k) => [k, total(metrics, name, (l) => l[label] === k)])) as Record<K, number>;
+    Object.fromEntries(keys.map((k) => [k, total(metrics, name, (l) => l[label] === k && mine(l))])) as Record<K, number>;
+  const finished = by(MAIN.finished.name, 'finish_reason', FINISH_REASONS);
+  const rejected = by(MAIN.rejected.name, 'reason', REJECT_REASONS);
+  const sum = (r: Record<string, number>) => Object.values(r).reduce((s, v) => s + v, 0);
   return {
     t,
-    requests: total(metrics, MAIN.requests.name),
-    promptTokens: total(metrics, WORKER.promptTokens.name),
-    generationTokens: total(metrics, WORKER.generationTokens.name),
-    finished: by(MAIN.finished.name, 'finish_reason', FINISH_REASONS),
-    rejected: by(MAIN.rejected.name, 'reason', REJECT_REASONS),
-    workerRestarts: total(metrics, ENGINE.workerRestarts.name),
+    requests: model === undefined ? total(metrics, MAIN.requests.name) : sum(finished) + sum(rejected),
+    promptTokens: total(metrics, WORKER.promptTokens.name, mine),
+    generationTokens: total(metrics, WORKER.generationTokens.name, mine),
+    finished,
+    rejected,
+    workerRestarts: total(metrics, ENGINE.workerRestarts.name, mine),
     collectTimeouts: total(metrics, MAIN.collectTimeouts.name),
     latency: buckets(metrics, MAIN.duration.name, (l) => l.method === 'POST' && GENERATION_ENDPOINTS.has(String(l.endpoint))),
-    ttft: buckets(metrics, WORKER.ttft.name),
-    itl: buckets(metrics, WORKER.itl.name),
+    ttft: buckets(metrics, WORKER.ttft.name, mine),
+    itl: buckets(metrics, WORKER.itl.name, mine),
     steps: {
-      steps: histogramTotal(metrics, WORKER.stepTokens.name, 'count'),
-      tokens: histogramTotal(metrics, WORKER.stepTokens.name, 'sum'),
-      sequences: histogramTotal(metrics, WORKER.stepSequences.name, 'sum'),
-      seconds: histogramTotal(metrics, WORKER.stepTime.name, 'sum'),
+      steps: histogramTotal(metrics, WORKER.stepTokens.name, 'count', mine),
+      tokens: histogramTotal(metrics, WORKER.stepTokens.name, 'sum', mine),
+      sequences: histogramTotal(metrics, WORKER.stepSequences.name, 'sum', mine),
+      seconds: histogramTotal(metrics, WORKER.stepTime.name, 'sum', mine),
     },
-    running: total(metrics, MAIN.running.name),
-    waiting: total(metrics, MAIN.waiting.name),
-    capacity: total(metrics, MAIN.readySequences.name),
+    running: total(metrics, MAIN.running.name, mine),
+    waiting: total(metrics, MAIN.waiting.name, mine),
+    capacity: total(metrics, MAIN.readySequences.name, mine),
     active: total(metrics, MAIN.active.name),
-    workersReady: total(metrics, MAIN.workersReady.name),
-    kvCacheUsage: mean(metrics, WORKER.kvUsage.name),
+    workersReady: total(metrics, MAIN.workersReady.name, mine),
+    kvCacheUsage: mean(metrics, WORKER.kvUsage.name, mine),
     gpus: gpus(metrics),
-    workers: workers.map((w) => ({
-      model: w.model,
-      slot: w.slot,
-      workerId: w.workerId,
-      kvCacheUsage: mean(w.metrics, WORKER.kvUsage.name),
-      generationTokens: total(w.metrics, WORKER.generationTokens.name),
-    })),
+    workers: workers
+      .filter((w) => model === undefined || w.model === model)
+      .map((w) => ({
+        model: w.model,
+        slot: w.slot,
+        workerId: w.workerId,
+        kvCacheUsage: mean(w.metrics, WORKER.kvUsage.name),
+        generationTokens: total(w.metrics, WORKER.generationTokens.name),
+      })),
   };
 }
 

@@ -11,8 +11,10 @@ import compression from 'compression';
 import { Router, type Response } from 'express';
 import { VERSION } from '../config/config.js';
 import { totalWorkers } from '../engine/status.js';
+import { InvalidRequestError } from '../errors.js';
 import { ROUTES } from '../http/route-table.js';
 import type { Engine } from '../engine/engine.js';
+import type { ModelKind } from '../models/served-model.js';
 import { HISTORY_SECONDS, INTERVAL_SECONDS, WINDOW_SECONDS, type MetricsHistory } from './history.js';
 
 /**
@@ -83,10 +85,13 @@ function sendStatic(res: Response, file: string | undefined, csp = false): void 
   res.sendFile(file);
 }
 
-/** What the dashboard reads from the server (a subset of the HTTP side's context, without importing it). */
-/** The served models and their engines now (an unloaded on-demand model has none). */
+/**
+ * What the dashboard reads from the server (a subset of the HTTP side's context, without importing it): the
+ * served models, what each is for (undefined until its vocabulary is read) and its engines now (an unloaded
+ * on-demand model has none).
+ */
 export interface DashboardSource {
-  models: { list: readonly { id: string; engines: readonly Engine[] }[] };
+  models: { list: readonly { id: string; kind: ModelKind | undefined; engines: readonly Engine[] }[] };
 }
 
 export function dashboardRoutes(ctx: DashboardSource, history: MetricsHistory): Router {
@@ -99,24 +104,46 @@ export function dashboardRoutes(ctx: DashboardSource, history: MetricsHistory): 
   });
   router.get(ROUTES.dashboardData.path, compression(), (req, res) => {
     const since = Number(req.query.since);
-    res.set('Cache-Control', 'no-store').json(dashboardData(ctx, history, Number.isFinite(since) ? since : 0));
+    const model = selectedModel(ctx, req.query.model);
+    res.set('Cache-Control', 'no-store').json(dashboardData(ctx, history, Number.isFinite(since) ? since : 0, model));
   });
   return router;
 }
 
-/** The body of GET /dashboard/data (docs/dashboard.md): the latest sample, totals, workers, GPUs and the points after `since`. */
-function dashboardData(ctx: DashboardSource, history: MetricsHistory, since: number) {
-  const last = history.latest();
+/**
+ * The model `?model=` names; undefined for the whole server (absent, empty, or `all` unless a served model has
+ * that id). Anything else is a 400 naming `model`, with the served ids.
+ */
+function selectedModel(ctx: DashboardSource, query: unknown): string | undefined {
+  if (query === undefined || query === '') return undefined;
+  if (typeof query !== 'string') throw new InvalidRequestError('model must be given once, as one model id.', 'model');
+  if (ctx.models.list.some((m) => m.id === query)) return query;
+  if (query === 'all') return undefined;
+  const ids = ctx.models.list.map((m) => `'${m.id}'`).join(', ');
+  throw new InvalidRequestError(
+    `The model '${query.slice(0, 200)}' is not served here; this server serves ${ids} (leave model out for the whole server).`,
+    'model',
+    'model_not_found',
+  );
+}
+
+/**
+ * The body of GET /dashboard/data (docs/dashboard.md): the latest sample, totals, workers, GPUs and the points
+ * after `since`, of the whole server or of one model (undefined: the whole server).
+ */
+function dashboardData(ctx: DashboardSource, history: MetricsHistory, since: number, model: string | undefined) {
+  const last = history.latest(model);
   const reading = last?.reading;
   const rates = history.workerRates();
   const models = ctx.models.list;
   // Slots are per model: each model's workers are numbered from 0.
   const workers = models
+    .filter((m) => model === undefined || m.id === model)
     .flatMap((m) => Array.from({ length: totalWorkers(m.engines) }, (_, slot) => ({ model: m.id, slot })))
-    .map(({ model, slot }) => {
-      const w = reading?.workers.find((x) => x.model === model && x.slot === slot);
+    .map(({ model: id, slot }) => {
+      const w = reading?.workers.find((x) => x.model === id && x.slot === slot);
       return {
-        model,
+        model: id,
         slot,
         state: w ? ('ready' as const) : ('loading' as const),
         kvCacheUsage: w?.kvCacheUsage ?? null,
@@ -125,8 +152,9 @@ function dashboardData(ctx: DashboardSource, history: MetricsHistory, since: num
       };
     });
   return {
-    model: models[0]!.id,
-    models: models.map((m) => m.id),
+    /** The model these numbers are of; null: the whole server. */
+    model: model ?? null,
+    models: models.map((m) => ({ id: m.id, kind: m.kind ?? null })),
     version: VERSION,
     sampledAt: reading?.t ?? null,
     intervalSeconds: INTERVAL_SECONDS,
@@ -144,10 +172,10 @@ function dashboardData(ctx: DashboardSource, history: MetricsHistory, since: num
           collectTimeouts: reading.collectTimeouts,
         }
       : null,
-    window: history.recent() ?? null,
+    window: history.recent(model) ?? null,
     workers: { total: workers.length, ready: reading?.workersReady ?? 0, list: workers },
     gpus: reading?.gpus ?? [],
-    history: history.points(since),
+    history: history.points(since, model),
   };
 }
 

@@ -1,6 +1,8 @@
 /**
  * The playground: a chat that streams from /v1/chat/completions (fetch + ReadableStream, SSE read by
- * eventsource-parser) and shows, for each reply, the time to first token and the generation speed.
+ * eventsource-parser) and shows, for each reply, the model that answered, the time to first token and the
+ * generation speed. It chats with the model selected above when that is a text-generation model, else
+ * (all models, or an embedding model selected) with the first text-generation model served.
  */
 import { authHeaders, unauthorized } from './auth.js';
 import { createParser } from './eventsource-parser.js';
@@ -24,12 +26,14 @@ async function* events(body) {
   }
 }
 
-function message(role, text) {
+const assistant = (model) => (model ? `Assistant · ${model}` : 'Assistant');
+
+function message(role, text, model) {
   const li = document.createElement('li');
   li.className = `msg ${role}`;
   const who = document.createElement('p');
   who.className = 'who';
-  who.textContent = role === 'user' ? 'You' : 'Assistant';
+  who.textContent = role === 'user' ? 'You' : assistant(model);
   const body = document.createElement('p');
   body.className = 'text';
   body.textContent = text;
@@ -43,6 +47,16 @@ function message(role, text) {
   return li;
 }
 
+/**
+ * The model to chat with: the selected one if it generates text, else the first that does; undefined while
+ * the served models are not known yet (the request then names none and the server picks the same way).
+ */
+function chatModel(models, selected) {
+  const generators = models.filter((m) => m.kind === 'generate');
+  return generators.find((m) => m.id === selected) ?? generators[0];
+}
+
+/** Sets up the chat; returns `target(models, selected)`, which the dashboard calls with each answer and selection. */
 export function setupPlayground() {
   const form = $('chat-form');
   const input = $('chat-input');
@@ -50,6 +64,28 @@ export function setupPlayground() {
   /** The conversation sent with each request (failed turns are left out). */
   let history = [];
   let controller;
+  /** The model id the next message goes to; undefined: none known yet. */
+  let model;
+  /** Whether the served models are known and none of them generates text: Send stays disabled. */
+  let none = false;
+
+  function target(models, selected) {
+    const chosen = chatModel(models, selected);
+    model = chosen?.id;
+    // Every model's kind is known (once its vocabulary is read) and none generates text.
+    none = models.length > 0 && !chosen && models.every((m) => m.kind !== null);
+    const picked = models.find((m) => m.id === selected);
+    const text = chosen
+      ? chosen.id === selected || models.length === 1
+        ? chosen.id
+        : `${chosen.id} (the first text-generation model${picked ? `; ${picked.id} is not one` : ''})`
+      : none
+        ? 'no model: none of the served models generates text'
+        : 'the first text-generation model';
+    const el = $('chat-model');
+    if (el.textContent !== text) el.textContent = text;
+    $('chat-send').disabled = none || controller !== undefined;
+  }
 
   input.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
@@ -68,11 +104,12 @@ export function setupPlayground() {
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     const text = input.value.trim();
-    if (!text || controller) return;
+    if (!text || controller || none) return;
     input.value = '';
     message('user', text);
     const turn = [...history, { role: 'user', content: text }];
-    const li = message('assistant', '');
+    const li = message('assistant', '', model);
+    const who = li.querySelector('.who');
     const out = li.querySelector('.text');
     const stats = li.querySelector('.stats');
     li.dataset.state = 'streaming';
@@ -91,6 +128,7 @@ export function setupPlayground() {
         method: 'POST',
         headers: { 'content-type': 'application/json', ...authHeaders() },
         body: JSON.stringify({
+          ...(model === undefined ? {} : { model }),
           messages: turn,
           stream: true,
           stream_options: { include_usage: true },
@@ -108,6 +146,11 @@ export function setupPlayground() {
         if (data === '[DONE]') break;
         const chunk = JSON.parse(data);
         if (chunk.error) throw new Error(chunk.error.message);
+        // The model that answered, as the server names it.
+        if (chunk.model && li.dataset.model !== chunk.model) {
+          li.dataset.model = chunk.model;
+          who.textContent = assistant(chunk.model);
+        }
         if (chunk.usage) usage = chunk.usage;
         const delta = chunk.choices?.[0]?.delta?.content;
         if (delta) {
@@ -141,9 +184,10 @@ export function setupPlayground() {
       stats.textContent = `first token ${seconds(ttft)} · ${integer(tokens)} tokens · ${rate(tps)} tokens/s`;
       li.removeAttribute('aria-busy');
       controller = undefined;
-      $('chat-send').disabled = false;
+      $('chat-send').disabled = none;
       $('chat-stop').disabled = true;
       input.focus();
     }
   });
+  return { target };
 }
