@@ -353,7 +353,7 @@ describe('percentiles', () => {
 });
 
 /**
- * Three models: the helper's bare --model (the tiny demo, id `tiny`), `chat` (the same file) and `embed` (a
+ * Three models: a bare --model (the tiny demo, id `tiny`: its file name), `chat` (the same file) and `embed` (a
  * demo embedding model). Chats go to `chat`, embeddings to `embed`: each model's view counts exactly its own.
  */
 describe('several models: ?model= and the selector', () => {
@@ -363,7 +363,7 @@ describe('several models: ?model= and the selector', () => {
   beforeAll(async () => {
     const file = path.join(dir, 'embed.gguf');
     await writeDemoModel({ size: 'tiny', outPath: file, pooling: 'mean' });
-    two = await startServer(['--model', `chat=${inject('tinyModel')}`, '--model', `embed=${file}`]);
+    two = await startServer(['--model', inject('tinyModel'), '--model', `chat=${inject('tinyModel')}`, '--model', `embed=${file}`]);
     await waitAllWorkers(two.url);
   }, 120_000); // three models load side by side on two busy cores
 
