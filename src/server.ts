@@ -28,6 +28,7 @@ import { engineLabels, planModels, type EnginePlan, type ModelRef } from './engi
 import { ModelRegistry } from './models/registry.js';
 import { ServedModel } from './models/served-model.js';
 import { ConfigError } from './errors.js';
+import { startTracing } from './tracing/tracing.js';
 
 /** After cancelling, how long workers get to stop (they stop within one decode step). */
 const CANCEL_GRACE_MS = 10_000;
@@ -42,6 +43,8 @@ export interface RunningServer {
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   const refs = await resolveModels(config, log);
+  // Loaded only when tracing is on: off, the SDK is never imported.
+  const tracing = config.tracing ? await startTracing(config.tracing, VERSION, log) : undefined;
   // NVML is opened once, here in the main thread (its library handle is process-wide).
   const nvml = Nvml.open(log, config.nvmlLibrary);
   let plans: EnginePlan[];
@@ -112,6 +115,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     metrics,
     collector,
     history,
+    tracing,
     draining: false,
   };
   const shutdown = (reason: string) => (stopping ??= drainAndStop(reason, { ctx, config, servers, history, nvml }));
@@ -218,6 +222,8 @@ async function drainAndStop(
   metricsServer?.closeAllConnections();
   // Only an idle pool may be closed: terminating a worker mid-decode aborts the process (ServedModel.close checks).
   await Promise.all(models.list.map((m) => m.close()));
+  // The last spans (the drained requests') are exported before the process exits.
+  await o.ctx.tracing?.shutdown().catch((err: unknown) => log.warn({ err }, 'exporting the last spans failed'));
   o.nvml?.close();
   log.info('stopped');
 }

@@ -203,6 +203,50 @@ describe('--config FILE', () => {
   });
 });
 
+describe('tracing', () => {
+  it('is off unless an endpoint is given; the flag and the standard variables turn it on', () => {
+    expect(config([]).tracing).toBeUndefined();
+    expect(config(['--otlp-endpoint', 'http://collector:4318/']).tracing).toMatchObject({
+      url: 'http://collector:4318/v1/traces',
+      protocol: 'http/protobuf',
+      sampler: 'parentbased_always_on',
+      ratio: 1,
+      serviceName: 'qwen-serve',
+      recordContent: false,
+    });
+    const env = {
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+      OTEL_TRACES_SAMPLER_ARG: '0.25',
+      OTEL_SERVICE_NAME: 'rag-api',
+      OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Bearer%20x,x-tenant=a',
+    };
+    expect(config(['--trace-content'], env).tracing).toEqual({
+      url: 'http://c:4318/v1/traces',
+      protocol: 'http/json',
+      sampler: 'parentbased_traceidratio',
+      ratio: 0.25,
+      serviceName: 'rag-api',
+      headers: { authorization: 'Bearer x', 'x-tenant': 'a' },
+      recordContent: true,
+    });
+    // The traces endpoint is the full URL; it wins over the base one.
+    expect(config([], { ...env, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://t/x' }).tracing?.url).toBe('https://t/x');
+    expect(config([], { ...env, OTEL_SDK_DISABLED: 'true' }).tracing).toBeUndefined();
+    expect(config([], { ...env, OTEL_TRACES_EXPORTER: 'none' }).tracing).toBeUndefined();
+  });
+
+  it('refuses what it cannot do, naming the variable', () => {
+    const on = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' };
+    expect(() => config([], { ...on, OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toThrow(/OTEL_EXPORTER_OTLP_PROTOCOL=grpc is not supported/);
+    expect(() => config([], { ...on, OTEL_TRACES_SAMPLER: 'jaeger_remote' })).toThrow(/OTEL_TRACES_SAMPLER=jaeger_remote is not supported/);
+    expect(() => config([], { ...on, OTEL_TRACES_SAMPLER_ARG: '2' })).toThrow(/OTEL_TRACES_SAMPLER_ARG must be a number from 0 to 1/);
+    expect(() => config([], { ...on, OTEL_TRACES_EXPORTER: 'zipkin' })).toThrow(/OTEL_TRACES_EXPORTER=zipkin is not supported/);
+    expect(() => config(['--otlp-endpoint', 'collector:4318'])).toThrow(/--otlp-endpoint must be an http\(s\) URL/);
+  });
+});
+
 describe('several models', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qwen-models-'));
   const write = (name: string, text: string) => {

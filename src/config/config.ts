@@ -92,6 +92,31 @@ export interface Config {
   dashboard: boolean;
   /** QWEN_TEST_FAULTS=1 enables the test-only fault markers (workers/faults.ts); not a flag on purpose. */
   testFaults: boolean;
+  /** OpenTelemetry tracing; undefined = off (and the SDK is never loaded). */
+  tracing?: TracingConfig;
+}
+
+/** The OTLP samplers of OTEL_TRACES_SAMPLER (the SDK's names). */
+const SAMPLERS = [
+  'always_on',
+  'always_off',
+  'traceidratio',
+  'parentbased_always_on',
+  'parentbased_always_off',
+  'parentbased_traceidratio',
+] as const;
+
+export interface TracingConfig {
+  /** Where spans are sent: the full OTLP/HTTP traces URL. */
+  url: string;
+  protocol: 'http/protobuf' | 'http/json';
+  headers: Record<string, string>;
+  sampler: (typeof SAMPLERS)[number];
+  /** For the *traceidratio samplers: the share of traces kept (0-1). */
+  ratio: number;
+  serviceName: string;
+  /** Prompt and completion text on the spans (--trace-content). */
+  recordContent: boolean;
 }
 
 /** The package's version, from its package.json (found upward from this file, in src/ or dist/src/). */
@@ -374,5 +399,60 @@ function toConfig(values: FlagValues, models: ModelConfig[], env: NodeJS.Process
     allowedHosts: values['allowed-hosts'],
     dashboard: !values['no-dashboard'],
     testFaults: env.QWEN_TEST_FAULTS === '1',
+    tracing: tracingConfig(values['otlp-endpoint'], values['trace-content'], env),
   };
+}
+
+/**
+ * Tracing from --otlp-endpoint or OpenTelemetry's standard variables (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is the
+ * full traces URL; OTEL_EXPORTER_OTLP_ENDPOINT and the flag are base URLs, to which /v1/traces is added, as the
+ * OpenTelemetry specification says). Off unless an endpoint is given; OTEL_SDK_DISABLED=true or
+ * OTEL_TRACES_EXPORTER=none turn it off.
+ */
+function tracingConfig(flag: string | undefined, recordContent: boolean, env: NodeJS.ProcessEnv): TracingConfig | undefined {
+  if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') return undefined;
+  const exporter = env.OTEL_TRACES_EXPORTER?.trim().toLowerCase();
+  if (exporter === 'none') return undefined;
+  if (exporter !== undefined && exporter !== '' && exporter !== 'otlp') {
+    throw new ConfigError(`OTEL_TRACES_EXPORTER=${exporter} is not supported: qwen-serve exports traces with otlp (or none)`);
+  }
+  const base = (url: string) => `${url.replace(/\/+$/, '')}/v1/traces`;
+  const tracesUrl = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim();
+  const baseUrl = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
+  const url = flag ? base(flag) : tracesUrl ? tracesUrl : baseUrl ? base(baseUrl) : undefined;
+  if (url === undefined) return undefined;
+  if (!/^https?:\/\/[^\s]+$/i.test(url))
+    throw new ConfigError(`the OTLP traces endpoint must be an http(s) URL (got ${JSON.stringify(url)})`);
+  const protocol = (env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf').trim();
+  if (protocol !== 'http/protobuf' && protocol !== 'http/json') {
+    throw new ConfigError(`OTEL_EXPORTER_OTLP_PROTOCOL=${protocol} is not supported: use http/protobuf or http/json`);
+  }
+  const sampler = (env.OTEL_TRACES_SAMPLER ?? 'parentbased_always_on').trim().toLowerCase();
+  if (!(SAMPLERS as readonly string[]).includes(sampler)) {
+    throw new ConfigError(`OTEL_TRACES_SAMPLER=${sampler} is not supported: use one of ${SAMPLERS.join(', ')}`);
+  }
+  const arg = env.OTEL_TRACES_SAMPLER_ARG?.trim();
+  const ratio = arg === undefined || arg === '' ? 1 : Number(arg);
+  if (!(ratio >= 0 && ratio <= 1))
+    throw new ConfigError(`OTEL_TRACES_SAMPLER_ARG must be a number from 0 to 1 (got ${JSON.stringify(arg)})`);
+  return {
+    url,
+    protocol,
+    headers: otlpHeaders(env.OTEL_EXPORTER_OTLP_TRACES_HEADERS ?? env.OTEL_EXPORTER_OTLP_HEADERS),
+    sampler: sampler as TracingConfig['sampler'],
+    ratio,
+    serviceName: env.OTEL_SERVICE_NAME?.trim() || 'qwen-serve',
+    recordContent,
+  };
+}
+
+/** OTEL_EXPORTER_OTLP_HEADERS: `key=value` pairs, comma-separated, values percent-encoded (W3C baggage style). */
+function otlpHeaders(text: string | undefined): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const pair of (text ?? '').split(',')) {
+    const at = pair.indexOf('=');
+    if (at <= 0) continue;
+    headers[pair.slice(0, at).trim()] = decodeURIComponent(pair.slice(at + 1).trim());
+  }
+  return headers;
 }

@@ -402,6 +402,22 @@ export const FLAGS = [
     boolean: true,
   },
   {
+    name: 'otlp-endpoint',
+    arg: 'url',
+    description:
+      'send OpenTelemetry traces over OTLP/HTTP to this collector (traces go to <url>/v1/traces); OTEL_EXPORTER_OTLP_ENDPOINT and OTEL_EXPORTER_OTLP_TRACES_ENDPOINT do the same',
+    defaultText: 'off (unless an OTEL_EXPORTER_OTLP_* endpoint is set)',
+    schema: z.url({ error: 'must be an http(s) URL' }).refine((u) => /^https?:\/\//i.test(u), 'must be an http(s) URL'),
+  },
+  {
+    name: 'trace-content',
+    arg: '',
+    description: 'record prompt and completion text on the spans (off: only sizes, counts and timings)',
+    default: 'false',
+    schema: switchValue,
+    boolean: true,
+  },
+  {
     name: 'nvml-library',
     arg: 'path',
     description: 'NVML library for GPU metrics',

@@ -173,7 +173,9 @@ export class Dispatcher {
   private start(job: Job, index: number): void {
     this.runningOn[index]!++;
     this.next = (index + 1) % this.engines.length;
-    const channel = this.engines[index]!.run(job.task);
+    const engine = this.engines[index]!;
+    job.engine = { index: engine.index, device: engine.device };
+    const channel = engine.run(job.task);
     job.attach(channel);
     channel.settled.then(
       () => this.release(job, index, undefined),

@@ -46,6 +46,8 @@ export interface JobReporter {
 
 export class Job {
   state: JobState = 'queued';
+  /** The engine the job runs on, once it left the queue (its trace's `qwen.engine`). */
+  engine: { index: number; device: string } | undefined;
   readonly admittedAt = performance.now();
   private channel: TaskChannel | undefined;
   private cancelReason: CancelReason | undefined;

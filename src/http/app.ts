@@ -19,7 +19,10 @@ import { errorHandler, sendError } from './middleware/error-handler.js';
 import { hostCheck } from './middleware/host-check.js';
 import { bodyDepthCheck } from './middleware/json-depth.js';
 import { methodCheck } from './middleware/method-check.js';
-import { endpointLabel, requestContext, routeOf, type ErrorBodies } from './middleware/request-context.js';
+import { endpointLabel, loggerOf, requestContext, requestIdOf, routeOf, type ErrorBodies } from './middleware/request-context.js';
+import { setTrace } from './core/trace.js';
+import type { RequestTrace } from '../tracing/tracing.js';
+import type { EndpointLabel } from '../metrics/definitions.js';
 import { healthRoutes } from './native/health.js';
 import { tokenizeRoutes } from './native/tokenize.js';
 import { embeddingsRoutes } from './openai/embeddings.js';
@@ -45,10 +48,16 @@ export function createApp(ctx: AppContext): Express {
     const started = performance.now();
     const endpoint = endpointLabel(req);
     const measured = endpoint === undefined ? undefined : ctx.metrics.httpRequest(req.method, endpoint);
+    const trace = endpoint === undefined ? undefined : startTrace(ctx, req, endpoint);
+    if (trace) setTrace(res, trace);
     // 'close' fires once per response, finished or aborted: the request is counted when it ends.
     res.once('close', () => {
       measured?.();
-      ctx.log.debug({ method: req.method, path: req.path, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'request');
+      trace?.end(res.statusCode, !res.writableFinished);
+      loggerOf(req).debug(
+        { method: req.method, path: req.path, status: res.statusCode, ms: Math.round(performance.now() - started) },
+        'request',
+      );
     });
     next();
   });
@@ -93,4 +102,13 @@ export function notFound(hint = ''): express.RequestHandler {
   return (req) => {
     throw new NotFoundError(`Unknown route: ${req.method} ${req.path.slice(0, 200)}${hint}`, 'unknown_route');
   };
+}
+
+/** The SERVER span of an API request (tracing on), named as OpenTelemetry's HTTP conventions say: method and route. */
+function startTrace(ctx: AppContext, req: express.Request, endpoint: EndpointLabel): RequestTrace | undefined {
+  return ctx.tracing?.startRequest(`${req.method} ${endpoint}`, req.headers, {
+    'http.request.method': req.method,
+    'http.route': endpoint,
+    'qwen.request_id': requestIdOf(req),
+  });
 }

@@ -5,6 +5,7 @@ import type { MainMetrics } from '../metrics/main-metrics.js';
 import type { HostPolicy } from './middleware/host-check.js';
 import type { InputLimits } from './core/validation.js';
 import type { ModelRegistry } from '../models/registry.js';
+import type { Tracing } from '../tracing/tracing.js';
 import type { SchemaLimits } from '../structured/json-schema.js';
 
 /** What the routes need from the rest of the server. */
@@ -26,6 +27,8 @@ export interface AppContext {
   collector: MetricsCollector;
   /** The dashboard's sampled history; absent with --no-dashboard (and then /dashboard* are 404). */
   history?: MetricsHistory;
+  /** OpenTelemetry tracing; absent when off (the default). */
+  tracing?: Tracing;
   /** Set on SIGTERM/SIGINT: new requests get 503 with Connection: close. */
   draining: boolean;
 }

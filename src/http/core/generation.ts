@@ -8,7 +8,9 @@ import type { GenerateInput } from '../../shared/protocol.js';
 import type { AppContext } from '../context.js';
 import { bodySize } from '../middleware/body-size.js';
 import { endpointLabel } from '../middleware/request-context.js';
+import { ROUTES } from '../route-table.js';
 import { requestModel } from './check-model.js';
+import { traceOf } from './trace.js';
 import { prepareChoices, type PreparedChoices } from './prepare.js';
 import type { Renderer } from './renderer.js';
 import { respond } from './respond.js';
@@ -41,9 +43,23 @@ export async function serveGeneration(
 ): Promise<void> {
   const constraints = outputConstraints(g.shape, ctx.schemaLimits);
   const model = requestModel(ctx, res, g.model, 'generate');
-  ctx.metrics.features(model.id, endpointLabel(req), featuresOf(constraints, g.shape));
+  const endpoint = endpointLabel(req);
+  ctx.metrics.features(model.id, endpoint, featuresOf(constraints, g.shape));
+  const trace = traceOf(res);
+  trace?.setAttributes({
+    'gen_ai.operation.name': endpoint === ROUTES.completions.path ? 'text_completion' : 'chat',
+    'gen_ai.request.model': g.model ?? model.id,
+    'gen_ai.response.model': model.id,
+    'gen_ai.request.max_tokens': g.sampling.maxTokens,
+    'gen_ai.request.temperature': g.sampling.temperature ?? undefined,
+    'gen_ai.request.top_p': g.sampling.topP ?? undefined,
+    'gen_ai.request.seed': g.sampling.seed ?? undefined,
+    'gen_ai.request.choice.count': g.n ?? 1,
+    'qwen.stream': g.stream,
+  });
   const prepared = await prepareChoices(ctx, model, {
     bodyBytes: bodySize(req),
+    trace,
     inputs: g.inputs,
     n: g.n ?? 1,
     sampling: samplingParams(g.sampling),
@@ -57,5 +73,6 @@ export async function serveGeneration(
     renderer: renderer(prepared, model.id),
     stream: g.stream,
     onToolCalls: (count) => ctx.metrics.toolCalls(model.id, count),
+    trace,
   });
 }

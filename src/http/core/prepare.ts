@@ -9,6 +9,8 @@ import { ContextLengthExceededError } from '../../errors.js';
 import type { ShapingRequest } from '../../shared/prepare-protocol.js';
 import type { GenerateInput, OutputConstraints, SamplingParams } from '../../shared/protocol.js';
 import type { ServedModel } from '../../models/served-model.js';
+import { nowMs } from '../../shared/protocol.js';
+import type { RequestTrace } from '../../tracing/tracing.js';
 import type { AppContext } from '../context.js';
 import { choiceMaxTokens } from './budget.js';
 import { invalidValue } from './validation.js';
@@ -25,6 +27,8 @@ export type ChoicesRequest = {
   echo?: boolean;
   /** Size of the request's body: large ones are prepared in a lane of their own. */
   bodyBytes: number;
+  /** The request's trace (tracing on and sampled): the tokenizer job becomes a `prepare` span. */
+  trace?: RequestTrace;
 } & ({ mode?: 'generate'; sampling: SamplingParams } | { mode: 'embed' });
 
 export interface PreparedChoices {
@@ -65,6 +69,8 @@ async function prepareTasks(ctx: AppContext, model: ServedModel, r: ChoicesReque
   const { constraints: c } = r;
   const shaping: ShapingRequest | undefined =
     c.json || c.tools ? { json: c.json, tools: c.tools, param: r.params.shaping ?? r.params.prompt } : undefined;
+  const trace = r.trace;
+  const preparing = nowMs();
   const { value } = await model.prepare.run(
     {
       op: 'prompts',
@@ -78,6 +84,15 @@ async function prepareTasks(ctx: AppContext, model: ServedModel, r: ChoicesReque
     r.bodyBytes,
   );
   if (value.grammarCached !== undefined) ctx.metrics.grammarComposed(model.id, value.grammarCached);
+  // Tokenizing, the chat template and the grammar (tools, response_format) happen in one tokenizer job.
+  trace?.child('prepare', preparing, nowMs(), {
+    'qwen.prompts': value.prompts.length,
+    'qwen.grammar': value.shaping !== undefined,
+    'qwen.grammar.cached': value.grammarCached,
+    'gen_ai.prompt': trace.recordContent
+      ? r.inputs.map((input) => (input.kind === 'text' ? input.prompt : JSON.stringify(input)))
+      : undefined,
+  });
   if (r.mode === 'embed') {
     const tasks = value.prompts.map((p, i): ChoiceTask => {
       embedFits(p.tokens.length, model.budgets.contextSize, paramOf(r, i));

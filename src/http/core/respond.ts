@@ -16,6 +16,8 @@ import { logServerFault, sendError } from '../middleware/error-handler.js';
 import { Answer } from './answer.js';
 import type { Renderer } from './renderer.js';
 import { StreamOutput } from './stream-output.js';
+import { ChoiceSpans } from './trace.js';
+import type { RequestTrace } from '../../tracing/tracing.js';
 
 export type ChoiceTask = TaskSpec & {
   /** Whether this choice's prompt counts in usage (the first choice of each prompt: n choices share one). */
@@ -28,6 +30,8 @@ export type RespondOptions = {
   release?: () => void;
   /** Called once, when every choice is complete, with the tool calls they returned. */
   onToolCalls?: (count: number) => void;
+  /** The request's trace (tracing on and sampled): a span per choice's queue, prompt and generation. */
+  trace?: RequestTrace;
   // A request that never streams (embeddings) needs only the body.
 } & ({ stream: boolean; renderer: Renderer } | { stream: false; renderer: Pick<Renderer, 'full'> });
 
@@ -55,6 +59,7 @@ export function respond(dispatcher: Dispatcher, res: Response, opts: RespondOpti
   const jobs: Job[] = [];
   let pending = opts.tasks.length;
   let failed = false;
+  const spans = opts.trace && new ChoiceSpans(opts.trace, opts.tasks.length);
 
   const fail = (err: ApiError) => {
     if (failed) return;
@@ -72,12 +77,24 @@ export function respond(dispatcher: Dispatcher, res: Response, opts: RespondOpti
     answers[i]!.finishReason = reason;
     answers[i]!.stopSequence = stopSequence;
     usages[i] = usage;
+    spans?.ended(i, jobs[i]?.engine, {
+      finishReason: reason,
+      outputTokens: usage.completionTokens,
+      cachedTokens: usage.cachedTokens,
+      text: answers[i]!.text,
+    });
     // A sibling failed: the response is the error, already written or on its way.
     if (failed) return;
     out?.choiceDone(i, reason, answers[i]!);
     if (--pending > 0) return;
     opts.onToolCalls?.(answers.reduce((n, a) => n + a.toolCalls.length, 0));
     const total = totalUsage(opts.tasks, usages);
+    opts.trace?.setAttributes({
+      'gen_ai.usage.input_tokens': total.promptTokens,
+      'gen_ai.usage.output_tokens': total.completionTokens,
+      'gen_ai.usage.cache_read.input_tokens': total.cachedTokens,
+      'gen_ai.response.finish_reasons': answers.map((a) => a.finishReason ?? 'error'),
+    });
     if (out) out.close(total, answers);
     else if (!res.destroyed) res.json(opts.renderer.full(answers, total));
   };
@@ -89,21 +106,31 @@ export function respond(dispatcher: Dispatcher, res: Response, opts: RespondOpti
   // Once a choice failed the response is the error: what its siblings still send is dropped.
   const handlers = (i: number): JobHandlers => ({
     onStarted: (promptTokens) => {
+      const job = jobs[i];
+      if (job) spans?.started(i, job.task.admittedAtMs, job.engine, promptTokens);
       if (!failed) out?.start(promptTokens);
     },
     onText: (t, logprobs) => {
+      spans?.output(i, jobs[i]?.engine);
       if (failed) return;
       answers[i]!.addText(t, logprobs);
       out?.text(i, t, logprobs);
     },
     onToolCall: (delta, logprobs) => {
+      spans?.output(i, jobs[i]?.engine);
       if (failed) return;
       answers[i]!.addToolCall(delta, logprobs);
       out?.toolCall(i, delta, logprobs);
     },
-    onEmbedding: (vector) => (answers[i]!.embedding = vector),
+    onEmbedding: (vector) => {
+      spans?.output(i, jobs[i]?.engine);
+      answers[i]!.embedding = vector;
+    },
     onDone: (reason, usage, stopSequence) => choiceDone(i, reason, usage, stopSequence),
-    onError: (err) => fail(err),
+    onError: (err, usage) => {
+      spans?.ended(i, jobs[i]?.engine, { outputTokens: usage.completionTokens, error: `${err.code}: ${err.message}` });
+      fail(err);
+    },
   });
   // All choices or none (429): the request's places were held while it was prepared.
   jobs.push(

@@ -7,7 +7,7 @@ import type { NextFunction, Request, Response } from 'express';
 import { ApiError, InternalError, InvalidPathError, InvalidRequestError, PayloadTooLargeError } from '../../errors.js';
 import { GENERATION_ENDPOINTS } from '../../metrics/definitions.js';
 import type { MainMetrics } from '../../metrics/main-metrics.js';
-import { claimFaultReport, endpointLabel, errorBodyOf, loggerOf, requestIdOf, routeOf } from './request-context.js';
+import { claimFaultReport, endpointLabel, errorBodyOf, loggerOf, routeOf } from './request-context.js';
 
 /** 503s that report a state (loading, draining), not a fault: /health answers them to every probe. */
 const STATES = new Set(['model_loading', 'shutting_down']);
@@ -21,7 +21,7 @@ export function logServerFault(res: Response, err: ApiError, cause?: unknown): v
   const req = res.req;
   if (err.status < 500 || !claimFaultReport(req) || STATES.has(err.code)) return;
   loggerOf(req).error(
-    { requestId: requestIdOf(req), status: err.status, code: err.code, message: err.message, route: routeOf(req)?.template, err: cause },
+    { status: err.status, code: err.code, message: err.message, route: routeOf(req)?.template, err: cause },
     'server error answered',
   );
 }

@@ -1,6 +1,6 @@
 /**
- * What the server knows about a request before any route runs: its id (sent back as `x-request-id` and
- * put in every log line about it) and the route it matched. The route is decided once, here, by the
+ * What the server knows about a request before any route runs: its id (the client's `x-request-id` when it sends
+ * a plausible one, else a new UUID; sent back as `x-request-id` and put in every log line about it) and the route it matched. The route is decided once, here, by the
  * app's route table; metrics labels, auth's open paths, the 405s and the error shape all read it. And the
  * guarantee that a 5xx is logged: errors are logged where they are answered (error-handler.ts), and a 5xx
  * written any other way is logged when its response ends.
@@ -24,7 +24,7 @@ const openaiErrorBody: ErrorBody = (err) => err.toBody();
 interface RequestInfo {
   id: string;
   route: Route | undefined;
-  /** The server's logger (errors answered deep in a response's life are logged with the request id). */
+  /** The request's logger: every line it writes carries the request id. */
   log: Logger;
   /** Whether an error answered on this request has been through logServerFault (logged or deliberately not). */
   faultReported: boolean;
@@ -34,6 +34,9 @@ interface RequestInfo {
 
 const infos = new WeakMap<IncomingMessage, RequestInfo>();
 
+/** An `x-request-id` the server adopts: short, and nothing that could break a log line or a header. */
+const CLIENT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
 /** The first middleware of an app serving `routes`: gives the request its id, its route and its error shape. */
 export function requestContext(routes: readonly Route[], log: Logger, errorBodies: ErrorBodies = {}): RequestHandler {
   const match = routeMatcher(routes);
@@ -42,12 +45,15 @@ export function requestContext(routes: readonly Route[], log: Logger, errorBodie
     const route = match(req.path);
     const dialect = route ? route.dialect : dialectOf(req.path);
     const errorBody = (dialect && errorBodies[dialect]) ?? openaiErrorBody;
-    const info: RequestInfo = { id: randomUUID(), route, log, faultReported: false, errorBody };
+    // A client's (or a proxy's) own id is kept when it is a plausible one, so its logs and ours line up.
+    const given = req.get('x-request-id');
+    const id = given !== undefined && CLIENT_ID.test(given) ? given : randomUUID();
+    const info: RequestInfo = { id, route, log: log.child({ requestId: id }), faultReported: false, errorBody };
     infos.set(req, info);
     res.set('x-request-id', info.id);
     res.once('close', () => {
       if (res.statusCode < 500 || info.faultReported) return;
-      log.error({ requestId: info.id, status: res.statusCode, route: info.route?.template }, 'server error answered');
+      info.log.error({ status: res.statusCode, route: info.route?.template }, 'server error answered');
     });
     next();
   };

@@ -7,6 +7,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import type { AppContext } from '../context.js';
 import { requestModel } from '../core/check-model.js';
+import { traceOf } from '../core/trace.js';
 import { prepareChoices } from '../core/prepare.js';
 import { respond } from '../core/respond.js';
 import { invalidValue, parseBody } from '../core/validation.js';
@@ -43,8 +44,16 @@ export function embeddingsRoutes(ctx: AppContext): Router {
       }
     }
     const model = requestModel(ctx, res, b.model, 'embed');
+    const trace = traceOf(res);
+    trace?.setAttributes({
+      'gen_ai.operation.name': 'embeddings',
+      'gen_ai.request.model': b.model ?? model.id,
+      'gen_ai.response.model': model.id,
+      'qwen.inputs': inputs.length,
+    });
     const { tasks, release } = await prepareChoices(ctx, model, {
       bodyBytes: bodySize(req),
+      trace,
       inputs,
       n: 1,
       constraints: {},
@@ -54,6 +63,7 @@ export function embeddingsRoutes(ctx: AppContext): Router {
     respond(model.dispatcher, res, {
       tasks,
       release,
+      trace,
       stream: false,
       renderer: {
         full: (answers, usage) => ({
