@@ -16,7 +16,7 @@ import { logServerFault, sendError } from '../middleware/error-handler.js';
 import { Answer } from './answer.js';
 import type { Renderer } from './renderer.js';
 import { StreamOutput } from './stream-output.js';
-import { ChoiceSpans } from './trace.js';
+import { ChoiceSpans, type ExemplarSink } from './trace.js';
 import type { RequestTrace } from '../../tracing/tracing.js';
 
 export type ChoiceTask = TaskSpec & {
@@ -32,6 +32,8 @@ export type RespondOptions = {
   onToolCalls?: (count: number) => void;
   /** The request's trace (tracing on and sampled): a span per choice's queue, prompt and generation. */
   trace?: RequestTrace;
+  /** Where the trace's latencies become exemplars, under the model's label. */
+  exemplars?: { sink: ExemplarSink; model: string };
   // A request that never streams (embeddings) needs only the body.
 } & ({ stream: boolean; renderer: Renderer } | { stream: false; renderer: Pick<Renderer, 'full'> });
 
@@ -59,7 +61,7 @@ export function respond(dispatcher: Dispatcher, res: Response, opts: RespondOpti
   const jobs: Job[] = [];
   let pending = opts.tasks.length;
   let failed = false;
-  const spans = opts.trace && new ChoiceSpans(opts.trace, opts.tasks.length);
+  const spans = opts.trace && new ChoiceSpans(opts.trace, opts.tasks.length, opts.exemplars);
 
   const fail = (err: ApiError) => {
     if (failed) return;

@@ -18,6 +18,16 @@ export function traceOf(res: Response): RequestTrace | undefined {
   return trace?.sampled ? trace : undefined;
 }
 
+/** Where a sampled request's latencies go as exemplars (the metrics' exemplar store). */
+export interface ExemplarSink {
+  record(metric: string, labels: Record<string, string>, value: number, traceId: string): void;
+}
+
+/** The histograms whose exemplars come from a request's choices, all labelled by model. */
+const QUEUE = 'qwen_request_queue_seconds';
+const TTFT = 'qwen_time_to_first_token_seconds';
+const ITL = 'qwen_inter_token_latency_seconds';
+
 /**
  * The child spans of a request's choices, from the times their events reach the main thread: `queue` (admitted
  * to started), `prompt` (started to the first token: prompt evaluation), `generate` (first token to the end).
@@ -26,10 +36,15 @@ export class ChoiceSpans {
   private readonly startedAt: (number | undefined)[];
   private readonly firstAt: (number | undefined)[];
 
+  private readonly admittedAt: (number | undefined)[];
+
+  /** @param exemplars with the model's label: the choice's queue time, first-token time and mean inter-token time */
   constructor(
     private readonly trace: RequestTrace,
     choices: number,
+    private readonly exemplars?: { sink: ExemplarSink; model: string },
   ) {
+    this.admittedAt = Array<number | undefined>(choices).fill(undefined);
     this.startedAt = Array<number | undefined>(choices).fill(undefined);
     this.firstAt = Array<number | undefined>(choices).fill(undefined);
   }
@@ -41,7 +56,9 @@ export class ChoiceSpans {
   started(i: number, admittedAtMs: number, engine: { index: number; device: string } | undefined, promptTokens: number): void {
     const now = nowMs();
     this.startedAt[i] = now;
+    this.admittedAt[i] = admittedAtMs;
     this.trace.child('queue', admittedAtMs, now, this.attributes(i, engine));
+    this.exemplar(QUEUE, (now - admittedAtMs) / 1000);
     this.trace.setAttributes({ 'qwen.engine': engine?.index, 'qwen.device': engine?.device, 'qwen.prompt_tokens': promptTokens });
   }
 
@@ -51,6 +68,8 @@ export class ChoiceSpans {
     const now = nowMs();
     this.firstAt[i] = now;
     this.trace.child('prompt', this.startedAt[i] ?? now, now, this.attributes(i, engine));
+    const admitted = this.admittedAt[i];
+    if (admitted !== undefined) this.exemplar(TTFT, (now - admitted) / 1000);
   }
 
   ended(
@@ -61,6 +80,7 @@ export class ChoiceSpans {
     const now = nowMs();
     const from = this.firstAt[i] ?? this.startedAt[i];
     if (from === undefined) return;
+    if (this.firstAt[i] !== undefined && outcome.outputTokens > 1) this.exemplar(ITL, (now - from) / 1000 / (outcome.outputTokens - 1));
     this.trace.child(
       'generate',
       from,
@@ -74,5 +94,9 @@ export class ChoiceSpans {
       },
       outcome.error,
     );
+  }
+
+  private exemplar(metric: string, seconds: number): void {
+    this.exemplars?.sink.record(metric, { model: this.exemplars.model }, seconds, this.trace.traceId);
   }
 }
