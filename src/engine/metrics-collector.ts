@@ -9,6 +9,7 @@
  */
 import type { Logger } from 'pino';
 import { Baselines } from '../metrics/baselines.js';
+import type { ExemplarStore } from '../metrics/exemplars.js';
 import type { Collection, MetricsSource } from '../metrics/exposition.js';
 import { merge, withLabels, type ContentType, type MetricJson } from '../metrics/json.js';
 import type { MainMetrics } from '../metrics/main-metrics.js';
@@ -46,6 +47,11 @@ export class MetricsCollector implements MetricsSource {
     private readonly opts: CollectorOptions,
     private readonly log?: Logger,
   ) {}
+
+  /** The main thread's exemplars, which a scrape in OpenMetrics writes beside the merged buckets. */
+  get exemplars(): ExemplarStore {
+    return this.main.exemplars;
+  }
 
   /**
    * Collects every engine once. The worker snapshots come back with the registry they were merged into,

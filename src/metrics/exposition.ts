@@ -1,10 +1,12 @@
 /**
  * GET /metrics: the merged registry in Prometheus text format, or OpenMetrics when the scraper asks for
- * it (Accept: application/openmetrics-text), gzip-compressed when Accept-Encoding allows.
+ * it (Accept: application/openmetrics-text) with the exemplars of traced requests, gzip-compressed when
+ * Accept-Encoding allows.
  */
 import compression from 'compression';
 import { Router, type Request } from 'express';
 import { Registry } from 'prom-client';
+import type { ExemplarStore } from './exemplars.js';
 import type { ContentType } from './json.js';
 
 /** One collection of every registry, merged. */
@@ -15,6 +17,8 @@ export interface Collection {
 /** What a scrape reads: something that collects and merges the registries (src/engine/metrics-collector.ts). */
 export interface MetricsSource {
   collect(contentType: ContentType): Promise<Collection>;
+  /** Exemplars to write into OpenMetrics scrapes (absent: none). */
+  readonly exemplars?: ExemplarStore;
 }
 
 function negotiate(req: Request): ContentType {
@@ -41,6 +45,12 @@ export function fixOpenMetricsCounters(text: string): string {
     .join('\n');
 }
 
+/** The merged registry's OpenMetrics text, its counters fixed, then its exemplars added (they exist only in OpenMetrics). */
+function openMetrics(text: string, exemplars: ExemplarStore | undefined): string {
+  const fixed = fixOpenMetricsCounters(text);
+  return exemplars ? exemplars.annotate(fixed) : fixed;
+}
+
 export function metricsRouter(collector: MetricsSource): Router {
   const router = Router();
   // Compress everything on this router, whatever its content type (the default filter skips
@@ -49,7 +59,7 @@ export function metricsRouter(collector: MetricsSource): Router {
     const contentType = negotiate(req);
     const { registry } = await collector.collect(contentType);
     const text = await registry.metrics();
-    const body = contentType === Registry.OPENMETRICS_CONTENT_TYPE ? fixOpenMetricsCounters(text) : text;
+    const body = contentType === Registry.OPENMETRICS_CONTENT_TYPE ? openMetrics(text, collector.exemplars) : text;
     res.set('Content-Type', contentType).set('Cache-Control', 'no-store').send(body);
   });
   return router;

@@ -24,6 +24,7 @@ import {
   UNLOAD_REASONS,
   type UnloadReason,
 } from './definitions.js';
+import { ExemplarStore } from './exemplars.js';
 import { counter, gauge, histogram } from './factory.js';
 
 /** A model's dispatcher state as the gauges read it at scrape time (summed over its engines). */
@@ -72,6 +73,8 @@ const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIO
 
 export class MainMetrics {
   readonly registry = new Registry();
+  /** Trace ids of sampled requests beside the latency buckets they fell in, written into OpenMetrics scrapes. */
+  readonly exemplars = new ExemplarStore();
   private readonly requests;
   private readonly duration;
   private readonly active;
@@ -204,16 +207,18 @@ export class MainMetrics {
 
   /**
    * Call when an API request starts (`endpoint`: its route's template, src/http/request-context.ts decides
-   * it); the returned function when its response has ended.
+   * it); the returned function when its response has ended, with the request's trace id when it was traced
+   * and sampled (its duration becomes an exemplar).
    */
-  httpRequest(method: string, endpoint: EndpointLabel): () => void {
+  httpRequest(method: string, endpoint: EndpointLabel): (traceId?: string) => void {
     const labels = { method: METHODS.has(method) ? method : 'other', endpoint };
     this.active.inc();
     const end = this.duration.startTimer(labels);
-    return () => {
+    return (traceId) => {
       this.active.dec();
-      end();
+      const seconds = end();
       this.requests.inc(labels);
+      if (traceId !== undefined) this.exemplars.record(MAIN.duration.name, labels, seconds, traceId);
     };
   }
 
