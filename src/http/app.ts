@@ -52,7 +52,7 @@ export function createApp(ctx: AppContext): Express {
     if (trace) setTrace(res, trace);
     // 'close' fires once per response, finished or aborted: the request is counted when it ends.
     res.once('close', () => {
-      measured?.();
+      measured?.(trace?.sampled ? trace.traceId : undefined);
       trace?.end(res.statusCode, !res.writableFinished);
       loggerOf(req).debug(
         { method: req.method, path: req.path, status: res.statusCode, ms: Math.round(performance.now() - started) },

@@ -74,5 +74,6 @@ export async function serveGeneration(
     stream: g.stream,
     onToolCalls: (count) => ctx.metrics.toolCalls(model.id, count),
     trace,
+    exemplars: { sink: ctx.metrics.exemplars, model: model.id },
   });
 }

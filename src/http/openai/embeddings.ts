@@ -64,6 +64,7 @@ export function embeddingsRoutes(ctx: AppContext): Router {
       tasks,
       release,
       trace,
+      exemplars: { sink: ctx.metrics.exemplars, model: model.id },
       stream: false,
       renderer: {
         full: (answers, usage) => ({
