@@ -75,7 +75,7 @@ export class ExemplarStore {
     if (!series) {
       if (this.seriesCount >= MAX_SERIES) return;
       series = { labels: Object.entries(labels), buckets: new Map(), pending: [] };
-      if (!byLabels) this.series.set(metric, (byLabels = new Map()));
+      if (!byLabels) this.series.set(metric, (byLabels = new Map<string, Series>()));
       byLabels.set(key, series);
       this.seriesCount++;
     }
@@ -107,7 +107,11 @@ export class ExemplarStore {
       if (!set) bounds.set(m[1]!, (set = new Set()));
       set.add(le);
     }
-    for (const [metric, set] of bounds) this.learnBounds(metric, [...set].sort((a, b) => a - b));
+    for (const [metric, set] of bounds)
+      this.learnBounds(
+        metric,
+        [...set].sort((a, b) => a - b),
+      );
     this.dropOlderThan(this.now() - this.maxAgeMs);
     for (const b of buckets) {
       let latest: Exemplar | undefined;
@@ -163,7 +167,11 @@ function labelKey(labels: Record<string, string>): string {
 
 function parseLabels(text: string): Map<string, string> {
   const labels = new Map<string, string>();
-  for (const m of text.matchAll(LABEL)) labels.set(m[1]!, m[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c)));
+  for (const m of text.matchAll(LABEL))
+    labels.set(
+      m[1]!,
+      m[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c)),
+    );
   return labels;
 }
 

@@ -170,14 +170,19 @@ export interface Prometheus {
   log: () => string;
 }
 
-/** Starts `prometheus` with the given configuration file and a fresh TSDB under `dir`. */
-export async function startPrometheus(configFile: string, dir: string): Promise<Prometheus> {
+/** Starts `prometheus` with the given configuration file and a fresh TSDB under `dir`; `flags` are added (feature flags, say). */
+export async function startPrometheus(configFile: string, dir: string, flags: string[] = []): Promise<Prometheus> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   let log = '';
   const proc = spawn(
     'prometheus',
-    [`--config.file=${configFile}`, `--storage.tsdb.path=${path.join(dir, 'prometheus-data')}`, `--web.listen-address=127.0.0.1:${port}`],
+    [
+      `--config.file=${configFile}`,
+      `--storage.tsdb.path=${path.join(dir, 'prometheus-data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      ...flags,
+    ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   proc.stderr.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-20_000)));
