@@ -1,13 +1,15 @@
 /**
  * The Grafana dashboard and its provisioning files, validated without Grafana: structure, variables,
  * every panel with PromQL targets filtered by the variables, only metrics that qwen-serve exposes, every
- * query parsed by Prometheus's own parser (promtool), and the provisioning wired to the compose services.
+ * query parsed by Prometheus's own parser (promtool), exemplars on the latency panels, and the provisioning
+ * wired to the compose services (the exemplars' trace ids linked to traces).
  * test/monitoring-e2e.test.ts runs the same queries against a real Prometheus with data.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ALL_METRICS, MAIN } from '../src/metrics/definitions.js';
+import { ALL_METRICS, MAIN, WORKER } from '../src/metrics/definitions.js';
+import { ExemplarStore } from '../src/metrics/exemplars.js';
 import {
   checkPromqlParses,
   dashboardQueries,
@@ -84,6 +86,27 @@ describe('the dashboard', () => {
     expect(new Set(titles).size).toBe(titles.length);
     const ids = dashboard.panels.flatMap((p) => [p.id, ...(p.panels ?? []).map((c) => c.id)]);
     expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it("shows exemplars on the latency panels, once each, from the histograms the server's exemplar store feeds", () => {
+    const latency = {
+      'Request latency (p50, p95, p99)': MAIN.duration.name,
+      'Time to first token (p50, p95, p99)': WORKER.ttft.name,
+      'Inter-token latency (p50, p95, p99)': WORKER.itl.name,
+      'Queue wait (p50, p95, p99)': MAIN.queueTime.name,
+    };
+    for (const p of panels) {
+      const withExemplars = (p.targets ?? []).filter((t) => t.exemplar === true);
+      const histogram = latency[p.title as keyof typeof latency];
+      if (histogram === undefined) {
+        expect(withExemplars, p.title).toEqual([]);
+        continue;
+      }
+      // One target per panel: its quantiles read the same buckets, and each would draw the same exemplars again.
+      expect(withExemplars, p.title).toHaveLength(1);
+      expect(qwenMetricsIn(withExemplars[0]!.expr), p.title).toEqual([`${histogram}_bucket`]);
+      expect(p.description, p.title).toContain('trace');
+    }
   });
 
   it('gives every panel a description, the templated data source and at least one PromQL target', () => {
@@ -208,6 +231,23 @@ describe('the Grafana provisioning', () => {
     // The scrape interval of the compose Prometheus, for $__rate_interval.
     const prom = readYaml<{ global: { scrape_interval: string } }>('monitoring/prometheus-compose.yml');
     expect((ds.datasources[0]!.jsonData as { timeInterval: string }).timeInterval).toBe(prom.global.scrape_interval);
+  });
+
+  it("links exemplars' trace_id label, the one the server's exemplars carry, to a trace", () => {
+    const ds = readYaml<{ datasources: { jsonData: { exemplarTraceIdDestinations?: Record<string, string>[] } }[] }>(
+      'monitoring/grafana/provisioning/datasources/prometheus.yml',
+    );
+    const store = new ExemplarStore();
+    store.record(MAIN.duration.name, {}, 0.5, '0af7651916cd43dd8448eb211c80319c');
+    const annotated = store.annotate(`${MAIN.duration.name}_bucket{le="+Inf"} 1\n# EOF\n`);
+    const label = / # \{(\w+)="0af7651916cd43dd8448eb211c80319c"\}/.exec(annotated)?.[1];
+    expect(label).toBe('trace_id');
+    const destinations = ds.datasources[0]!.jsonData.exemplarTraceIdDestinations ?? [];
+    expect(destinations).toHaveLength(1);
+    expect(destinations[0]!.name).toBe(label);
+    // A link needs the trace id in it; `$$` keeps Grafana's provisioning from reading `${…}` as an environment variable.
+    if (destinations[0]!.url !== undefined) expect(destinations[0]!.url).toContain('$${__value.raw}');
+    else expect(destinations[0]!.datasourceUid).toBeTruthy();
   });
 
   it('loads the dashboard from where docker-compose.yml mounts it', () => {

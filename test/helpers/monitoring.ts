@@ -108,6 +108,8 @@ interface Target {
   expr: string;
   legendFormat?: string;
   datasource?: { type: string; uid: string };
+  /** Grafana also queries the target's exemplars and draws them as points. */
+  exemplar?: boolean;
 }
 export interface Panel {
   id: number;
