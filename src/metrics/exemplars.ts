@@ -107,11 +107,10 @@ export class ExemplarStore {
       if (!set) bounds.set(m[1]!, (set = new Set()));
       set.add(le);
     }
-    for (const [metric, set] of bounds)
-      this.learnBounds(
-        metric,
-        [...set].sort((a, b) => a - b),
-      );
+    for (const [metric, set] of bounds) {
+      const ascending = [...set].sort((a, b) => a - b);
+      this.learnBounds(metric, ascending);
+    }
     this.dropOlderThan(this.now() - this.maxAgeMs);
     for (const b of buckets) {
       let latest: Exemplar | undefined;
@@ -167,12 +166,13 @@ function labelKey(labels: Record<string, string>): string {
 
 function parseLabels(text: string): Map<string, string> {
   const labels = new Map<string, string>();
-  for (const m of text.matchAll(LABEL))
-    labels.set(
-      m[1]!,
-      m[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c)),
-    );
+  for (const m of text.matchAll(LABEL)) labels.set(m[1]!, unescapeLabel(m[2]!));
   return labels;
+}
+
+/** A label value as written in the text (`\\`, `\"` and `\n` escaped) back to the value. */
+function unescapeLabel(written: string): string {
+  return written.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
 }
 
 function parseBound(le: string | undefined): number | undefined {
