@@ -15,7 +15,11 @@ const chat = (url: string, body: object, headers: Record<string, string> = {}) =
   postJson(`${url}/v1/chat/completions`, { messages: [{ role: 'user', content: 'tell me a story' }], max_tokens: 4, ...body }, headers);
 
 /** The spans of one trace, once its server span has arrived (the batch processor exports within a second). */
-async function traceOf(receiver: OtlpReceiver, traceId: string, children: number): Promise<{ server: ReceivedSpan; spans: ReceivedSpan[] }> {
+async function traceOf(
+  receiver: OtlpReceiver,
+  traceId: string,
+  children: number,
+): Promise<{ server: ReceivedSpan; spans: ReceivedSpan[] }> {
   const spans = await receiver.waitFor(
     (all) => all.filter((s) => s.traceId === traceId).length >= children + 1 && all.some((s) => s.traceId === traceId && s.kind === 2),
     15_000,
@@ -85,7 +89,10 @@ describe('traces over OTLP/HTTP protobuf', () => {
     expect(res.status).toBe(200);
     const id = res.headers.get('x-request-id')!;
     expect(id).toMatch(/^[0-9a-f-]{36}$/);
-    const spans = await receiver.waitFor((all) => all.slice(before).some((s) => s.kind === 2 && s.attributes['qwen.request_id'] === id), 15_000);
+    const spans = await receiver.waitFor(
+      (all) => all.slice(before).some((s) => s.kind === 2 && s.attributes['qwen.request_id'] === id),
+      15_000,
+    );
     const span = spans.find((s) => s.attributes['qwen.request_id'] === id)!;
     expect(span.parentSpanId).toBeUndefined();
   });
@@ -166,7 +173,10 @@ describe('traces over OTLP/HTTP JSON, with --trace-content and a sampler', () =>
     const { rest } = await openStream(server.url, { prompt: 'hi', max_tokens: 3 });
     await rest;
     // openStream sends no traceparent: find the stream's server span by route.
-    const spans = await receiver.waitFor((all) => all.some((s) => s.kind === 2 && s.attributes['http.route'] === '/v1/completions'), 15_000);
+    const spans = await receiver.waitFor(
+      (all) => all.some((s) => s.kind === 2 && s.attributes['http.route'] === '/v1/completions'),
+      15_000,
+    );
     const span = spans.find((s) => s.kind === 2 && s.attributes['http.route'] === '/v1/completions')!;
     expect(span.attributes['qwen.stream']).toBe(true);
   });
