@@ -343,6 +343,7 @@ describe('the compose files', () => {
   };
   const compose = readYaml<{ services: Record<string, Service>; volumes: Record<string, unknown> }>('docker-compose.yml');
   const gpu = readYaml<{ services: Record<string, Service> }>('docker-compose.gpu.yml');
+  const tracing = readYaml<{ services: Record<string, Service>; volumes: Record<string, unknown> }>('docker-compose.tracing.yml');
   const bindMounts = (s: Service) =>
     (s.volumes ?? [])
       .filter((v) => v.startsWith('./'))
@@ -355,6 +356,7 @@ describe('the compose files', () => {
     for (const [file, doc] of [
       ['docker-compose.yml', compose],
       ['docker-compose.gpu.yml', gpu],
+      ['docker-compose.tracing.yml', tracing],
     ] as const) {
       expect(validate(doc), `${file}: ${ajv.errorsText(validate.errors)}`).toBe(true);
     }
@@ -374,8 +376,21 @@ describe('the compose files', () => {
     expect(stageNames).toContain(gpu.services['qwen-serve']!.build!.target);
   });
 
+  it('pin every image they pull to a version', () => {
+    for (const [file, doc] of [
+      ['docker-compose.yml', compose],
+      ['docker-compose.tracing.yml', tracing],
+    ] as const) {
+      for (const [name, s] of Object.entries(doc.services)) {
+        if (s.build) continue; // built here; `image` only names the result
+        // repository:tag, the tag a version (v1.2.3, 1.2.3, 12.1.0, 20-bookworm-slim), never latest.
+        expect(s.image, `${file}: ${name}`).toMatch(/^[\w./-]+:v?\d+(\.\d+)*(-[\w.-]+)?$/);
+      }
+    }
+  });
+
   it('mount files that exist, read-only, where each service reads them', () => {
-    for (const [name, s] of Object.entries(compose.services)) {
+    for (const [name, s] of [...Object.entries(compose.services), ...Object.entries(tracing.services)]) {
       for (const m of bindMounts(s)) {
         expect(fs.existsSync(m.from), `${name}: ${m.from}`).toBe(true);
         expect(m.ro, `${name}: ${m.from} read-only`).toBe(true);
@@ -410,6 +425,68 @@ describe('the compose files', () => {
     expect(fs.readFileSync('monitoring/alert-webhook.mjs', 'utf8')).toContain(`process.env.ALERT_WEBHOOK_PORT ?? ${url.port}`);
   });
 
+  it('have a tracing stack: qwen-serve exporting to Jaeger over OTLP/HTTP, Prometheus keeping exemplars, Grafana with a Jaeger data source', () => {
+    expect(Object.keys(tracing.services).sort()).toEqual(['grafana', 'jaeger', 'prometheus', 'qwen-serve']);
+    const q = tracing.services['qwen-serve']!;
+    const base = compose.services['qwen-serve']!;
+    // The same server as docker-compose.yml's, with the OpenTelemetry variables added.
+    expect(q.build).toEqual(base.build);
+    expect(q.image).toBe(base.image);
+    expect(q.ports).toEqual(base.ports);
+    expect(q.volumes).toEqual(base.volumes);
+    expect(Object.keys(tracing.volumes)).toContain('models');
+    expect(q.environment).toMatchObject({
+      ...base.environment,
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://jaeger:4318',
+      OTEL_SERVICE_NAME: 'qwen-serve',
+    });
+    expect(['http/protobuf', 'http/json']).toContain(q.environment!.OTEL_EXPORTER_OTLP_PROTOCOL);
+    // Jaeger's OTLP/HTTP receiver is the port the endpoint names; its UI is the data source's.
+    const jaeger = tracing.services.jaeger!;
+    expect(jaeger.image).toMatch(/^jaegertracing\/all-in-one:/);
+    expect(jaeger.environment).toEqual({ COLLECTOR_OTLP_ENABLED: 'true' });
+    expect(jaeger.ports).toEqual(['127.0.0.1:16686:16686', '127.0.0.1:4318:4318']);
+
+    const prom = tracing.services.prometheus!;
+    expect(prom.command).toContain('--enable-feature=exemplar-storage');
+    expect(prom.command).toContain('--config.file=/etc/prometheus/prometheus.yml');
+    expect(prom.ports).toEqual(compose.services.prometheus!.ports);
+    expect(bindMounts(prom).find((m) => m.to === '/etc/prometheus/prometheus.yml')?.from).toBe('./monitoring/prometheus-tracing.yml');
+    expect(bindMounts(prom).find((m) => m.to === '/etc/prometheus/rules')?.from).toBe('./monitoring/rules');
+    // The compose Prometheus configuration less Alertmanager, scraping OpenMetrics (where exemplars are) first.
+    const traced = readYaml('monitoring/prometheus-tracing.yml');
+    const composed = readYaml('monitoring/prometheus-compose.yml');
+    expect(traced.global).toEqual(composed.global);
+    expect(traced.rule_files).toEqual(composed.rule_files);
+    expect(traced.alerting).toBeUndefined();
+    expect(traced.scrape_configs).toHaveLength(1);
+    const { scrape_protocols, ...job } = traced.scrape_configs[0];
+    expect(job).toEqual(composed.scrape_configs[0]);
+    expect(scrape_protocols[0]).toBe('OpenMetricsText1.0.0');
+
+    const grafana = tracing.services.grafana!;
+    expect(grafana.image).toBe(compose.services.grafana!.image);
+    expect(grafana.environment).toEqual(compose.services.grafana!.environment);
+    // docker-compose.yml's provisioning, folder by folder and every data source file of it, plus Jaeger's.
+    const provisioning = bindMounts(compose.services.grafana!).find((m) => m.to === '/etc/grafana/provisioning')!.from;
+    const grafanaMounts = Object.fromEntries(bindMounts(grafana).map((m) => [m.to, m.from]));
+    const expected: Record<string, string> = Object.fromEntries(
+      bindMounts(compose.services.grafana!)
+        .filter((m) => m.to !== '/etc/grafana/provisioning')
+        .map((m) => [m.to, m.from]),
+    );
+    for (const sub of fs.readdirSync(provisioning)) {
+      if (sub !== 'datasources') expected[`/etc/grafana/provisioning/${sub}`] = `${provisioning}/${sub}`;
+    }
+    for (const file of fs.readdirSync(`${provisioning}/datasources`)) {
+      expected[`/etc/grafana/provisioning/datasources/${file}`] = `${provisioning}/datasources/${file}`;
+    }
+    expected['/etc/grafana/provisioning/datasources/jaeger.yml'] = './monitoring/grafana/jaeger-datasource.yml';
+    expect(grafanaMounts).toEqual(expected);
+    const ds = readYaml('monitoring/grafana/jaeger-datasource.yml');
+    expect(ds.datasources).toEqual([expect.objectContaining({ uid: 'jaeger', type: 'jaeger', url: 'http://jaeger:16686' })]);
+  });
+
   it('have a GPU override that builds the cuda target, reserves every NVIDIA GPU and runs one engine per GPU', () => {
     expect(Object.keys(gpu.services)).toEqual(['qwen-serve']);
     const q = gpu.services['qwen-serve']!;
@@ -420,7 +497,7 @@ describe('the compose files', () => {
 
   const hasCompose = hasTool('docker-compose');
   if (!hasCompose) warnMissing('docker-compose', 'docker-compose', '`docker-compose config` of the compose files');
-  it.skipIf(!hasCompose)('pass `docker-compose config` (no engine needed), alone and with the GPU override', () => {
+  it.skipIf(!hasCompose)('pass `docker-compose config` (no engine needed), alone, with the GPU override, and the tracing stack', () => {
     // DOCKER_HOST points nowhere: config must not need an engine.
     const env = { ...process.env, DOCKER_HOST: 'unix:///nonexistent/docker.sock' };
     const base = run('docker-compose', ['-f', 'docker-compose.yml', 'config', '-q'], { env });
@@ -432,5 +509,7 @@ describe('the compose files', () => {
     // The override's environment merges into the base service's (a map merges key by key).
     expect(merged.output).toMatch(/QWEN_GPUS: all/);
     expect(merged.output).toMatch(/QWEN_LOG_LEVEL: info/);
+    const traced = run('docker-compose', ['-f', 'docker-compose.tracing.yml', 'config', '-q'], { env });
+    expect(traced.code, traced.output).toBe(0);
   });
 });

@@ -1,218 +1,431 @@
 /**
- * An OTLP/HTTP trace receiver for tests: accepts POST /v1/traces in both encodings the exporters send
- * (application/json and application/x-protobuf) and decodes them into one simple span shape. The protobuf side is
- * a small wire-format reader for the fields of opentelemetry-proto's trace, common and resource messages that the
- * tests look at (field numbers from those .proto files).
+ * An OTLP/HTTP trace receiver for tests: what a collector, Jaeger or Tempo would receive from qwen-serve,
+ * captured in-process so a test can assert on the spans. It accepts `POST /v1/traces` in both encodings
+ * the OpenTelemetry exporters send (`http/json`: application/json; `http/protobuf`: application/x-protobuf),
+ * gzip-compressed or not, and decodes both into one shape.
+ *
+ * Nothing installed decodes OTLP protobuf requests (@opentelemetry/otlp-transformer only serializes them,
+ * and protobufjs is not a dependency), so the protobuf side is a minimal wire-format decoder for the fields
+ * of opentelemetry-proto's trace/v1, common/v1 and resource/v1 messages that the tests read; any other field
+ * is skipped by its wire type, as protobuf readers do.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { until } from './until.js';
+import zlib from 'node:zlib';
 
-type Value = string | number | boolean | Value[];
+/** An attribute's value; a nested object is an OTLP kvlist_value (resources and events may carry one). */
+type AttributeValue = string | number | boolean | string[] | number[] | boolean[] | Attributes;
+type Attributes = { [key: string]: AttributeValue };
 
-export interface ReceivedSpan {
-  traceId: string;
-  spanId: string;
-  /** undefined for a root span. */
-  parentSpanId?: string;
+/** OTLP's Span.SpanKind, by name (the wire carries the number: UNSPECIFIED 0 … CONSUMER 5). */
+type SpanKindName = 'UNSPECIFIED' | 'INTERNAL' | 'SERVER' | 'CLIENT' | 'PRODUCER' | 'CONSUMER';
+/** OTLP's Status.StatusCode, by name (UNSET 0, OK 1, ERROR 2). */
+type StatusCodeName = 'UNSET' | 'OK' | 'ERROR';
+
+interface ReceivedEvent {
   name: string;
-  /** OTLP's SpanKind: 1 internal, 2 server, 3 client. */
-  kind: number;
-  startNs: bigint;
-  endNs: bigint;
-  attributes: Record<string, Value>;
-  /** OTLP's StatusCode: 0 unset, 1 ok, 2 error. */
-  status: { code: number; message?: string };
-  resource: Record<string, Value>;
+  timeNs: bigint;
+  attributes: Attributes;
 }
 
+export interface ReceivedSpan {
+  /** 32 lowercase hex digits. */
+  traceId: string;
+  /** 16 lowercase hex digits. */
+  spanId: string;
+  /** Absent on a root span. */
+  parentSpanId?: string;
+  name: string;
+  kind: SpanKindName;
+  startNs: bigint;
+  endNs: bigint;
+  attributes: Attributes;
+  events: ReceivedEvent[];
+  status: { code: StatusCodeName; message?: string };
+  /** The instrumentation scope (the tracer's name) that made the span. */
+  scope: string;
+  /** The attributes of the resource the span was exported with (service.name, …). */
+  resource: Attributes;
+}
+
+type OtlpEncoding = 'application/json' | 'application/x-protobuf';
+
 export interface OtlpReceiver {
-  /** The base URL: exporters post to `${url}/v1/traces`. */
+  /** http://127.0.0.1:PORT, without a path: the exporters' endpoint is `${url}/v1/traces`. */
   url: string;
+  /** Every span received so far, in arrival order. */
   spans: ReceivedSpan[];
-  requests: { json: number; protobuf: number };
-  /** Resolves with every span once `ok` holds for them. */
-  waitFor(ok: (spans: ReceivedSpan[]) => boolean, timeoutMs?: number): Promise<ReceivedSpan[]>;
+  /** Accepted export requests, by content type. */
+  requests: Record<OtlpEncoding, number>;
+  /** Requests answered with an error (wrong path, method, content type or a body that does not decode). */
+  rejected: { status: number; reason: string }[];
+  /** Resolves with the spans once `pred` holds for them (checked now and on each request); rejects after timeoutMs. */
+  waitFor(pred: (spans: ReceivedSpan[]) => boolean, timeoutMs?: number): Promise<ReceivedSpan[]>;
   close(): Promise<void>;
 }
 
-export async function startOtlpReceiver(): Promise<OtlpReceiver> {
-  const spans: ReceivedSpan[] = [];
-  const requests = { json: 0, protobuf: 0 };
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      if (req.method !== 'POST' || req.url !== '/v1/traces') return void res.writeHead(404).end();
-      const json = (req.headers['content-type'] ?? '').includes('json');
-      try {
-        spans.push(...(json ? fromJson(JSON.parse(body.toString('utf8'))) : fromProtobuf(body)));
-        requests[json ? 'json' : 'protobuf']++;
-        res.writeHead(200, { 'content-type': json ? 'application/json' : 'application/x-protobuf' }).end(json ? '{}' : '');
-      } catch (err) {
-        res.writeHead(400).end(String(err));
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return {
-    url,
-    spans,
-    requests,
-    waitFor: (ok, timeoutMs = 10_000) => until('the expected spans', () => (ok(spans) ? spans : undefined), timeoutMs, 50),
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+const SPAN_KINDS: SpanKindName[] = ['UNSPECIFIED', 'INTERNAL', 'SERVER', 'CLIENT', 'PRODUCER', 'CONSUMER'];
+const STATUS_CODES: StatusCodeName[] = ['UNSET', 'OK', 'ERROR'];
+
+// ---------------------------------------------------------------------------------------------------
+// Protobuf wire format (https://protobuf.dev/programming-guides/encoding/)
+
+type WireValue = { wire: 0; value: bigint } | { wire: 1; value: Buffer } | { wire: 2; value: Buffer } | { wire: 5; value: Buffer };
+
+/** A message's fields in order, as (field number, wire value). Repeated fields appear once per element. */
+function* fields(buf: Buffer): Generator<[number, WireValue]> {
+  let pos = 0;
+  const varint = (): bigint => {
+    let result = 0n;
+    for (let shift = 0n; ; shift += 7n) {
+      if (pos >= buf.length) throw new Error('truncated varint');
+      if (shift > 63n) throw new Error('varint longer than 10 bytes');
+      const b = buf[pos++]!;
+      result |= BigInt(b & 0x7f) << shift;
+      if ((b & 0x80) === 0) return result;
+    }
   };
+  const take = (n: number): Buffer => {
+    if (pos + n > buf.length) throw new Error(`field runs past the end of its message (${n} bytes at ${pos} of ${buf.length})`);
+    const out = buf.subarray(pos, pos + n);
+    pos += n;
+    return out;
+  };
+  while (pos < buf.length) {
+    const tag = varint();
+    const no = Number(tag >> 3n);
+    const wire = Number(tag & 7n);
+    if (no === 0) throw new Error('field number 0');
+    if (wire === 0) yield [no, { wire, value: varint() }];
+    else if (wire === 1) yield [no, { wire, value: take(8) }];
+    else if (wire === 2) yield [no, { wire, value: take(Number(varint())) }];
+    else if (wire === 5) yield [no, { wire, value: take(4) }];
+    else throw new Error(`unsupported wire type ${wire} (field ${no})`);
+  }
 }
 
-// ---- OTLP JSON (https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding) ----
+const bytesOf = (v: WireValue, what: string): Buffer => {
+  if (v.wire !== 2) throw new Error(`${what}: expected a length-delimited field, got wire type ${v.wire}`);
+  return v.value;
+};
+const varintOf = (v: WireValue, what: string): bigint => {
+  if (v.wire !== 0) throw new Error(`${what}: expected a varint, got wire type ${v.wire}`);
+  return v.value;
+};
+const fixed64Of = (v: WireValue, what: string): Buffer => {
+  if (v.wire !== 1) throw new Error(`${what}: expected a 64-bit field, got wire type ${v.wire}`);
+  return v.value;
+};
+const str = (v: WireValue, what: string) => bytesOf(v, what).toString('utf8');
 
-interface JsonAny {
+/** common.v1.AnyValue: 1 string, 2 bool, 3 int64, 4 double, 5 ArrayValue (1: repeated AnyValue), 6 KeyValueList, 7 bytes. */
+function pbAnyValue(buf: Buffer): unknown {
+  let out: unknown;
+  for (const [no, v] of fields(buf)) {
+    if (no === 1) out = str(v, 'AnyValue.string_value');
+    else if (no === 2) out = varintOf(v, 'AnyValue.bool_value') !== 0n;
+    else if (no === 3) out = Number(BigInt.asIntN(64, varintOf(v, 'AnyValue.int_value')));
+    else if (no === 4) out = fixed64Of(v, 'AnyValue.double_value').readDoubleLE(0);
+    else if (no === 5) {
+      const items: unknown[] = [];
+      for (const [n, item] of fields(bytesOf(v, 'AnyValue.array_value')))
+        if (n === 1) items.push(pbAnyValue(bytesOf(item, 'ArrayValue.values')));
+      out = items;
+    } else if (no === 6) {
+      const kv: Attributes = {};
+      for (const [n, item] of fields(bytesOf(v, 'AnyValue.kvlist_value')))
+        if (n === 1) pbKeyValue(bytesOf(item, 'KeyValueList.values'), kv);
+      out = kv;
+    } else if (no === 7) out = Buffer.from(bytesOf(v, 'AnyValue.bytes_value')).toString('base64');
+  }
+  return out;
+}
+
+/** common.v1.KeyValue: 1 key, 2 value (AnyValue). */
+function pbKeyValue(buf: Buffer, into: Attributes): void {
+  let key = '';
+  let value: unknown;
+  for (const [no, v] of fields(buf)) {
+    if (no === 1) key = str(v, 'KeyValue.key');
+    else if (no === 2) value = pbAnyValue(bytesOf(v, 'KeyValue.value'));
+  }
+  into[key] = value as AttributeValue;
+}
+
+/** Repeated KeyValue under field `fieldNo` of a message. */
+function pbAttributes(buf: Buffer, fieldNo: number): Attributes {
+  const out: Attributes = {};
+  for (const [no, v] of fields(buf)) if (no === fieldNo) pbKeyValue(bytesOf(v, 'attributes'), out);
+  return out;
+}
+
+/** trace.v1.Span, its Event (1 time fixed64, 2 name, 3 attributes) and Status (2 message, 3 code). */
+function pbSpan(buf: Buffer, scope: string, resource: Attributes): ReceivedSpan {
+  const span: ReceivedSpan = {
+    traceId: '',
+    spanId: '',
+    name: '',
+    kind: 'UNSPECIFIED',
+    startNs: 0n,
+    endNs: 0n,
+    attributes: {},
+    events: [],
+    status: { code: 'UNSET' },
+    scope,
+    resource,
+  };
+  for (const [no, v] of fields(buf)) {
+    switch (no) {
+      case 1:
+        span.traceId = bytesOf(v, 'Span.trace_id').toString('hex');
+        break;
+      case 2:
+        span.spanId = bytesOf(v, 'Span.span_id').toString('hex');
+        break;
+      case 4: {
+        const parent = bytesOf(v, 'Span.parent_span_id');
+        if (parent.length > 0) span.parentSpanId = parent.toString('hex');
+        break;
+      }
+      case 5:
+        span.name = str(v, 'Span.name');
+        break;
+      case 6:
+        span.kind = kindName(Number(varintOf(v, 'Span.kind')));
+        break;
+      case 7:
+        span.startNs = fixed64Of(v, 'Span.start_time_unix_nano').readBigUInt64LE(0);
+        break;
+      case 8:
+        span.endNs = fixed64Of(v, 'Span.end_time_unix_nano').readBigUInt64LE(0);
+        break;
+      case 9:
+        pbKeyValue(bytesOf(v, 'Span.attributes'), span.attributes);
+        break;
+      case 11: {
+        const event: ReceivedEvent = { name: '', timeNs: 0n, attributes: {} };
+        for (const [n, e] of fields(bytesOf(v, 'Span.events'))) {
+          if (n === 1) event.timeNs = fixed64Of(e, 'Event.time_unix_nano').readBigUInt64LE(0);
+          else if (n === 2) event.name = str(e, 'Event.name');
+          else if (n === 3) pbKeyValue(bytesOf(e, 'Event.attributes'), event.attributes);
+        }
+        span.events.push(event);
+        break;
+      }
+      case 15:
+        for (const [n, s] of fields(bytesOf(v, 'Span.status'))) {
+          if (n === 2) span.status.message = str(s, 'Status.message');
+          else if (n === 3) span.status.code = statusName(Number(varintOf(s, 'Status.code')));
+        }
+        break;
+    }
+  }
+  if (span.status.message === '') delete span.status.message;
+  return span;
+}
+
+/**
+ * collector.trace.v1.ExportTraceServiceRequest: 1 repeated ResourceSpans
+ *   ResourceSpans: 1 Resource (1 repeated KeyValue attributes), 2 repeated ScopeSpans
+ *   ScopeSpans: 1 InstrumentationScope (1 name), 2 repeated Span
+ */
+function decodeProtobufRequest(body: Buffer): ReceivedSpan[] {
+  const out: ReceivedSpan[] = [];
+  for (const [no, rsField] of fields(body)) {
+    if (no !== 1) continue;
+    const rs = bytesOf(rsField, 'ResourceSpans');
+    let resource: Attributes = {};
+    for (const [n, v] of fields(rs)) if (n === 1) resource = pbAttributes(bytesOf(v, 'ResourceSpans.resource'), 1);
+    for (const [n, v] of fields(rs)) {
+      if (n !== 2) continue;
+      const ss = bytesOf(v, 'ScopeSpans');
+      let scope = '';
+      for (const [m, s] of fields(ss)) {
+        if (m === 1)
+          for (const [k, sv] of fields(bytesOf(s, 'ScopeSpans.scope'))) if (k === 1) scope = str(sv, 'InstrumentationScope.name');
+      }
+      for (const [m, s] of fields(ss)) if (m === 2) out.push(pbSpan(bytesOf(s, 'ScopeSpans.spans'), scope, resource));
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// OTLP JSON (https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding): the protobuf JSON mapping
+// with lowerCamelCase keys, trace and span ids as hex (not base64), enums as integers, and 64-bit integers
+// as decimal strings or numbers.
+
+interface JsonAnyValue {
   stringValue?: string;
   boolValue?: boolean;
   intValue?: string | number;
-  doubleValue?: number;
-  arrayValue?: { values?: JsonAny[] };
+  doubleValue?: number | string;
+  arrayValue?: { values?: JsonAnyValue[] };
+  kvlistValue?: { values?: JsonKeyValue[] };
+  bytesValue?: string;
 }
 interface JsonKeyValue {
   key: string;
-  value: JsonAny;
+  value?: JsonAnyValue;
 }
 interface JsonSpan {
   traceId: string;
   spanId: string;
   parentSpanId?: string;
   name: string;
-  kind?: number;
+  kind?: number | string;
   startTimeUnixNano: string | number;
   endTimeUnixNano: string | number;
   attributes?: JsonKeyValue[];
-  status?: { code?: number; message?: string };
+  events?: { timeUnixNano: string | number; name: string; attributes?: JsonKeyValue[] }[];
+  status?: { code?: number | string; message?: string };
 }
 interface JsonRequest {
-  resourceSpans?: { resource?: { attributes?: JsonKeyValue[] }; scopeSpans?: { spans?: JsonSpan[] }[] }[];
+  resourceSpans?: {
+    resource?: { attributes?: JsonKeyValue[] };
+    scopeSpans?: { scope?: { name?: string }; spans?: JsonSpan[] }[];
+  }[];
 }
 
-function jsonValue(v: JsonAny): Value {
+function jsonAnyValue(v: JsonAnyValue | undefined): unknown {
+  if (!v) return undefined;
   if (v.stringValue !== undefined) return v.stringValue;
   if (v.boolValue !== undefined) return v.boolValue;
   if (v.intValue !== undefined) return Number(v.intValue);
-  if (v.doubleValue !== undefined) return v.doubleValue;
-  return (v.arrayValue?.values ?? []).map(jsonValue);
+  if (v.doubleValue !== undefined) return Number(v.doubleValue);
+  if (v.arrayValue !== undefined) return (v.arrayValue.values ?? []).map(jsonAnyValue);
+  if (v.kvlistValue !== undefined) return jsonAttributes(v.kvlistValue.values);
+  if (v.bytesValue !== undefined) return v.bytesValue;
+  return undefined;
 }
 
-const jsonAttributes = (kvs: JsonKeyValue[] = []) => Object.fromEntries(kvs.map((kv) => [kv.key, jsonValue(kv.value)]));
+function jsonAttributes(kvs: JsonKeyValue[] | undefined): Attributes {
+  const out: Attributes = {};
+  for (const kv of kvs ?? []) out[kv.key] = jsonAnyValue(kv.value) as AttributeValue;
+  return out;
+}
 
-function fromJson(body: JsonRequest): ReceivedSpan[] {
-  return (body.resourceSpans ?? []).flatMap((rs) => {
+/** An enum given as its number or, leniently, its proto name (SPAN_KIND_SERVER, STATUS_CODE_ERROR). */
+function jsonEnum(v: number | string | undefined, prefix: string, names: readonly string[]): number {
+  if (v === undefined) return 0;
+  if (typeof v === 'number') return v;
+  const byName = names.indexOf(v.replace(prefix, ''));
+  return byName >= 0 ? byName : Number(v);
+}
+
+function decodeJsonRequest(body: Buffer): ReceivedSpan[] {
+  const req = JSON.parse(body.toString('utf8')) as JsonRequest;
+  const out: ReceivedSpan[] = [];
+  for (const rs of req.resourceSpans ?? []) {
     const resource = jsonAttributes(rs.resource?.attributes);
-    return (rs.scopeSpans ?? []).flatMap((ss) =>
-      (ss.spans ?? []).map((s) => ({
-        traceId: s.traceId.toLowerCase(),
-        spanId: s.spanId.toLowerCase(),
-        parentSpanId: s.parentSpanId ? s.parentSpanId.toLowerCase() : undefined,
-        name: s.name,
-        kind: s.kind ?? 0,
-        startNs: BigInt(s.startTimeUnixNano),
-        endNs: BigInt(s.endTimeUnixNano),
-        attributes: jsonAttributes(s.attributes),
-        status: { code: s.status?.code ?? 0, ...(s.status?.message ? { message: s.status.message } : {}) },
-        resource,
-      })),
-    );
-  });
-}
-
-// ---- OTLP protobuf: the wire format (varint, 64-bit, length-delimited, 32-bit) ----
-
-type Field = { no: number; wire: number; varint?: bigint; bytes?: Buffer; fixed?: Buffer };
-
-function fields(buf: Buffer): Field[] {
-  const out: Field[] = [];
-  let at = 0;
-  const varint = (): bigint => {
-    let result = 0n;
-    for (let shift = 0n; ; shift += 7n) {
-      const byte = buf[at++];
-      if (byte === undefined) throw new Error('truncated varint');
-      result |= BigInt(byte & 0x7f) << shift;
-      if ((byte & 0x80) === 0) return result;
+    for (const ss of rs.scopeSpans ?? []) {
+      const scope = ss.scope?.name ?? '';
+      for (const s of ss.spans ?? []) {
+        const span: ReceivedSpan = {
+          traceId: s.traceId.toLowerCase(),
+          spanId: s.spanId.toLowerCase(),
+          name: s.name,
+          kind: kindName(jsonEnum(s.kind, 'SPAN_KIND_', SPAN_KINDS)),
+          startNs: BigInt(s.startTimeUnixNano),
+          endNs: BigInt(s.endTimeUnixNano),
+          attributes: jsonAttributes(s.attributes),
+          events: (s.events ?? []).map((e) => ({ name: e.name, timeNs: BigInt(e.timeUnixNano), attributes: jsonAttributes(e.attributes) })),
+          status: { code: statusName(jsonEnum(s.status?.code, 'STATUS_CODE_', STATUS_CODES)) },
+          scope,
+          resource,
+        };
+        if (s.parentSpanId) span.parentSpanId = s.parentSpanId.toLowerCase();
+        if (s.status?.message) span.status.message = s.status.message;
+        out.push(span);
+      }
     }
-  };
-  while (at < buf.length) {
-    const key = Number(varint());
-    const no = key >>> 3;
-    const wire = key & 7;
-    if (wire === 0) out.push({ no, wire, varint: varint() });
-    else if (wire === 1) out.push({ no, wire, fixed: buf.subarray(at, (at += 8)) });
-    else if (wire === 2) {
-      const len = Number(varint());
-      out.push({ no, wire, bytes: buf.subarray(at, (at += len)) });
-    } else if (wire === 5) out.push({ no, wire, fixed: buf.subarray(at, (at += 4)) });
-    else throw new Error(`unsupported wire type ${wire}`);
   }
   return out;
 }
 
-const all = (fs: Field[], no: number) => fs.filter((f) => f.no === no);
-const one = (fs: Field[], no: number) => fs.find((f) => f.no === no);
-const text = (f: Field | undefined) => f?.bytes?.toString('utf8') ?? '';
-const hex = (f: Field | undefined) => f?.bytes?.toString('hex') ?? '';
-
-/** AnyValue: 1 string, 2 bool, 3 int64, 4 double, 5 ArrayValue (1: repeated AnyValue). */
-function pbValue(buf: Buffer): Value {
-  const [f] = fields(buf);
-  if (!f) return '';
-  if (f.no === 1) return text(f);
-  if (f.no === 2) return f.varint === 1n;
-  if (f.no === 3) return Number(BigInt.asIntN(64, f.varint!));
-  if (f.no === 4) return f.fixed!.readDoubleLE(0);
-  if (f.no === 5) return all(fields(f.bytes!), 1).map((v) => pbValue(v.bytes!));
-  throw new Error(`unsupported AnyValue field ${f.no}`);
+function kindName(n: number): SpanKindName {
+  const name = SPAN_KINDS[n];
+  if (!name) throw new Error(`unknown span kind ${n}`);
+  return name;
 }
 
-/** KeyValue: 1 key, 2 value (AnyValue). */
-function pbAttributes(kvs: Field[]): Record<string, Value> {
-  return Object.fromEntries(
-    kvs.map((kv) => {
-      const f = fields(kv.bytes!);
-      const value = one(f, 2);
-      return [text(one(f, 1)), value ? pbValue(value.bytes!) : ''];
-    }),
-  );
+function statusName(n: number): StatusCodeName {
+  const name = STATUS_CODES[n];
+  if (!name) throw new Error(`unknown status code ${n}`);
+  return name;
 }
 
-/**
- * ExportTraceServiceRequest: 1 ResourceSpans (1 Resource (1 attributes), 2 ScopeSpans (2 Span)). Span: 1 trace_id,
- * 2 span_id, 4 parent_span_id, 5 name, 6 kind, 7 start_time_unix_nano, 8 end_time_unix_nano, 9 attributes,
- * 15 status (2 message, 3 code).
- */
-function fromProtobuf(body: Buffer): ReceivedSpan[] {
-  return all(fields(body), 1).flatMap((rsField) => {
-    const rs = fields(rsField.bytes!);
-    const resourceField = one(rs, 1);
-    const resource = resourceField ? pbAttributes(all(fields(resourceField.bytes!), 1)) : {};
-    return all(rs, 2).flatMap((ssField) =>
-      all(fields(ssField.bytes!), 2).map((spanField): ReceivedSpan => {
-        const s = fields(spanField.bytes!);
-        const statusField = one(s, 15);
-        const status = statusField ? fields(statusField.bytes!) : [];
-        const message = text(one(status, 2));
-        const parent = hex(one(s, 4));
-        return {
-          traceId: hex(one(s, 1)),
-          spanId: hex(one(s, 2)),
-          parentSpanId: parent === '' ? undefined : parent,
-          name: text(one(s, 5)),
-          kind: Number(one(s, 6)?.varint ?? 0n),
-          startNs: one(s, 7)?.fixed?.readBigUInt64LE(0) ?? 0n,
-          endNs: one(s, 8)?.fixed?.readBigUInt64LE(0) ?? 0n,
-          attributes: pbAttributes(all(s, 9)),
-          status: { code: Number(one(status, 3)?.varint ?? 0n), ...(message ? { message } : {}) },
-          resource,
-        };
-      }),
-    );
+// ---------------------------------------------------------------------------------------------------
+
+/** Starts a receiver on 127.0.0.1 on a free port. */
+export async function startOtlpReceiver(): Promise<OtlpReceiver> {
+  const spans: ReceivedSpan[] = [];
+  const requests: Record<OtlpEncoding, number> = { 'application/json': 0, 'application/x-protobuf': 0 };
+  const rejected: { status: number; reason: string }[] = [];
+  const waiters = new Set<() => void>();
+
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const reject = (status: number, reason: string) => {
+        rejected.push({ status, reason });
+        res.writeHead(status, { 'content-type': 'text/plain' }).end(reason);
+      };
+      const path = (req.url ?? '').split('?')[0];
+      if (path !== '/v1/traces') return reject(404, `no such path: ${req.url}`);
+      if (req.method !== 'POST') return reject(405, `method ${req.method} not allowed`);
+      const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+      if (type !== 'application/json' && type !== 'application/x-protobuf') return reject(415, `unsupported content type: ${type}`);
+      let received: ReceivedSpan[];
+      try {
+        let body = Buffer.concat(chunks);
+        const encoding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
+        if (encoding === 'gzip') body = zlib.gunzipSync(body);
+        else if (encoding !== 'identity') return reject(415, `unsupported content encoding: ${encoding}`);
+        received = type === 'application/json' ? decodeJsonRequest(body) : decodeProtobufRequest(body);
+      } catch (err) {
+        return reject(400, `undecodable ${type} body: ${(err as Error).message}`);
+      }
+      requests[type]++;
+      spans.push(...received);
+      // An empty ExportTraceServiceResponse: full success.
+      if (type === 'application/json') res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      else res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+      for (const wake of [...waiters]) wake();
+    });
   });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    url: `http://127.0.0.1:${port}`,
+    spans,
+    requests,
+    rejected,
+    waitFor(pred, timeoutMs = 10_000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          if (!pred(spans)) return;
+          waiters.delete(check);
+          clearTimeout(timer);
+          resolve(spans);
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          const seen = spans.map((s) => s.name).join(', ') || 'none';
+          reject(new Error(`OTLP receiver: condition not met within ${timeoutMs} ms (spans received: ${seen})`));
+        }, timeoutMs);
+        waiters.add(check);
+        check();
+      });
+    },
+    close() {
+      server.closeAllConnections();
+      return new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve())));
+    },
+  };
 }
