@@ -21,11 +21,12 @@ async function traceOf(
   children: number,
 ): Promise<{ server: ReceivedSpan; spans: ReceivedSpan[] }> {
   const spans = await receiver.waitFor(
-    (all) => all.filter((s) => s.traceId === traceId).length >= children + 1 && all.some((s) => s.traceId === traceId && s.kind === 2),
+    (all) =>
+      all.filter((s) => s.traceId === traceId).length >= children + 1 && all.some((s) => s.traceId === traceId && s.kind === 'SERVER'),
     15_000,
   );
   const mine = spans.filter((s) => s.traceId === traceId);
-  return { server: mine.find((s) => s.kind === 2)!, spans: mine };
+  return { server: mine.find((s) => s.kind === 'SERVER')!, spans: mine };
 }
 
 describe('traces over OTLP/HTTP protobuf', () => {
@@ -74,7 +75,7 @@ describe('traces over OTLP/HTTP protobuf', () => {
       'gen_ai.response.finish_reasons': ['length', 'length'],
       'qwen.engine': 0,
     });
-    expect(span.status.code).not.toBe(2);
+    expect(span.status.code).not.toBe('ERROR');
     expect(span.resource['service.name']).toBe('qwen-serve');
     // No text without --trace-content.
     for (const s of spans) expect(Object.keys(s.attributes).filter((k) => k === 'gen_ai.prompt' || k === 'gen_ai.completion')).toEqual([]);
@@ -90,7 +91,7 @@ describe('traces over OTLP/HTTP protobuf', () => {
     const id = res.headers.get('x-request-id')!;
     expect(id).toMatch(/^[0-9a-f-]{36}$/);
     const spans = await receiver.waitFor(
-      (all) => all.slice(before).some((s) => s.kind === 2 && s.attributes['qwen.request_id'] === id),
+      (all) => all.slice(before).some((s) => s.kind === 'SERVER' && s.attributes['qwen.request_id'] === id),
       15_000,
     );
     const span = spans.find((s) => s.attributes['qwen.request_id'] === id)!;
@@ -106,9 +107,9 @@ describe('traces over OTLP/HTTP protobuf', () => {
     );
     expect(res.status).toBeGreaterThanOrEqual(500);
     const { server: span, spans } = await traceOf(receiver, traceId, 3);
-    expect(span.status.code).toBe(2);
+    expect(span.status.code).toBe('ERROR');
     expect(span.attributes['http.response.status_code']).toBe(res.status);
-    expect(spans.find((s) => s.name === 'generate')!.status.code).toBe(2);
+    expect(spans.find((s) => s.name === 'generate')!.status.code).toBe('ERROR');
   });
 
   it('a client that leaves mid-stream ends the span with ERROR', async () => {
@@ -124,7 +125,7 @@ describe('traces over OTLP/HTTP protobuf', () => {
     await reader.read();
     controller.abort();
     const { server: span } = await traceOf(receiver, traceId, 0);
-    expect(span.status).toMatchObject({ code: 2, message: 'client closed the connection' });
+    expect(span.status).toMatchObject({ code: 'ERROR', message: 'client closed the connection' });
   });
 });
 
@@ -151,8 +152,8 @@ describe('traces over OTLP/HTTP JSON, with --trace-content and a sampler', () =>
     const traceId = '3af7651916cd43dd8448eb211c80319f';
     const res = await chat(server.url, {}, { traceparent: `00-${traceId}-${CLIENT_SPAN}-01` });
     const { server: span, spans } = await traceOf(receiver, traceId, 4);
-    expect(receiver.requests.json).toBeGreaterThan(0);
-    expect(receiver.requests.protobuf).toBe(0);
+    expect(receiver.requests['application/json']).toBeGreaterThan(0);
+    expect(receiver.requests['application/x-protobuf']).toBe(0);
     expect(span.resource['service.name']).toBe('rag-api');
     expect(String(spans.find((s) => s.name === 'prepare')!.attributes['gen_ai.prompt'])).toContain('tell me a story');
     expect(spans.find((s) => s.name === 'generate')!.attributes['gen_ai.completion']).toBe(res.body.choices[0].message.content);
@@ -174,10 +175,10 @@ describe('traces over OTLP/HTTP JSON, with --trace-content and a sampler', () =>
     await rest;
     // openStream sends no traceparent: find the stream's server span by route.
     const spans = await receiver.waitFor(
-      (all) => all.some((s) => s.kind === 2 && s.attributes['http.route'] === '/v1/completions'),
+      (all) => all.some((s) => s.kind === 'SERVER' && s.attributes['http.route'] === '/v1/completions'),
       15_000,
     );
-    const span = spans.find((s) => s.kind === 2 && s.attributes['http.route'] === '/v1/completions')!;
+    const span = spans.find((s) => s.kind === 'SERVER' && s.attributes['http.route'] === '/v1/completions')!;
     expect(span.attributes['qwen.stream']).toBe(true);
   });
 });
