@@ -155,7 +155,8 @@ describe('traces over OTLP/HTTP JSON, with --trace-content and a sampler', () =>
     expect(receiver.requests['application/json']).toBeGreaterThan(0);
     expect(receiver.requests['application/x-protobuf']).toBe(0);
     expect(span.resource['service.name']).toBe('rag-api');
-    expect(String(spans.find((s) => s.name === 'prepare')!.attributes['gen_ai.prompt'])).toContain('tell me a story');
+    // The chat's messages, as JSON (one per prompt).
+    expect(JSON.stringify(spans.find((s) => s.name === 'prepare')!.attributes['gen_ai.prompt'])).toContain('tell me a story');
     expect(spans.find((s) => s.name === 'generate')!.attributes['gen_ai.completion']).toBe(res.body.choices[0].message.content);
   });
 
