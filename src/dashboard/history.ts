@@ -92,9 +92,6 @@ function derive(reading: Reading, previous: Reading | undefined, windowStart: Re
   };
 }
 
-/** The served models a history keeps a track of: the server takes at most 16 (config.ts), so this never drops one. */
-const MAX_MODEL_TRACKS = 16;
-
 /** The history of one scope (the whole server, or one model). */
 class Track {
   private readonly kept: Point[] = [];
@@ -152,7 +149,8 @@ export class MetricsHistory {
     models: readonly string[],
     private readonly log: Logger,
   ) {
-    this.byModel = new Map(models.slice(0, MAX_MODEL_TRACKS).map((id) => [id, new Track()]));
+    // As many as the server serves: the configuration bounds them (config.ts).
+    this.byModel = new Map(models.map((id) => [id, new Track()]));
   }
 
   start(): void {

@@ -46,25 +46,25 @@ export class ModelRegistry {
    * @param param the request's field that names the model, for errors
    */
   forRequest(name: string | null | undefined, kind: ModelKind, param = 'model'): ServedModel {
-    // Naming none: the first model of the route's kind; while some model's kind is not known yet, that one (503).
-    const model =
-      this.named(name, param) ?? this.list.find((m) => m.kind === kind) ?? this.list.find((m) => m.kind === undefined) ?? this.list[0]!;
-    if (model.kind === undefined) {
-      const why = model.prepare.loadError;
-      throw why ? new ModelUnavailableError(model.id, why) : new NotReadyError(`The model '${model.id}' is still loading.`);
-    }
+    const model = this.named(name, param) ?? this.defaultFor(kind);
+    checkVocabulary(model);
     if (model.kind !== kind) throw wrongKind(model, kind, param);
     this.use(model);
     return model;
   }
 
+  /**
+   * The model a request of `kind` that names none goes to: the first model of that kind; while some model's kind
+   * is not known yet (its vocabulary is loading), that one, which answers 503 until it is; else the first model.
+   */
+  defaultFor(kind: ModelKind): ServedModel {
+    return this.list.find((m) => m.kind === kind) ?? this.list.find((m) => m.kind === undefined) ?? this.list[0]!;
+  }
+
   /** The model a request names, or the first one; for /tokenize and count_tokens, which need only its vocabulary. */
   vocabulary(name: string | null | undefined, param = 'model'): ServedModel {
     const model = this.named(name, param) ?? this.list[0]!;
-    if (!model.prepare.ready) {
-      const why = model.prepare.loadError;
-      throw why ? new ModelUnavailableError(model.id, why) : new NotReadyError(`The model '${model.id}' is still loading.`);
-    }
+    checkVocabulary(model);
     return model;
   }
 
@@ -152,6 +152,13 @@ export class ModelRegistry {
     this.closed = true;
     clearInterval(this.sweeper);
   }
+}
+
+/** A model's tokenizer threads must have loaded its vocabulary (its kind is known then): 503 until, or why not. */
+function checkVocabulary(model: ServedModel): void {
+  if (model.prepare.ready) return;
+  const why = model.prepare.loadError;
+  throw why ? new ModelUnavailableError(model.id, why) : new NotReadyError(`The model '${model.id}' is still loading.`);
 }
 
 /** A 400 naming what the model is: chat on an embedding model, embeddings on a chat model. */

@@ -28,6 +28,5 @@ export function refusedModel(ctx: AppContext, req: Request, res: Response): stri
   if (typeof res.locals.model === 'string') return res.locals.model;
   const name: unknown = (req.body as { model?: unknown } | undefined)?.model;
   if (typeof name === 'string') return ctx.models.get(name)?.id;
-  const kind: ModelKind = endpointLabel(req) === ROUTES.embeddings.path ? 'embed' : 'generate';
-  return (ctx.models.list.find((m) => m.kind === kind) ?? ctx.models.list[0])?.id;
+  return ctx.models.defaultFor(endpointLabel(req) === ROUTES.embeddings.path ? 'embed' : 'generate').id;
 }

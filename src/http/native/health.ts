@@ -21,7 +21,7 @@ function modelHealth(m: ServedModel) {
     kind: m.kind ?? null,
     state: m.state,
     onDemand: m.onDemand,
-    workers: { ready: readyWorkers(engines), total: engines.length > 0 ? totalWorkers(engines) : 0 },
+    workers: { ready: readyWorkers(engines), total: totalWorkers(engines) },
     requests: { running: dispatcher.runningCount, waiting: dispatcher.waitingCount },
     ...(m.loadError !== undefined && { error: m.loadError }),
     ...(engines.length > 0 &&
