@@ -22,6 +22,16 @@ function config(argv: string[], env: NodeJS.ProcessEnv = {}) {
   return r.config;
 }
 
+/** Writes files into a temporary directory of its own; each returns the file's path. */
+function tempWriter(prefix: string): (name: string, text: string) => string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  return (name, text) => {
+    const file = path.join(dir, name);
+    fs.writeFileSync(file, text);
+    return file;
+  };
+}
+
 /** The settings of the one model a command line serves. */
 function model(argv: string[], env: NodeJS.ProcessEnv = {}) {
   const { models } = config(argv, env);
@@ -153,12 +163,7 @@ describe('flags', () => {
 });
 
 describe('--config FILE', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qwen-config-'));
-  const write = (name: string, text: string) => {
-    const file = path.join(dir, name);
-    fs.writeFileSync(file, text);
-    return file;
-  };
+  const write = tempWriter('qwen-config-');
 
   it('YAML: flag names as keys, lists joined, switches as booleans, validated by the flags own rules', () => {
     const file = write('a.yaml', 'port: 9123\ncontext-size: 4096\ngpus: [0, 2]\nmetrics-per-worker: true\nno-dashboard: true\n');
@@ -188,7 +193,9 @@ describe('--config FILE', () => {
     expect(() => config(['--config', write('f.yaml', 'port: {a: 1}\n')])).toThrow(/f\.yaml: port must be a string, a number or a list/);
     expect(() => config(['--config', write('g.yaml', '- port\n')])).toThrow(/must hold a mapping of flag names/);
     expect(() => config(['--config', write('h.json', '{"port": ')])).toThrow(/h\.json is not valid JSON/);
-    expect(() => config(['--config', path.join(dir, 'missing.yaml')])).toThrow(/--config .*missing\.yaml cannot be read/);
+    expect(() => config(['--config', path.join(path.dirname(write('present.yaml', '')), 'missing.yaml')])).toThrow(
+      /--config .*missing\.yaml cannot be read/,
+    );
     expect(() => config(['--config', write('i.yaml', 'config: other.yaml\n')])).toThrow(/unknown key 'config'/);
   });
 
@@ -248,12 +255,7 @@ describe('tracing', () => {
 });
 
 describe('several models', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qwen-models-'));
-  const write = (name: string, text: string) => {
-    const file = path.join(dir, name);
-    fs.writeFileSync(file, text);
-    return file;
-  };
+  const write = tempWriter('qwen-models-');
   const served = (argv: string[], env: NodeJS.ProcessEnv = {}) => config(argv, env).models.map((m) => [m.id, m.source]);
 
   it('--model ID=SOURCE adds a model; a bare SOURCE is the --model-id one, and a later bare SOURCE replaces it', () => {
@@ -338,8 +340,7 @@ describe('README', () => {
     const readme = readFileSync('README.md', 'utf8');
     const example = /```yaml\n(# models\.yaml[\s\S]*?)```/.exec(readme)?.[1];
     expect(example).toBeDefined();
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'qwen-readme-')), 'models.yaml');
-    fs.writeFileSync(file, example!);
+    const file = tempWriter('qwen-readme-')('models.yaml', example!);
     const c = config(['--config', file]);
     expect(c.maxResidentModels).toBe(3);
     expect(c.models.map((m) => [m.id, m.gpus, m.onDemand])).toEqual([

@@ -16,6 +16,18 @@ import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './helpe
 // base64 mix-up in the id decoding.
 const REMOTE_TRACE_ID = 'ff00a1b2c3d4e5f60718293a4b5c6d7e';
 const REMOTE_SPAN_ID = '80f067aa0ba902b7';
+/** The parent span's attributes, one of each kind the receiver decodes: it must give back exactly these. */
+const PARENT_ATTRIBUTES = {
+  'gen_ai.operation.name': 'chat',
+  'gen_ai.request.max_tokens': 16,
+  'gen_ai.request.temperature': 0.25,
+  'qwen.stream': false,
+  'qwen.big': 2 ** 40,
+  'qwen.negative': -42,
+  'gen_ai.response.finish_reasons': ['stop', 'length'],
+  'qwen.numbers': [1, 2.5],
+  'qwen.flags': [true, false],
+};
 
 // Spans started in the same clock tick share a start time: order by id to compare two exports.
 const bySpanId = (spans: ReceivedSpan[]) => [...spans].sort((a, b) => a.spanId.localeCompare(b.spanId));
@@ -55,17 +67,7 @@ describe('the OTLP/HTTP test receiver', () => {
       'POST /v1/chat/completions',
       {
         kind: SpanKind.SERVER,
-        attributes: {
-          'gen_ai.operation.name': 'chat',
-          'gen_ai.request.max_tokens': 16,
-          'gen_ai.request.temperature': 0.25,
-          'qwen.stream': false,
-          'qwen.big': 2 ** 40,
-          'qwen.negative': -42,
-          'gen_ai.response.finish_reasons': ['stop', 'length'],
-          'qwen.numbers': [1, 2.5],
-          'qwen.flags': [true, false],
-        },
+        attributes: PARENT_ATTRIBUTES,
       },
       remote,
     );
@@ -116,17 +118,7 @@ describe('the OTLP/HTTP test receiver', () => {
       scope: 'qwen-serve-test',
       events: [],
     });
-    expect(parent.attributes).toEqual({
-      'gen_ai.operation.name': 'chat',
-      'gen_ai.request.max_tokens': 16,
-      'gen_ai.request.temperature': 0.25,
-      'qwen.stream': false,
-      'qwen.big': 2 ** 40,
-      'qwen.negative': -42,
-      'gen_ai.response.finish_reasons': ['stop', 'length'],
-      'qwen.numbers': [1, 2.5],
-      'qwen.flags': [true, false],
-    });
+    expect(parent.attributes).toEqual(PARENT_ATTRIBUTES);
     // The provider's resource exactly (SDK 2 does not merge the default resource into a given one).
     for (const s of spans) expect(s.resource).toEqual({ 'service.name': 'otlp-receiver-test', 'service.version': '1.2.3' });
 
