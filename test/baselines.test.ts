@@ -6,10 +6,14 @@ import { describe, expect, it } from 'vitest';
 import { Baselines } from '../src/metrics/baselines.js';
 import { merge, type MetricJson } from '../src/metrics/json.js';
 
-const counter = (value: number): MetricJson =>
-  ({ name: 'c_total', help: 'c', type: 'counter', aggregator: 'sum', values: [{ labels: {}, value }] });
-const gauge = (value: number): MetricJson =>
-  ({ name: 'g', help: 'g', type: 'gauge', aggregator: 'sum', values: [{ labels: {}, value }] });
+const counter = (value: number): MetricJson => ({
+  name: 'c_total',
+  help: 'c',
+  type: 'counter',
+  aggregator: 'sum',
+  values: [{ labels: {}, value }],
+});
+const gauge = (value: number): MetricJson => ({ name: 'g', help: 'g', type: 'gauge', aggregator: 'sum', values: [{ labels: {}, value }] });
 
 async function total(parts: MetricJson[][]): Promise<number> {
   const registry = merge(parts, 'text/plain; version=0.0.4; charset=utf-8');

@@ -112,7 +112,13 @@ describe('counters equal what the client saw', () => {
     for (let i = 0; i < 2; i++) {
       const ac = new AbortController();
       const stream = await client.completions.create(
-        { model: MODEL, prompt: 'x', max_tokens: 1500, stream: true, ignore_eos: true } as unknown as OpenAI.CompletionCreateParamsStreaming,
+        {
+          model: MODEL,
+          prompt: 'x',
+          max_tokens: 1500,
+          stream: true,
+          ignore_eos: true,
+        } as unknown as OpenAI.CompletionCreateParamsStreaming,
         { signal: ac.signal },
       );
       try {

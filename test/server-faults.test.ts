@@ -65,6 +65,8 @@ describe('5xx answers are logged once, with the request id and code', () => {
     const lines = await faultLines(res.requestId);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ status: 503, code: 'worker_failed' });
+    // The cause is a warning under the same request id.
+    expect(server.logs.filter((l) => l.requestId === res.requestId).map((l) => l.msg)).toContain('model task failed');
     await waitHealthy(server.url);
   });
 

@@ -75,6 +75,23 @@ describe('traces over OTLP/HTTP protobuf', () => {
       'gen_ai.response.finish_reasons': ['length', 'length'],
       'qwen.engine': 0,
     });
+    expect(span.attributes['qwen.worker']).toEqual(expect.any(Number));
+    // The worker's own clock: each choice's spans follow each other, and its 4 tokens are 3 decode steps after
+    // the first, each a `decode` event inside the generation.
+    for (const choice of [0, 1]) {
+      const [queue, prompt, generate] = ['queue', 'prompt', 'generate'].map(
+        (name) => children.find((c) => c.name === name && c.attributes['qwen.choice'] === choice)!,
+      );
+      expect(queue!.endNs).toBeLessThanOrEqual(prompt!.startNs);
+      expect(prompt!.endNs).toBeLessThanOrEqual(generate!.startNs);
+      expect(generate!.attributes['qwen.worker']).toEqual(expect.any(Number));
+      expect(generate!.events.map((e) => e.attributes['qwen.tokens'])).toEqual([2, 3, 4]);
+      for (const e of generate!.events) {
+        expect(e.name).toBe('decode');
+        expect(e.timeNs).toBeGreaterThanOrEqual(generate!.startNs);
+        expect(e.timeNs).toBeLessThanOrEqual(generate!.endNs);
+      }
+    }
     expect(span.status.code).not.toBe('ERROR');
     expect(span.resource['service.name']).toBe('qwen-serve');
     // No text without --trace-content.
@@ -82,6 +99,52 @@ describe('traces over OTLP/HTTP protobuf', () => {
     // Every log line of the request carries its id.
     const lines = server.logs.filter((l) => l.requestId === 'client-req-42');
     expect(lines.map((l) => l.msg)).toContain('request');
+  });
+
+  it("a long answer's decode steps are thinned evenly to at most 128 events", async () => {
+    const traceId = '6af7651916cd43dd8448eb211c8031a2';
+    const res = await postJson(
+      `${server.url}/v1/completions`,
+      { prompt: 'hello', max_tokens: 300, ignore_eos: true },
+      { traceparent: `00-${traceId}-${CLIENT_SPAN}-01` },
+    );
+    expect(res.status).toBe(200);
+    const { spans } = await traceOf(receiver, traceId, 4);
+    const tokens = spans.find((s) => s.name === 'generate')!.events.map((e) => e.attributes['qwen.tokens'] as number);
+    // 299 steps after the first token: every 4th (stride doubled twice) is kept, 74 events.
+    expect(tokens).toHaveLength(74);
+    expect(tokens.every((n, j) => n === 1 + (j + 1) * 4)).toBe(true);
+  });
+
+  it('a tool call has its grammar and tool_call spans, measured by the worker', async () => {
+    const traceId = '7af7651916cd43dd8448eb211c8031a3';
+    const tool = {
+      type: 'function',
+      function: { name: 'get_time', parameters: { type: 'object', properties: { zone: { type: 'string', maxLength: 6 } } } },
+    };
+    const res = await chat(
+      server.url,
+      { tools: [tool], tool_choice: 'required', max_tokens: 200, temperature: 0 },
+      { traceparent: `00-${traceId}-${CLIENT_SPAN}-01` },
+    );
+    expect(res.status).toBe(200);
+    expect(res.body.choices[0].finish_reason).toBe('tool_calls');
+    const { spans } = await traceOf(receiver, traceId, 6);
+    const byName = (name: string) => spans.find((s) => s.name === name)!;
+    expect(spans.map((s) => s.name).sort()).toEqual([
+      'POST /v1/chat/completions',
+      'generate',
+      'grammar',
+      'prepare',
+      'prompt',
+      'queue',
+      'tool_call',
+    ]);
+    expect(byName('prepare').attributes['qwen.grammar']).toBe(true);
+    // The grammar is compiled before the prompt is evaluated; the call lies within the generation.
+    expect(byName('grammar').endNs).toBeLessThanOrEqual(byName('prompt').startNs);
+    expect(byName('tool_call').startNs).toBeGreaterThanOrEqual(byName('prompt').endNs);
+    expect(byName('tool_call').endNs).toBeLessThanOrEqual(byName('generate').endNs);
   });
 
   it('a request without a traceparent starts a trace; an implausible x-request-id is replaced', async () => {
@@ -129,12 +192,13 @@ describe('traces over OTLP/HTTP protobuf', () => {
   });
 });
 
-describe('traces over OTLP/HTTP JSON, with --trace-content and a sampler', () => {
+describe('traces over OTLP/HTTP JSON, with --trace-content, a sampler and an engine process', () => {
   let receiver: OtlpReceiver;
   let server: TestServer;
   beforeAll(async () => {
     receiver = await startOtlpReceiver();
-    server = await startServer(['--trace-content'], {
+    // The engine process's workers report their times over its IPC channel.
+    server = await startServer(['--trace-content', '--engines', '1', '--context-size', '16384'], {
       env: {
         OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
         OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
@@ -155,9 +219,30 @@ describe('traces over OTLP/HTTP JSON, with --trace-content and a sampler', () =>
     expect(receiver.requests['application/json']).toBeGreaterThan(0);
     expect(receiver.requests['application/x-protobuf']).toBe(0);
     expect(span.resource['service.name']).toBe('rag-api');
-    // The chat's messages, as JSON (one per prompt).
-    expect(JSON.stringify(spans.find((s) => s.name === 'prepare')!.attributes['gen_ai.prompt'])).toContain('tell me a story');
-    expect(spans.find((s) => s.name === 'generate')!.attributes['gen_ai.completion']).toBe(res.body.choices[0].message.content);
+    // The prompt as the model read it (the chat template applied), one per prompt.
+    const [prompt] = spans.find((s) => s.name === 'prepare')!.attributes['gen_ai.prompt'] as string[];
+    expect(prompt).toMatch(/<\|im_start\|>user\ntell me a story<\|im_end\|>/);
+    const generate = spans.find((s) => s.name === 'generate')!;
+    expect(generate.attributes['gen_ai.completion']).toBe(res.body.choices[0].message.content);
+    expect(generate.attributes['qwen.engine']).toBe(0);
+    expect(generate.events.map((e) => e.attributes['qwen.tokens'])).toEqual([2, 3, 4].slice(0, res.body.usage.completion_tokens - 1));
+  });
+
+  it('a prompt longer than a trace keeps is recorded cut, with its length', async () => {
+    const traceId = '8af7651916cd43dd8448eb211c8031a4';
+    // 18 000 characters in 12 000 tokens: more than a trace keeps, within the context.
+    const long = ' hello'.repeat(3000);
+    const res = await postJson(
+      `${server.url}/v1/completions`,
+      { prompt: long, max_tokens: 1 },
+      { traceparent: `00-${traceId}-${CLIENT_SPAN}-01` },
+    );
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const { spans } = await traceOf(receiver, traceId, 4);
+    const [prompt] = spans.find((s) => s.name === 'prepare')!.attributes['gen_ai.prompt'] as string[];
+    expect(prompt!.startsWith(' hello hello')).toBe(true);
+    expect(prompt).toMatch(/… \[\d+ more characters\]$/);
+    expect(prompt!.length).toBeLessThan(16_384 + 40);
   });
 
   it("a client's unsampled traceparent is respected: nothing is exported, and the request is served", async () => {
@@ -172,14 +257,15 @@ describe('traces over OTLP/HTTP JSON, with --trace-content and a sampler', () =>
   });
 
   it('streams carry their spans too', async () => {
+    const before = receiver.spans.length;
     const { rest } = await openStream(server.url, { prompt: 'hi', max_tokens: 3 });
     await rest;
     // openStream sends no traceparent: find the stream's server span by route.
     const spans = await receiver.waitFor(
-      (all) => all.some((s) => s.kind === 'SERVER' && s.attributes['http.route'] === '/v1/completions'),
+      (all) => all.slice(before).some((s) => s.kind === 'SERVER' && s.attributes['http.route'] === '/v1/completions'),
       15_000,
     );
-    const span = spans.find((s) => s.kind === 'SERVER' && s.attributes['http.route'] === '/v1/completions')!;
+    const span = spans.slice(before).find((s) => s.kind === 'SERVER' && s.attributes['http.route'] === '/v1/completions')!;
     expect(span.attributes['qwen.stream']).toBe(true);
   });
 });

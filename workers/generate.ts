@@ -6,7 +6,7 @@
 import type { Token } from 'node-llama-cpp';
 import { ContextLengthExceededError } from '../src/errors.js';
 import { checkedTokens } from '../src/shared/prompt.js';
-import type { FinishReason, SamplingParams, Shaping, WorkerMessage } from '../src/shared/protocol.js';
+import { nowMs, type FinishReason, type SamplingParams, type Shaping, type WorkerMessage } from '../src/shared/protocol.js';
 import { AnswerWriter } from './answer-writer.js';
 import type { Sampled, SequenceState } from './batch-loop.js';
 import { LogprobReader } from './logprobs.js';
@@ -27,8 +27,10 @@ export interface GenerateOptions {
   emit: (msg: WorkerMessage) => void;
   /** True once the task was cancelled; checked before every decode step and with every token. */
   cancelled: () => boolean;
-  /** Plain events for whoever measures (metrics) or tests (fault injection); no metrics code here. */
+  /** Plain events for whoever measures (metrics, traces) or tests (fault injection); no metrics code here. */
   onStarted?: (promptTokens: number) => void;
+  /** The request's grammars were compiled, from `fromMs` (epoch ms) until now. */
+  onGrammar?: (fromMs: number) => void;
   onToken?: (generated: number) => void;
 }
 
@@ -107,7 +109,9 @@ export async function generate(loaded: LoadedModel, seq: SequenceState, prompt: 
     loaded.vocabularySize,
     'logit_bias',
   );
+  const compiling = nowMs();
   const shaping = await compileShaping(loaded.grammars, loaded.toolSyntax, opts.shaping);
+  if (opts.shaping) opts.onGrammar?.(compiling);
   opts.onStarted?.(prompt.length);
   emit({ type: 'started', promptTokens: prompt.length });
 

@@ -23,6 +23,7 @@ import { embed, type LoadedEmbedder } from './embed.js';
 import { loadModel, type LoadedModel } from './model.js';
 import { crashWorker, injectFault, InjectedCrash } from './faults.js';
 import { generate } from './generate.js';
+import { TaskTimer } from './task-timer.js';
 
 const init = workerData as WorkerInit;
 const announce = (msg: ControlMessage) => parentPort!.postMessage(msg);
@@ -107,7 +108,15 @@ export default async function run(task: ModelTask): Promise<void> {
   port.on('message', (msg: MainMessage) => {
     if (msg.type === 'cancel') cancelled = true;
   });
-  const emit: Emit = (msg) => port.postMessage(msg);
+  const timer = task.traced ? new TaskTimer() : undefined;
+  const post: Emit = (msg) => port.postMessage(msg);
+  // A traced task's final message carries its times; the first tool-call piece marks when the call began.
+  const emit: Emit = !timer
+    ? post
+    : (msg) => {
+        if (msg.type === 'tool_call') timer.toolCall();
+        post(msg.type === 'done' || msg.type === 'error' ? { ...msg, timings: timer.end() } : msg);
+      };
   const observer = metrics.request(task.admittedAtMs);
   const progress: Progress = { promptTokens: 0, completionTokens: 0, generating: false };
   try {
@@ -115,11 +124,11 @@ export default async function run(task: ModelTask): Promise<void> {
     switch (task.kind) {
       case 'embed':
         if (loaded.kind !== 'embed') throw wrongModel(loaded.kind);
-        await runEmbed(loaded, task, emit, observer, progress);
+        await runEmbed(loaded, task, emit, observer, progress, timer);
         break;
       case 'generate':
         if (loaded.kind !== 'generate') throw wrongModel(loaded.kind);
-        await runGenerate(loaded, task, emit, observer, progress, () => cancelled);
+        await runGenerate(loaded, task, { emit, observer, progress, timer, cancelled: () => cancelled });
         break;
     }
   } catch (err) {
@@ -139,8 +148,16 @@ export default async function run(task: ModelTask): Promise<void> {
 
 type Observer = ReturnType<WorkerMetrics['request']>;
 
-async function runEmbed(loaded: LoadedEmbedder, task: EmbedSpec, emit: Emit, observer: Observer, progress: Progress): Promise<void> {
+async function runEmbed(
+  loaded: LoadedEmbedder,
+  task: EmbedSpec,
+  emit: Emit,
+  observer: Observer,
+  progress: Progress,
+  timer: TaskTimer | undefined,
+): Promise<void> {
   const { vector, tokens } = await embed(loaded, task.prompt, task.promptParam);
+  timer?.token(1);
   progress.promptTokens = tokens;
   observer.started(tokens);
   progress.generating = true;
@@ -149,19 +166,23 @@ async function runEmbed(loaded: LoadedEmbedder, task: EmbedSpec, emit: Emit, obs
   emit({ type: 'done', finishReason: 'stop', promptTokens: tokens, completionTokens: 0, cachedTokens: 0 });
 }
 
-async function runGenerate(
-  loaded: LoadedModel,
-  task: GenerateSpec,
-  emit: Emit,
-  observer: Observer,
-  progress: Progress,
-  cancelled: () => boolean,
-): Promise<void> {
+/** What runGenerate reports to: the task's port, metrics, final-message bookkeeping and (traced) timer. */
+interface TaskReport {
+  emit: Emit;
+  observer: Observer;
+  progress: Progress;
+  timer: TaskTimer | undefined;
+  cancelled: () => boolean;
+}
+
+async function runGenerate(loaded: LoadedModel, task: GenerateSpec, report: TaskReport): Promise<void> {
+  const { emit, observer, progress, timer, cancelled } = report;
   // Decided by the tokenizer worker, and only when fault injection is on: nothing to look for here.
   const fault = init.faults ? task.fault : undefined;
   const prompt = task.prompt as Token[];
   progress.promptTokens = prompt.length;
   const seq = await loaded.sequences.acquire();
+  timer?.started();
   try {
     const result = await generate(loaded, seq, prompt, {
       promptParam: task.promptParam,
@@ -170,6 +191,7 @@ async function runGenerate(
       logprobs: task.logprobs,
       cancelled,
       emit,
+      onGrammar: timer && ((fromMs) => timer.grammar(fromMs)),
       onStarted: (n) => {
         progress.generating = true;
         observer.started(n);
@@ -177,6 +199,7 @@ async function runGenerate(
       onToken: (n) => {
         progress.completionTokens = n;
         observer.token();
+        timer?.token(n);
         if (fault) injectFault(fault, n);
       },
     });

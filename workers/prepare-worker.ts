@@ -8,7 +8,15 @@ import { parentPort } from 'node:worker_threads';
 import { getLlama, LlamaLogLevel, resolveChatWrapper, type LlamaModel, type Token } from 'node-llama-cpp';
 import { workerData } from 'piscina';
 import { ApiError, ContextLengthExceededError, InternalError } from '../src/errors.js';
-import type { PrepareControl, PrepareInit, PrepareJob, PrepareResult, PreparedPrompts } from '../src/shared/prepare-protocol.js';
+import {
+  TRACE_CONTENT_CHARS,
+  traceContent,
+  type PrepareControl,
+  type PrepareInit,
+  type PrepareJob,
+  type PrepareResult,
+  type PreparedPrompts,
+} from '../src/shared/prepare-protocol.js';
 import { checkedTokens, promptTokens, type PromptModel } from '../src/shared/prompt.js';
 import type { GenerateInput } from '../src/shared/protocol.js';
 import { TextTokenizer } from '../src/tokenizer/text-tokenizer.js';
@@ -100,7 +108,23 @@ async function prompts(l: Loaded, job: Extract<PrepareJob, { op: 'prompts' }>): 
   const composed = job.shaping ? await l.composer.compose(job.shaping) : undefined;
   // Test-only: a real request (fault injection off) is never serialized for it.
   const fault = init.faults ? faultIn(JSON.stringify(job.inputs)) : undefined;
-  return { prompts, shaping: composed?.shaping, grammarCached: composed?.cached, ...(fault && { fault }) };
+  return {
+    prompts,
+    shaping: composed?.shaping,
+    grammarCached: composed?.cached,
+    ...(job.content && { content: prompts.map((p) => promptText(l, p.tokens)) }),
+    ...(fault && { fault }),
+  };
+}
+
+/**
+ * A prompt as the model reads it, for a trace: its tokens (chat template and special tokens included) as text,
+ * at most TRACE_CONTENT_CHARS of it. A token is at least one character, so a long prompt's head is enough.
+ */
+function promptText(l: Loaded, tokens: readonly number[]): string {
+  if (tokens.length <= TRACE_CONTENT_CHARS) return traceContent(l.prompt.model.detokenize(tokens as Token[], true));
+  const head = l.prompt.model.detokenize(tokens.slice(0, TRACE_CONTENT_CHARS) as Token[], true).slice(0, TRACE_CONTENT_CHARS);
+  return `${head}… [${tokens.length} tokens in all]`;
 }
 
 export default async function run(job: PrepareJob): Promise<PrepareResult> {

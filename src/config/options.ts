@@ -412,7 +412,7 @@ export const FLAGS = [
   {
     name: 'trace-content',
     arg: '',
-    description: 'record prompt and completion text on the spans (off: only sizes, counts and timings)',
+    description: 'record prompt and completion text on the spans, each cut to 16384 characters (off: only sizes, counts and timings)',
     default: 'false',
     schema: switchValue,
     boolean: true,

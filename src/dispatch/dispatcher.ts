@@ -180,7 +180,8 @@ export class Dispatcher {
     channel.settled.then(
       () => this.release(job, index, undefined),
       (err: unknown) => {
-        this.log.error({ err, requestId: job.task.requestId, engine: index }, 'model task failed');
+        // The cause, under the request's id; the 5xx its client gets is the error line (logged once, by the route).
+        this.log.warn({ err, requestId: job.task.requestId, engine: index }, 'model task failed');
         this.release(job, index, err);
       },
     );

@@ -5,7 +5,15 @@
  */
 import { ApiError, RequestTimeoutError, ShuttingDownError, WorkerFailedError } from '../errors.js';
 import type { EngineTask, TaskChannel } from '../engine/engine.js';
-import type { CancelReason, FinishReason, MainMessage, TokenLogprob, ToolCallDelta, WorkerMessage } from '../shared/protocol.js';
+import type {
+  CancelReason,
+  FinishReason,
+  MainMessage,
+  TaskTimings,
+  TokenLogprob,
+  ToolCallDelta,
+  WorkerMessage,
+} from '../shared/protocol.js';
 
 export interface Usage {
   promptTokens: number;
@@ -48,6 +56,8 @@ export class Job {
   state: JobState = 'queued';
   /** The engine the job runs on, once it left the queue (its trace's `qwen.engine`). */
   engine: { index: number; device: string } | undefined;
+  /** What the worker measured of a traced task, from its final message (before the final handler call). */
+  timings: TaskTimings | undefined;
   readonly admittedAt = performance.now();
   private channel: TaskChannel | undefined;
   private cancelReason: CancelReason | undefined;
@@ -102,6 +112,7 @@ export class Job {
         this.handlers.onToolCall(msg.delta, msg.logprobs);
         break;
       case 'done': {
+        this.timings = msg.timings;
         this.usage = { promptTokens: msg.promptTokens, completionTokens: msg.completionTokens, cachedTokens: msg.cachedTokens };
         if (msg.finishReason === 'abort') this.endCancelled();
         else
@@ -111,6 +122,7 @@ export class Job {
         break;
       }
       case 'error':
+        this.timings = msg.timings;
         this.usage = { promptTokens: msg.promptTokens, completionTokens: msg.completionTokens };
         this.fail(ApiError.fromPayload(msg.error));
         break;

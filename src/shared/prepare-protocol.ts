@@ -7,6 +7,18 @@
 import type { ErrorPayload } from '../errors.js';
 import type { GenerateInput, GpuMode, GrammarSchema, Shaping, ToolChoice, ToolFunction } from './protocol.js';
 
+/**
+ * Most characters of a prompt or completion a trace records (--trace-content): the span is built and exported on
+ * the main thread, so what it copies is bounded whatever the client sent.
+ */
+export const TRACE_CONTENT_CHARS = 16_384;
+
+/** `text`, cut to TRACE_CONTENT_CHARS with a note of how much was left out. */
+export function traceContent(text: string): string {
+  if (text.length <= TRACE_CONTENT_CHARS) return text;
+  return `${text.slice(0, TRACE_CONTENT_CHARS)}… [${text.length - TRACE_CONTENT_CHARS} more characters]`;
+}
+
 /** Piscina workerData of a tokenizer worker. */
 export interface PrepareInit {
   modelPath: string;
@@ -42,6 +54,8 @@ export type PrepareJob =
       shaping?: ShapingRequest;
       /** Token-id inputs come back as text too (completions `echo`). */
       echo?: boolean;
+      /** Each prompt comes back as the text the model reads, cut to TRACE_CONTENT_CHARS (--trace-content). */
+      content?: boolean;
       /** Request field of the prompts, for errors (`prompt`, `messages`, `input`). */
       param: string;
       /** Refuse prompts whose text cannot fit the context before tokenizing them (generation and embeddings). */
@@ -59,6 +73,8 @@ export type PrepareJob =
 
 export interface PreparedPrompts {
   prompts: { tokens: number[]; echo?: string }[];
+  /** With `content`: each prompt's text (the chat template applied), cut to TRACE_CONTENT_CHARS. */
+  content?: string[];
   shaping?: Shaping;
   /** Test-only: the fault marker found in the prompts. */
   fault?: 'throw' | 'crash';

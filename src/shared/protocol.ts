@@ -137,7 +137,10 @@ export interface SamplingParams {
 
 /** What every model task carries, whatever it asks for. */
 interface TaskBase {
+  /** The API request's id (x-request-id), shared by its choices: in the log lines about the task. */
   requestId: string;
+  /** The request is traced and sampled: the worker measures the task's times (TaskTimings) for its spans. */
+  traced?: boolean;
   /** The prompt's tokens (from the tokenizer workers). */
   prompt: number[];
   /** The request field that holds the prompt (`messages`, `prompt`, `input`, …), for errors. */
@@ -203,6 +206,33 @@ export interface ToolCallDelta {
   arguments: string;
 }
 
+/** Decode steps a traced task reports at most (TaskTimings.steps): a long answer reports every few tokens. */
+export const MAX_TRACED_STEPS = 128;
+
+/**
+ * What a worker measured of a traced task, as epoch milliseconds (nowMs: the same clock in every thread and
+ * engine process), for the spans the main thread builds: the clock of the thread doing the work, not the time a
+ * message took to arrive.
+ */
+export interface TaskTimings {
+  /** The worker thread's id (in its engine's process). */
+  worker: number;
+  /** The worker took the task and gave it a sequence: the end of its wait. */
+  startedMs: number;
+  /** Compiling the request's grammars (tools, response_format) into the sampler's: [start, end]. */
+  grammar?: [number, number];
+  /** The prompt was evaluated: the first token was sampled (or the embedding computed). */
+  firstMs?: number;
+  /** The model began its first tool call. */
+  toolCallMs?: number;
+  /** The last token was sampled. */
+  lastMs?: number;
+  /** `steps[j]` is when token 1 + (j + 1) × stepStride was sampled (at most MAX_TRACED_STEPS entries). */
+  steps: number[];
+  stepStride: number;
+  endMs: number;
+}
+
 /** Worker → main, on the task's port. A task ends with exactly one `done` or `error`. */
 export type WorkerMessage =
   | { type: 'started'; promptTokens: number }
@@ -220,8 +250,10 @@ export type WorkerMessage =
       cachedTokens: number;
       /** The stop string that ended the answer, if one did (Anthropic reports it). */
       stopSequence?: string;
+      /** A traced task's times. */
+      timings?: TaskTimings;
     }
-  | { type: 'error'; error: ErrorPayload; promptTokens: number; completionTokens: number };
+  | { type: 'error'; error: ErrorPayload; promptTokens: number; completionTokens: number; timings?: TaskTimings };
 
 /** Main → worker, on the task's port. */
 export type MainMessage = { type: 'cancel'; reason: CancelReason };

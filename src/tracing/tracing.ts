@@ -2,15 +2,25 @@
  * OpenTelemetry tracing of API requests, off by default. When off, nothing here is loaded (startTracing is
  * the only entry, and the server calls it only with a TracingConfig) and every call site holds `undefined`:
  * a request pays one property check. When on, each API request is a SERVER span that continues a client's
- * W3C traceparent; its child spans (prepare, queue, prompt, generate per choice) are built on the main thread
- * from the times the request's events arrived (queue: admission to the worker's `started`; prompt: to the first
- * token; generate: to the last), so no context has to cross the worker and engine-process boundaries.
+ * W3C traceparent; its child spans (prepare, then per choice queue, grammar, prompt, generate, tool_call) are
+ * built on the main thread from the times the workers measured and report with a traced task's final message
+ * (TaskTimings), so no context has to cross the worker and engine-process boundaries.
  */
 import type { Logger } from 'pino';
 import type { TracingConfig } from '../config/config.js';
 
 type AttributeValue = string | number | boolean | string[] | number[];
 type Attributes = Record<string, AttributeValue | undefined>;
+
+/** A finished child span: epoch-millisecond times; `error` marks it failed; `events` are points in it (decode steps). */
+interface ChildSpan {
+  name: string;
+  startMs: number;
+  endMs: number;
+  attributes?: Attributes;
+  error?: string;
+  events?: { name: string; timeMs: number; attributes?: Attributes }[];
+}
 
 /** One traced API request: its server span, and the children it records. */
 export interface RequestTrace {
@@ -21,8 +31,7 @@ export interface RequestTrace {
   /** Whether text may be recorded (--trace-content). */
   readonly recordContent: boolean;
   setAttributes(attributes: Attributes): void;
-  /** A finished child span, with epoch-millisecond times; `error` marks it failed. */
-  child(name: string, startMs: number, endMs: number, attributes?: Attributes, error?: string): void;
+  child(span: ChildSpan): void;
   /** Ends the server span: the response's status, or `aborted` when the client left before it ended. */
   end(status: number, aborted: boolean): void;
 }
@@ -92,9 +101,10 @@ export async function startTracing(config: TracingConfig, version: string, log: 
         setAttributes: (a) => {
           if (sampled) span.setAttributes(clean(a));
         },
-        child: (childName, startMs, endMs, a = {}, error) => {
+        child: ({ name: childName, startMs, endMs, attributes: a = {}, error, events = [] }) => {
           if (!sampled) return;
           const child = tracer.startSpan(childName, { kind: api.SpanKind.INTERNAL, startTime: startMs, attributes: clean(a) }, context);
+          for (const e of events) child.addEvent(e.name, clean(e.attributes ?? {}), e.timeMs);
           if (error !== undefined) child.setStatus({ code: api.SpanStatusCode.ERROR, message: error });
           child.end(Math.max(startMs, endMs));
         },

@@ -4,7 +4,6 @@
  * counts — the context and the request's budgets (budget.ts) — so a request that cannot be served is a
  * 400 before it takes a place in the queue.
  */
-import { randomUUID } from 'node:crypto';
 import { ContextLengthExceededError } from '../../errors.js';
 import type { ShapingRequest } from '../../shared/prepare-protocol.js';
 import type { GenerateInput, OutputConstraints, SamplingParams } from '../../shared/protocol.js';
@@ -78,6 +77,7 @@ async function prepareTasks(ctx: AppContext, model: ServedModel, r: ChoicesReque
       tools: c.tools?.functions,
       shaping,
       echo: r.echo,
+      content: trace?.recordContent,
       param: r.params.prompt,
       fitContext: true,
     },
@@ -85,20 +85,22 @@ async function prepareTasks(ctx: AppContext, model: ServedModel, r: ChoicesReque
   );
   if (value.grammarCached !== undefined) ctx.metrics.grammarComposed(model.id, value.grammarCached);
   // Tokenizing, the chat template and the grammar (tools, response_format) happen in one tokenizer job.
-  trace?.child('prepare', preparing, nowMs(), {
-    'qwen.prompts': value.prompts.length,
-    'qwen.grammar': value.shaping !== undefined,
-    'qwen.grammar.cached': value.grammarCached,
-    'gen_ai.prompt': trace.recordContent
-      ? r.inputs.map((input) => (input.kind === 'text' ? input.prompt : JSON.stringify(input)))
-      : undefined,
+  trace?.child({
+    name: 'prepare',
+    startMs: preparing,
+    endMs: nowMs(),
+    attributes: {
+      'qwen.prompts': value.prompts.length,
+      'qwen.grammar': value.shaping !== undefined,
+      'qwen.grammar.cached': value.grammarCached,
+      'gen_ai.prompt': value.content,
+    },
   });
   if (r.mode === 'embed') {
     const tasks = value.prompts.map((p, i): ChoiceTask => {
       embedFits(p.tokens.length, model.budgets.contextSize, paramOf(r, i));
       return {
         kind: 'embed',
-        requestId: randomUUID(),
         prompt: p.tokens,
         promptParam: paramOf(r, i),
         fault: value.fault,
@@ -125,7 +127,6 @@ async function prepareTasks(ctx: AppContext, model: ServedModel, r: ChoicesReque
       { length: r.n },
       (_, j): ChoiceTask => ({
         kind: 'generate',
-        requestId: randomUUID(),
         prompt: p.tokens,
         promptParam: paramOf(r, i),
         // With a seed, choice j samples with seed + j: the same seed for all would give n identical answers.

@@ -11,15 +11,19 @@ import type { Response } from 'express';
 import type { Dispatcher } from '../../dispatch/dispatcher.js';
 import type { Job, JobHandlers, Usage } from '../../dispatch/job.js';
 import { ShuttingDownError, type ApiError } from '../../errors.js';
-import type { FinishReason, TaskSpec } from '../../shared/protocol.js';
+import type { EmbedSpec, FinishReason, GenerateSpec, TaskSpec } from '../../shared/protocol.js';
 import { logServerFault, sendError } from '../middleware/error-handler.js';
+import { requestIdOf } from '../middleware/request-context.js';
 import { Answer } from './answer.js';
 import type { Renderer } from './renderer.js';
 import { StreamOutput } from './stream-output.js';
 import { ChoiceSpans, type ExemplarSink } from './trace.js';
 import type { RequestTrace } from '../../tracing/tracing.js';
 
-export type ChoiceTask = TaskSpec & {
+/** What respond() adds to every task of a request: the request's id, and whether it is traced. */
+type RequestFields = 'requestId' | 'traced';
+
+export type ChoiceTask = (Omit<GenerateSpec, RequestFields> | Omit<EmbedSpec, RequestFields>) & {
   /** Whether this choice's prompt counts in usage (the first choice of each prompt: n choices share one). */
   countsPrompt: boolean;
 };
@@ -79,7 +83,7 @@ export function respond(dispatcher: Dispatcher, res: Response, opts: RespondOpti
     answers[i]!.finishReason = reason;
     answers[i]!.stopSequence = stopSequence;
     usages[i] = usage;
-    spans?.ended(i, jobs[i]?.engine, {
+    spans?.ended(i, jobs[i], {
       finishReason: reason,
       outputTokens: usage.completionTokens,
       cachedTokens: usage.cachedTokens,
@@ -108,36 +112,35 @@ export function respond(dispatcher: Dispatcher, res: Response, opts: RespondOpti
   // Once a choice failed the response is the error: what its siblings still send is dropped.
   const handlers = (i: number): JobHandlers => ({
     onStarted: (promptTokens) => {
-      const job = jobs[i];
-      if (job) spans?.started(i, job.task.admittedAtMs, job.engine, promptTokens);
+      spans?.started(i);
       if (!failed) out?.start(promptTokens);
     },
     onText: (t, logprobs) => {
-      spans?.output(i, jobs[i]?.engine);
       if (failed) return;
       answers[i]!.addText(t, logprobs);
       out?.text(i, t, logprobs);
     },
     onToolCall: (delta, logprobs) => {
-      spans?.output(i, jobs[i]?.engine);
       if (failed) return;
       answers[i]!.addToolCall(delta, logprobs);
       out?.toolCall(i, delta, logprobs);
     },
     onEmbedding: (vector) => {
-      spans?.output(i, jobs[i]?.engine);
       answers[i]!.embedding = vector;
     },
     onDone: (reason, usage, stopSequence) => choiceDone(i, reason, usage, stopSequence),
     onError: (err, usage) => {
-      spans?.ended(i, jobs[i]?.engine, { outputTokens: usage.completionTokens, error: `${err.code}: ${err.message}` });
+      spans?.ended(i, jobs[i], { outputTokens: usage.completionTokens, error: `${err.code}: ${err.message}` });
       fail(err);
     },
   });
-  // All choices or none (429): the request's places were held while it was prepared.
+  // All choices or none (429): the request's places were held while it was prepared. A traced request's workers
+  // measure its times; its id is in the log lines about its tasks.
+  const requestId = requestIdOf(res.req);
+  const traced = opts.trace !== undefined || undefined;
   jobs.push(
     ...dispatcher.submitAll(
-      opts.tasks.map(({ countsPrompt: _, ...task }) => task),
+      opts.tasks.map(({ countsPrompt: _, ...task }): TaskSpec => ({ ...task, requestId, traced })),
       handlers,
     ),
   );

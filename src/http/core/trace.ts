@@ -3,6 +3,8 @@
  * request's work happens. Absent when tracing is off or the sampler dropped nothing yet to record.
  */
 import type { Response } from 'express';
+import type { Job } from '../../dispatch/job.js';
+import { traceContent } from '../../shared/prepare-protocol.js';
 import { nowMs } from '../../shared/protocol.js';
 import type { RequestTrace } from '../../tracing/tracing.js';
 
@@ -28,15 +30,27 @@ const QUEUE = 'qwen_request_queue_seconds';
 const TTFT = 'qwen_time_to_first_token_seconds';
 const ITL = 'qwen_inter_token_latency_seconds';
 
+/** What a choice's spans are built from: its job (admission, engine, the worker's timings). */
+type ChoiceJob = Pick<Job, 'task' | 'engine' | 'timings'>;
+
+/** How a choice ended, for its spans. */
+export interface ChoiceOutcome {
+  finishReason?: string;
+  outputTokens: number;
+  cachedTokens?: number;
+  text?: string;
+  error?: string;
+}
+
 /**
- * The child spans of a request's choices, from the times their events reach the main thread: `queue` (admitted
- * to started), `prompt` (started to the first token: prompt evaluation), `generate` (first token to the end).
+ * The child spans of a request's choices, built when each ends from the times its worker measured (TaskTimings):
+ * `queue` (admitted to the worker taking it), `grammar` (compiling its grammars), `prompt` (to the first token:
+ * prompt evaluation), `generate` (first token to the end, with a `decode` event per reported step) and
+ * `tool_call` (the model's first call to its last token). A choice whose worker reported nothing (it never left
+ * the queue, or its worker died) gets its spans from the times its events reached the main thread.
  */
 export class ChoiceSpans {
   private readonly startedAt: (number | undefined)[];
-  private readonly firstAt: (number | undefined)[];
-
-  private readonly admittedAt: (number | undefined)[];
 
   /** @param exemplars with the model's label: the choice's queue time, first-token time and mean inter-token time */
   constructor(
@@ -44,59 +58,61 @@ export class ChoiceSpans {
     choices: number,
     private readonly exemplars?: { sink: ExemplarSink; model: string },
   ) {
-    this.admittedAt = Array<number | undefined>(choices).fill(undefined);
     this.startedAt = Array<number | undefined>(choices).fill(undefined);
-    this.firstAt = Array<number | undefined>(choices).fill(undefined);
   }
 
-  private attributes(i: number, engine: { index: number; device: string } | undefined) {
-    return { 'qwen.choice': i, 'qwen.engine': engine?.index, 'qwen.device': engine?.device };
+  /** The worker's `started` reached the main thread (only used when the worker reports no timings). */
+  started(i: number): void {
+    this.startedAt[i] ??= nowMs();
   }
 
-  started(i: number, admittedAtMs: number, engine: { index: number; device: string } | undefined, promptTokens: number): void {
-    const now = nowMs();
-    this.startedAt[i] = now;
-    this.admittedAt[i] = admittedAtMs;
-    this.trace.child('queue', admittedAtMs, now, this.attributes(i, engine));
-    this.exemplar(QUEUE, (now - admittedAtMs) / 1000);
-    this.trace.setAttributes({ 'qwen.engine': engine?.index, 'qwen.device': engine?.device, 'qwen.prompt_tokens': promptTokens });
+  ended(i: number, job: ChoiceJob | undefined, outcome: ChoiceOutcome): void {
+    if (!job) return;
+    const admitted = job.task.admittedAtMs;
+    const t = job.timings;
+    const attributes = { 'qwen.choice': i, 'qwen.engine': job.engine?.index, 'qwen.device': job.engine?.device, 'qwen.worker': t?.worker };
+    this.trace.setAttributes({ 'qwen.engine': job.engine?.index, 'qwen.device': job.engine?.device, 'qwen.worker': t?.worker });
+    const generated = {
+      ...attributes,
+      'gen_ai.response.finish_reasons': outcome.finishReason === undefined ? undefined : [outcome.finishReason],
+      'gen_ai.usage.output_tokens': outcome.outputTokens,
+      'gen_ai.usage.cache_read.input_tokens': outcome.cachedTokens,
+      'gen_ai.completion': this.trace.recordContent && outcome.text !== undefined ? traceContent(outcome.text) : undefined,
+    };
+    const { error } = outcome;
+    if (!t) {
+      const started = this.startedAt[i];
+      const now = nowMs();
+      this.trace.child({
+        name: 'queue',
+        startMs: admitted,
+        endMs: started ?? now,
+        attributes,
+        error: started === undefined ? error : undefined,
+      });
+      if (started !== undefined) this.trace.child({ name: 'generate', startMs: started, endMs: now, attributes: generated, error });
+      return;
+    }
+    this.trace.child({ name: 'queue', startMs: admitted, endMs: t.startedMs, attributes });
+    this.exemplar(QUEUE, t.startedMs - admitted);
+    if (t.grammar) this.trace.child({ name: 'grammar', startMs: t.grammar[0], endMs: t.grammar[1], attributes });
+    const promptFrom = t.grammar?.[1] ?? t.startedMs;
+    if (t.firstMs === undefined) {
+      // Failed or cancelled before its first token: the prompt's evaluation is where it ended.
+      this.trace.child({ name: 'prompt', startMs: promptFrom, endMs: t.endMs, attributes, error });
+      return;
+    }
+    this.trace.child({ name: 'prompt', startMs: promptFrom, endMs: t.firstMs, attributes });
+    this.exemplar(TTFT, t.firstMs - admitted);
+    if (job.task.kind !== 'generate') return;
+    const last = t.lastMs ?? t.firstMs;
+    if (outcome.outputTokens > 1) this.exemplar(ITL, (last - t.firstMs) / (outcome.outputTokens - 1));
+    const events = t.steps.map((timeMs, j) => ({ name: 'decode', timeMs, attributes: { 'qwen.tokens': 1 + (j + 1) * t.stepStride } }));
+    this.trace.child({ name: 'generate', startMs: t.firstMs, endMs: t.endMs, attributes: generated, error, events });
+    if (t.toolCallMs !== undefined) this.trace.child({ name: 'tool_call', startMs: t.toolCallMs, endMs: last, attributes });
   }
 
-  /** The first token (or embedding) of choice `i` arrived: the prompt has been evaluated. */
-  output(i: number, engine: { index: number; device: string } | undefined): void {
-    if (this.firstAt[i] !== undefined) return;
-    const now = nowMs();
-    this.firstAt[i] = now;
-    this.trace.child('prompt', this.startedAt[i] ?? now, now, this.attributes(i, engine));
-    const admitted = this.admittedAt[i];
-    if (admitted !== undefined) this.exemplar(TTFT, (now - admitted) / 1000);
-  }
-
-  ended(
-    i: number,
-    engine: { index: number; device: string } | undefined,
-    outcome: { finishReason?: string; outputTokens: number; cachedTokens?: number; text?: string; error?: string },
-  ): void {
-    const now = nowMs();
-    const from = this.firstAt[i] ?? this.startedAt[i];
-    if (from === undefined) return;
-    if (this.firstAt[i] !== undefined && outcome.outputTokens > 1) this.exemplar(ITL, (now - from) / 1000 / (outcome.outputTokens - 1));
-    this.trace.child(
-      'generate',
-      from,
-      now,
-      {
-        ...this.attributes(i, engine),
-        'gen_ai.response.finish_reasons': outcome.finishReason === undefined ? undefined : [outcome.finishReason],
-        'gen_ai.usage.output_tokens': outcome.outputTokens,
-        'gen_ai.usage.cache_read.input_tokens': outcome.cachedTokens,
-        'gen_ai.completion': this.trace.recordContent ? outcome.text : undefined,
-      },
-      outcome.error,
-    );
-  }
-
-  private exemplar(metric: string, seconds: number): void {
-    this.exemplars?.sink.record(metric, { model: this.exemplars.model }, seconds, this.trace.traceId);
+  private exemplar(metric: string, ms: number): void {
+    this.exemplars?.sink.record(metric, { model: this.exemplars.model }, ms / 1000, this.trace.traceId);
   }
 }
