@@ -11,7 +11,14 @@
  * the very next step.
  *
  * It is also the only code that touches the KV cache, so editing a sequence's cache (prefix reuse, copies
- * from another sequence) happens between two steps, with no decode in flight and no lock.
+ * from another sequence, rejected drafts) happens between two steps, with no decode in flight and no lock.
+ *
+ * Speculation (LoopOptions.speculation): a generating sequence may add, after its sampled token, K drafted tokens
+ * (n-gram lookup over its prompt and answer, speculation/ngram-index.ts), all with logits, in the same step. Its
+ * rows are then sampled in order, each token handed to the request before the next row is sampled, until a token
+ * differs from the draft: the sampler (RNG, penalties, grammar) is called exactly as without drafts, on the same
+ * logits, so the answer is the same token for token (seeded sampling included). The rejected positions leave the
+ * KV cache before the step ends, so at every step boundary a sequence's cache holds exactly its `tokens`.
  *
  * A failure costs only the requests it concerns: a cache edit for one request fails that request; a step
  * that cannot be assembled or decoded fails the requests in it (their caches are dropped); the loop goes on
@@ -20,6 +27,8 @@
 import type { Token } from 'node-llama-cpp';
 import type { NativeContext, NativeSampler } from './native.js';
 import { commonPrefix, PrefixSharer, type SequenceState } from './prefix-share.js';
+import { Acceptance, chooseDraftLength, CPU_STEP_COST, StepCosts } from './speculation/draft-length.js';
+import { NgramIndex } from './speculation/ngram-index.js';
 import { planStep } from './step-plan.js';
 
 export type { SequenceState } from './prefix-share.js';
@@ -40,6 +49,11 @@ export interface LoopRequest {
   onToken(token: Token, sampled: Sampled): boolean;
   /** Polled before every step; a cancelled request leaves the loop before the next decode. */
   cancelled(): boolean;
+  /**
+   * Present when the request may speculate: how many tokens it can still take after the one it is about to be
+   * handed (its max_tokens left), so no draft goes past what it would accept.
+   */
+  draftRoom?: () => number;
 }
 
 /** A sampled token, with the probabilities the request asked for. */
@@ -72,6 +86,8 @@ export interface LoopOptions {
   onStep?: (stats: StepStats) => void;
   /** Called when a failure of the loop (not of one request's consumer) failed requests (metrics). */
   onFault?: (fault: LoopFault) => void;
+  /** Speculative decoding with n-gram drafts (--speculative ngram); absent: one token per sequence per step. */
+  speculation?: SpeculationOptions;
   /**
    * The addon returns just the k most likely candidates when asked (patched at install, native.ts
    * `topLogprobsPath`). Without it every candidate comes back, sorted and copied: ~29 ms per token on the
@@ -79,6 +95,24 @@ export interface LoopOptions {
    */
   topCandidates?: boolean;
 }
+
+export interface SpeculationOptions {
+  /** Fewest and most draft tokens a sequence verifies in one step (--draft-min, --draft-max). */
+  draftMin: number;
+  draftMax: number;
+  /** N-gram orders looked up, longest first (--ngram-max down to --ngram-min). */
+  ngramMin: number;
+  ngramMax: number;
+}
+
+/**
+ * A new sequence's acceptance before its first verification (optimistic: an n-gram that matched is often right, and
+ * a sequence is only measured once it drafts), and a filler position's.
+ */
+const PRIOR_ACCEPTANCE = 0.75;
+const FILLER_ACCEPTANCE = 0.05;
+/** Drafting must promise this much more speed than plain decoding (its estimates are noisy). */
+const DRAFT_MARGIN = 0.1;
 
 /**
  * A failure in the loop: `edit`, a cache edit while admitting one request; `step`, a step that could not be
@@ -99,12 +133,20 @@ export interface StepStats {
   sequences: number;
   /** Wall time of the step: batch assembly, llama_decode and sampling. */
   seconds: number;
+  /** Sequences that verified a draft, the draft tokens decoded for it, and those their samples confirmed. */
+  drafts: number;
+  drafted: number;
+  accepted: number;
 }
 
 interface Active {
   req: LoopRequest;
   /** Tokens not yet decoded: the rest of the prompt, or the one token just sampled. */
   pending: readonly Token[];
+  /** Its pending token is a sampled one (the prompt is evaluated). */
+  generating: boolean;
+  /** Speculation: the n-gram index of its prompt and answer, and how well its drafts did lately. */
+  drafting?: { index: NgramIndex; acceptance: Acceptance };
   reused: number;
   resolve(result: LoopResult): void;
   reject(err: unknown): void;
@@ -113,6 +155,31 @@ interface Active {
 const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
 const NO_LOGITS = new Uint32Array(0);
 const LAST_ROW = (count: number) => Uint32Array.of(count - 1);
+const ALL_ROWS = (count: number) => Uint32Array.from({ length: count }, (_, i) => i);
+
+/** The tokens a sequence verifies after its sampled one; `real` of them came from its lookup, the rest is filler. */
+interface Draft {
+  tokens: readonly Token[];
+  real: number;
+}
+const NO_DRAFT: Draft = { tokens: [], real: 0 };
+
+/** The rows of a part that get logits: none (a prompt chunk that goes on), the last, or every one (a draft). */
+function rowsWithLogits(logits: boolean, count: number, draft: readonly Token[]): Uint32Array {
+  if (!logits) return NO_LOGITS;
+  return draft.length > 0 ? ALL_ROWS(count) : LAST_ROW(count);
+}
+
+/** One sequence's part of a step whose tokens have logits: the rows to sample, and the draft they verify. */
+interface Verify {
+  a: Active;
+  rows: Uint32Array;
+  /** The drafted tokens after its sampled one ([] for a plain row); `real` of them came from its lookup. */
+  draft: readonly Token[];
+  real: number;
+  /** Position of the first token of this part. */
+  base: number;
+}
 
 export class BatchLoop {
   private readonly incoming: Active[] = [];
@@ -122,6 +189,8 @@ export class BatchLoop {
   private readonly sharer: PrefixSharer;
   /** Ids of sequences whose cache could not be emptied: what they hold is unknown until it is. */
   private readonly unknownCache = new Set<number>();
+  /** Decode time by step size, learned from plain and drafting steps (speculation only). */
+  private readonly costs = new StepCosts(CPU_STEP_COST);
 
   constructor(
     private readonly native: NativeContext,
@@ -133,7 +202,7 @@ export class BatchLoop {
   /** Generates for one request; resolves when it stops asking for tokens or is cancelled. */
   run(req: LoopRequest): Promise<LoopResult> {
     return new Promise((resolve, reject) => {
-      this.incoming.push({ req, pending: [], reused: 0, resolve, reject });
+      this.incoming.push({ req, pending: [], generating: false, reused: 0, resolve, reject });
       if (this.running) return;
       this.running = true;
       // Start on the next turn, so requests that arrive together share their first step. loop() ends the
@@ -251,6 +320,13 @@ export class BatchLoop {
     }
     a.reused = common;
     a.pending = prompt.slice(common);
+    const spec = this.opts.speculation;
+    if (spec && a.req.draftRoom) {
+      // The whole prompt is looked up, the reused prefix too: a few map writes per token, once per request.
+      const index = new NgramIndex(spec.ngramMin, spec.ngramMax);
+      index.pushAll(prompt);
+      a.drafting = { index, acceptance: new Acceptance(PRIOR_ACCEPTANCE) };
+    }
   }
 
   /** The other sequence holding the longest prefix of `prompt`, if any. */
@@ -266,27 +342,33 @@ export class BatchLoop {
 
   private async step(): Promise<void> {
     const started = performance.now();
+    const drafts = this.drafts();
+    const k = drafts?.[0]?.tokens.length ?? 0;
     const plan = planStep(
-      this.active.map((a) => ({ pending: a.pending.length })),
+      this.active.map((a) => ({ pending: a.pending.length + (a.generating ? k : 0) })),
       this.opts.batchSize,
     );
     // In ascending sequence order: llama.cpp splits a batch wherever the next sequence id is not the
     // previous one plus 1 (one KV stream per sequence), and every part is a full pass over the weights.
     const batch = plan.map((item) => ({ ...item, a: this.active[item.index]! })).sort((x, y) => x.a.req.sequence.id - y.a.req.sequence.id);
     const tokens = batch.reduce((n, item) => n + item.count, 0);
-    const rows: { a: Active; row: number }[] = [];
+    const verifies: Verify[] = [];
+    let decodeSeconds: number;
     try {
       this.native.initBatch(tokens);
-      for (const { a, count, logits } of batch) {
+      for (const { a, index, count, logits } of batch) {
         const seq = a.req.sequence;
-        const part = a.pending.slice(0, count);
-        const added = this.native.addToBatch(seq.id, seq.tokens.length, Uint32Array.from(part), logits ? LAST_ROW(count) : NO_LOGITS);
-        if (logits) rows.push({ a, row: added[0]! });
+        const { tokens: draft, real } = (a.generating && drafts?.[index]) || NO_DRAFT;
+        const part = [...a.pending.slice(0, count - draft.length), ...draft];
+        const rows = this.native.addToBatch(seq.id, seq.tokens.length, Uint32Array.from(part), rowsWithLogits(logits, part.length, draft));
+        if (logits) verifies.push({ a, rows, draft, real, base: seq.tokens.length });
         seq.tokens.push(...part);
-        a.pending = a.pending.slice(count);
+        a.pending = a.pending.slice(count - draft.length);
       }
       this.steps++;
+      const decoding = performance.now();
       await this.native.decodeBatch();
+      decodeSeconds = (performance.now() - decoding) / 1000;
     } catch (err) {
       // The batch was not (or not wholly) decoded, and the cache of its sequences is unknown now: drop it,
       // fail their requests, keep serving the rest.
@@ -298,9 +380,98 @@ export class BatchLoop {
       );
       return;
     }
-    const sampled = await Promise.all(rows.map(({ a, row }) => this.sample(a, row).catch((err: unknown) => asError(err))));
-    this.opts.onStep?.({ tokens, sequences: batch.length, seconds: (performance.now() - started) / 1000 });
-    rows.forEach(({ a }, i) => this.deliver(a, sampled[i]!));
+    if (this.opts.speculation && batch.every(({ a }) => a.generating)) this.costs.observe(tokens, decodeSeconds);
+    const confirmed = await Promise.all(verifies.map((v) => this.verify(v)));
+    // Every sample of the step is taken: now the rejected drafts leave the caches (no native call in flight).
+    verifies.forEach((v, i) => this.dropRejected(v, confirmed[i]!));
+    this.opts.onStep?.({
+      tokens,
+      sequences: batch.length,
+      seconds: (performance.now() - started) / 1000,
+      drafts: k > 0 ? verifies.filter((v) => v.draft.length > 0).length : 0,
+      drafted: verifies.reduce((n, v) => n + v.draft.length, 0),
+      accepted: confirmed.reduce((n, c) => n + c, 0),
+    });
+  }
+
+  /**
+   * The drafts of this step, by index into `active` (all of one length K, see draft-length.ts), or undefined when
+   * it drafts nothing: speculation is off, a prompt is being evaluated (its chunks fill the step), a generating
+   * request may not draft, or no K promises more tokens per second than plain decoding.
+   */
+  private drafts(): Draft[] | undefined {
+    const spec = this.opts.speculation;
+    if (!spec || this.active.some((a) => !a.generating || !a.drafting)) return undefined;
+    const contextRoom = Math.min(...this.active.map((a) => this.opts.contextSize - a.req.sequence.tokens.length - 1));
+    const rooms = this.active.map((a) => Math.min(spec.draftMax, a.req.draftRoom?.() ?? 0, contextRoom));
+    const own = this.active.map((a, i) => a.drafting!.index.draft(rooms[i]!));
+    const k = Math.min(
+      contextRoom,
+      chooseDraftLength(
+        own.map((d, i) => ({ offered: d.length, alpha: this.active[i]!.drafting!.acceptance.alpha })),
+        (n) => this.costs.cost(n),
+        {
+          draftMin: spec.draftMin,
+          draftMax: spec.draftMax,
+          batchSize: this.opts.batchSize,
+          fillerAlpha: FILLER_ACCEPTANCE,
+          margin: DRAFT_MARGIN,
+        },
+      ),
+    );
+    if (k <= 0) {
+      own.forEach((d, i) => d.length > 0 && this.active[i]!.drafting!.acceptance.idle());
+      return undefined;
+    }
+    // Padded to K with the sequence's own sampled token: exact like any draft, and cheaper than an extra pass.
+    return own.map((d, i) => ({
+      tokens: [...d.slice(0, k), ...Array<Token>(Math.max(0, k - d.length)).fill(this.active[i]!.pending[0]!)],
+      real: Math.min(d.length, k),
+    }));
+  }
+
+  /**
+   * Samples one sequence's rows in order, handing each token to its request, until a token differs from the
+   * draft, the request stops, or the rows run out; returns how many drafted tokens were confirmed. It never samples
+   * past that row, so the sampler (RNG, grammar, penalties) stands exactly where plain decoding leaves it.
+   */
+  private async verify(v: Verify): Promise<number> {
+    const { a, rows, draft } = v;
+    for (let i = 0; i < rows.length; i++) {
+      const sampled = await this.sample(a, rows[i]!).catch((err: unknown) => asError(err));
+      const token = this.deliver(a, sampled);
+      if (token === undefined) return i;
+      if (i === draft.length || token !== draft[i]) {
+        a.pending = [token];
+        this.learn(v, i);
+        return i;
+      }
+    }
+    // The last row is sampled with i === draft.length, which always returns above.
+    throw new Error('a verification ran past its last row');
+  }
+
+  private learn(v: Verify, confirmed: number): void {
+    if (v.real > 0) v.a.drafting?.acceptance.update(v.real, Math.min(confirmed, v.real));
+  }
+
+  /** The cells after the sampled token and the confirmed drafts go; a failed removal fails the request alone. */
+  private dropRejected(v: Verify, confirmed: number): void {
+    const seq = v.a.req.sequence;
+    const keep = v.base + 1 + confirmed;
+    if (v.draft.length === 0 || seq.tokens.length <= keep) return;
+    let removed = false;
+    try {
+      removed = this.native.removeTokenCellsFromSequence(seq.id, keep, -1);
+    } catch {
+      // Handled as a refusal, below.
+    }
+    if (removed) {
+      seq.tokens.length = keep;
+      return;
+    }
+    this.dropCache(seq);
+    if (this.active.includes(v.a)) this.fail([v.a], 'edit', new Error(`could not remove the rejected draft of sequence ${seq.id}`));
   }
 
   private async sample(a: Active, row: number): Promise<Sampled> {
@@ -317,18 +488,26 @@ export class BatchLoop {
     return { token, candidates, probability };
   }
 
-  private deliver(a: Active, sampled: Sampled | Error): void {
-    if (sampled instanceof Error) return this.finish(a, sampled);
+  /** Hands a sampled token to its request; returns it when the request wants another, else ends the request. */
+  private deliver(a: Active, sampled: Sampled | Error): Token | undefined {
+    const ended = (err?: Error) => {
+      this.finish(a, err);
+      return undefined;
+    };
+    if (sampled instanceof Error) return ended(sampled);
     const { token } = sampled;
-    if (token === -1) return this.finish(a, new Error('Failed to sample the next token (no candidate left; a grammar may allow none)'));
+    if (token === -1) return ended(new Error('Failed to sample the next token (no candidate left; a grammar may allow none)'));
     let more: boolean;
     try {
       more = a.req.onToken(token, sampled);
     } catch (err) {
-      return this.finish(a, asError(err));
+      return ended(asError(err));
     }
-    if (more) a.pending = [token];
-    else this.finish(a);
+    if (!more) return ended();
+    a.pending = [token];
+    a.generating = true;
+    a.drafting?.index.push(token);
+    return token;
   }
 
   private finish(a: Active, err?: Error): void {

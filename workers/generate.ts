@@ -178,7 +178,16 @@ export async function generate(loaded: LoadedModel, seq: SequenceState, prompt: 
   try {
     sampler.applyConfig(config());
     cachedTokens = (
-      await loaded.loop.run({ sequence: seq, prompt, sampler, onToken, cancelled: opts.cancelled, probabilities: logprobs?.needs })
+      await loaded.loop.run({
+        sequence: seq,
+        prompt,
+        sampler,
+        onToken,
+        cancelled: opts.cancelled,
+        probabilities: logprobs?.needs,
+        // Drafts never go past max_tokens: the token about to be handed over is one of them.
+        draftRoom: sampling.speculative ? () => maxTokens - generated.length - 1 : undefined,
+      })
     ).reusedTokens;
   } finally {
     sampler.dispose();

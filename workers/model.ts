@@ -14,6 +14,13 @@ import { nativeContext, samplerFactory, topLogprobsPath, type NativeSampler } fr
 import type { SequenceState } from './prefix-share.js';
 import { toolCallSyntax, type ToolCallSyntax } from './structured/tool-syntax.js';
 
+/**
+ * N-gram orders of speculative lookup, longest first: 4 tokens find a quoted passage again, 2 still catch a short
+ * repetition; a single token is too common to say what follows it.
+ */
+const NGRAM_MIN = 2;
+const NGRAM_MAX = 4;
+
 export interface LoadedModel {
   kind: 'generate';
   model: LlamaModel;
@@ -115,6 +122,7 @@ export async function loadModel(init: WorkerInit, hooks: ModelHooks = {}): Promi
       onStep: hooks.onStep,
       onFault: hooks.onFault,
       topCandidates: topLogprobs === 'patched-top-k',
+      speculation: init.speculation && { ...init.speculation, ngramMin: NGRAM_MIN, ngramMax: NGRAM_MAX },
     }),
     createSampler,
     topLogprobs,

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '../errors.js';
 import { readConfigFile, type ConfigFile, type FileModel } from './file.js';
-import type { GpuLayers, GpuMode } from '../shared/protocol.js';
+import type { GpuLayers, GpuMode, SpeculationSettings } from '../shared/protocol.js';
 import type { SchemaLimits } from '../structured/json-schema.js';
 import { FLAGS, defaultThreads, envName, type FlagName, type FlagSpec, type FlagValues } from './options.js';
 
@@ -45,6 +45,8 @@ export interface ModelConfig {
   /** Loaded at its first request, unloaded after keepAliveSeconds unused. */
   onDemand: boolean;
   keepAliveSeconds: number;
+  /** Speculative decoding (--speculative ngram, --draft-min, --draft-max); undefined = off. */
+  speculation?: SpeculationSettings;
 }
 
 /** Most models one server serves: each is a `model` label value of many series. */
@@ -350,7 +352,17 @@ function modelConfig(id: string | undefined, source: string, v: FlagValues): Mod
     maxRequestLogprobs: v['max-request-logprobs'],
     onDemand: v['on-demand'],
     keepAliveSeconds: v['keep-alive'],
+    speculation: speculation(id, v),
   };
+}
+
+function speculation(id: string | undefined, v: FlagValues): SpeculationSettings | undefined {
+  if (v.speculative === 'off') return undefined;
+  if (v['draft-min'] > v['draft-max']) {
+    const where = id === undefined ? '' : ` (model '${id}')`;
+    throw new ConfigError(`--draft-min ${v['draft-min']} is more than --draft-max ${v['draft-max']}${where}`);
+  }
+  return { draftMin: v['draft-min'], draftMax: v['draft-max'] };
 }
 
 /** The typed flag values as the program's Config (derived values: defaults that depend on other flags). */

@@ -5,7 +5,7 @@
 import os from 'node:os';
 import { z } from 'zod';
 import { DEFAULT_TIME_BUCKETS } from '../metrics/definitions.js';
-import { GPU_MODES } from '../shared/protocol.js';
+import { GPU_MODES, SPECULATIVE_MODES } from '../shared/protocol.js';
 
 const DEFAULT_MODEL = 'hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M';
 
@@ -184,6 +184,31 @@ export const FLAGS = [
     description: 'tokens evaluated per decode batch in a worker',
     default: '512',
     schema: int(1, 1 << 20),
+    perModel: true,
+  },
+  {
+    name: 'speculative',
+    arg: 'off|ngram',
+    description:
+      'speculative decoding: draft tokens by n-gram lookup over the prompt and the answer, verified in the decode step (the output is the same)',
+    default: 'ngram',
+    schema: z.enum(SPECULATIVE_MODES, { error: `must be one of ${SPECULATIVE_MODES.join(', ')}` }),
+    perModel: true,
+  },
+  {
+    name: 'draft-max',
+    arg: 'n',
+    description: 'most draft tokens a sequence verifies in one decode step (--speculative)',
+    default: '16',
+    schema: int(1, 64),
+    perModel: true,
+  },
+  {
+    name: 'draft-min',
+    arg: 'n',
+    description: 'fewest draft tokens a step verifies; a shorter draft is not tried (--speculative)',
+    default: '2',
+    schema: int(1, 64),
     perModel: true,
   },
   {

@@ -63,6 +63,7 @@ export function createEngines(model: ModelRef, plan: EnginePlan, config: Config,
     timeBuckets: config.latencyBuckets,
     faults: config.testFaults,
     grammarCacheSize: config.grammarCacheSize,
+    speculation: model.speculation,
   });
   if (!specs) return [new InProcessEngine({ pool: pool(), metricsPerWorker: config.metricsPerWorker, processMetrics: false }, log)];
   log.info({ model: model.id, engines: specs.map((s) => ({ engine: s.index, device: s.device })) }, 'starting engine processes');

@@ -19,6 +19,17 @@ export function workersChannel(modelId: string): string {
   return `${WORKERS_CHANNEL}:${modelId}`;
 }
 
+/** `--speculative`: how draft tokens are proposed ('off': one token per sequence per step). */
+export const SPECULATIVE_MODES = ['off', 'ngram'] as const;
+export type SpeculativeMode = (typeof SPECULATIVE_MODES)[number];
+
+/** Speculative decoding in a worker's batch loop (workers/batch-loop.ts). */
+export interface SpeculationSettings {
+  /** Fewest and most draft tokens a sequence verifies in one step (--draft-min, --draft-max). */
+  draftMin: number;
+  draftMax: number;
+}
+
 /** What every worker receives as Piscina workerData. */
 /** `--gpu`: the compute backends node-llama-cpp can use ('off' = CPU only). */
 export const GPU_MODES = ['auto', 'cuda', 'vulkan', 'off'] as const;
@@ -44,6 +55,8 @@ export interface WorkerInit {
   gpuLayers: GpuLayers;
   /** Compiled grammars each worker keeps (--grammar-cache). */
   grammarCacheSize: number;
+  /** Speculative decoding (--speculative ngram); absent when off. */
+  speculation?: SpeculationSettings;
 }
 
 type ChatRole = 'system' | 'user' | 'assistant' | 'tool';
@@ -131,6 +144,8 @@ export interface SamplingParams {
   maxTokensParam: string;
   stop: string[];
   ignoreEos: boolean;
+  /** The request allows speculative decoding (it may turn it off: the output is the same either way). */
+  speculative: boolean;
   /** [token id, bias added to its logit] (OpenAI logit_bias; -100 bans a token, +100 all but forces it). */
   logitBias: [number, number][];
 }

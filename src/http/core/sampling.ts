@@ -10,6 +10,8 @@ export interface SamplingRequest {
   frequencyPenalty?: number | null;
   stop?: string | readonly string[] | null;
   ignoreEos?: boolean | null;
+  /** false: no speculative decoding for this request (vendor field `speculative`). */
+  speculative?: boolean | null;
   /** Token id (as a JSON key) → bias. */
   logitBias?: Record<string, number> | null;
   /** undefined: as many as the context and the request's budget allow. */
@@ -32,6 +34,7 @@ export function samplingParams(r: SamplingRequest): SamplingParams {
     maxTokensParam: r.maxTokensParam,
     stop: stop.filter((s) => s.length > 0),
     ignoreEos: r.ignoreEos ?? false,
+    speculative: r.speculative ?? true,
     logitBias: Object.entries(r.logitBias ?? {}).map(([token, bias]) => [Number(token), bias]),
   };
 }

@@ -73,7 +73,16 @@ function completionInputs(body: CompletionBody): GenerateInput[] {
 
 type SamplingFields = Pick<
   CompletionBody,
-  'temperature' | 'top_p' | 'top_k' | 'seed' | 'stop' | 'presence_penalty' | 'frequency_penalty' | 'ignore_eos' | 'logit_bias'
+  | 'temperature'
+  | 'top_p'
+  | 'top_k'
+  | 'seed'
+  | 'stop'
+  | 'presence_penalty'
+  | 'frequency_penalty'
+  | 'ignore_eos'
+  | 'speculative'
+  | 'logit_bias'
 >;
 
 /** The sampling fields the OpenAI APIs share (the Responses API sends a subset). */
@@ -87,6 +96,7 @@ function openaiSampling(body: SamplingFields, maxTokens: number | null | undefin
     presencePenalty: body.presence_penalty,
     frequencyPenalty: body.frequency_penalty,
     ignoreEos: body.ignore_eos,
+    speculative: body.speculative,
     logitBias: body.logit_bias,
     maxTokens: maxTokens ?? undefined,
     maxTokensParam,

@@ -75,6 +75,8 @@ function samplingFields(limits: InputLimits) {
     stream_options: optional(z.object({ include_usage: optional(z.boolean()) })),
     n: optional(z.number().int('must be an integer').min(1, 'must be at least 1').max(MAX_CHOICES, `must be at most ${MAX_CHOICES}`)),
     ignore_eos: optional(z.boolean()),
+    /** Vendor field: false turns speculative decoding off for this request (its output is the same either way). */
+    speculative: optional(z.boolean()),
     logit_bias: optional(
       z.record(
         z.string().regex(/^(0|[1-9][0-9]*)$/, 'keys must be token ids'),

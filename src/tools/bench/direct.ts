@@ -9,7 +9,7 @@ import { generate } from '../../../workers/generate.js';
 import { TextTokenizer } from '../../tokenizer/text-tokenizer.js';
 import type { RequestSample } from './stats.js';
 import type { Workload } from './workload.js';
-import { promptText } from './workload.js';
+import { requestOf } from './workload.js';
 
 export interface DirectOptions {
   modelPath: string;
@@ -47,7 +47,8 @@ export class DirectBaseline {
     let last = NaN;
     const itlMs: number[] = [];
     try {
-      const prompt = this.tokenizer.tokenize(promptText(w.promptTokens), false);
+      const request = requestOf(w);
+      const prompt = this.tokenizer.tokenize(request.prompt, false);
       const seq = await this.loaded.sequences.acquire();
       try {
         const result = await generate(this.loaded, seq, prompt, {
@@ -56,13 +57,14 @@ export class DirectBaseline {
             temperature: w.temperature,
             topP: 1,
             topK: 0,
-            presencePenalty: 0,
-            frequencyPenalty: 0,
+            presencePenalty: request.presence_penalty ?? 0,
+            frequencyPenalty: request.frequency_penalty ?? 0,
             maxTokens: w.genTokens,
             maxTokensParam: 'max_tokens',
             stop: [],
             logitBias: [],
             ignoreEos: true,
+            speculative: false,
           },
           cancelled: () => false,
           emit: (msg) => {

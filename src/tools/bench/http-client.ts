@@ -6,7 +6,7 @@ import { SseParser } from '../shared/sse.js';
 import { resolveServedModel } from './served-model.js';
 import type { RequestSample } from './stats.js';
 import type { Workload } from './workload.js';
-import { promptText } from './workload.js';
+import { requestOf } from './workload.js';
 
 export interface Endpoint {
   name: string;
@@ -33,9 +33,8 @@ export async function streamCompletion(ep: Endpoint, w: Workload): Promise<Reque
       headers: { 'content-type': 'application/json', ...(ep.apiKey ? { authorization: `Bearer ${ep.apiKey}` } : {}) },
       body: JSON.stringify({
         model: ep.model,
-        prompt: promptText(w.promptTokens),
+        ...requestOf(w),
         max_tokens: w.genTokens,
-        temperature: w.temperature,
         ignore_eos: true,
         stream: true,
         stream_options: { include_usage: true },

@@ -14,7 +14,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { DirectBaseline } from './direct.js';
 import { resolveEndpoint, streamCompletion, type Endpoint } from './http-client.js';
 import { HEAVY, noisyMarkdown, runNoisy } from './noisy.js';
@@ -22,7 +22,7 @@ import { chartSvg, markdown, NO_CHART, scrapeSummary, type BenchReport, type Lev
 import { Scraper } from './scrape.js';
 import { addDelta, figures, readStepTotals, type StepTotals } from './steps.js';
 import { percentile, summarize, type LevelResult, type RequestSample } from './stats.js';
-import { runClients, type Workload } from './workload.js';
+import { runClients, WORKLOADS, type Workload, type WorkloadKind } from './workload.js';
 
 const int = (what: string) => (v: string) => {
   const n = Number(v);
@@ -57,6 +57,11 @@ const program = new Command('bench')
   .option('--gen-tokens <n>', 'generated tokens per request (ignore_eos)', int('--gen-tokens'), 128)
   .option('--requests <n>', 'requests per level (default: 2 × concurrency, at least 4)', int('--requests'))
   .option('--temperature <t>', 'sampling temperature', Number, 0)
+  .addOption(
+    new Option('--workload <kind>', 'plain: a fixed word list; copy: repeat a passage (speculation helps); free: a passage that never repeats, with repeat penalties')
+      .choices(WORKLOADS)
+      .default('plain'),
+  )
   .option('--rounds <n>', 'repeat each level this many times, rotating the endpoint order; tokens/s is the median', int('--rounds'), 1)
   .option('--metrics-scrape <seconds>', 'also run each level of --url while scraping /metrics on this interval', Number)
   .option(
@@ -83,6 +88,7 @@ interface Opts {
   genTokens: number;
   requests?: number;
   temperature: number;
+  workload: WorkloadKind;
   rounds: number;
   metricsScrape?: number;
   noisy?: string;
@@ -140,6 +146,7 @@ async function main(): Promise<void> {
   if (o.baseline !== undefined && o.baseline !== 'direct') throw new Error('--baseline takes "direct"');
   if (o.baseline === 'direct' && !o.model) throw new Error('--baseline direct needs --model PATH');
   const workload: Workload = {
+    kind: o.workload,
     promptTokens: o.promptTokens,
     genTokens: o.genTokens,
     temperature: o.temperature,

@@ -1,0 +1,129 @@
+/**
+ * The pieces of speculative decoding that need no model: n-gram lookup (the most recent earlier occurrence of the
+ * longest suffix, a loop continued past the history's end, hash collisions caught), the acceptance estimate (it
+ * falls with rejections and drifts back while idle), learned step costs, and the choice of one draft length per
+ * step (long at one sequence with good acceptance, none when the batch is full or drafts are poor).
+ */
+import type { Token } from 'node-llama-cpp';
+import { describe, expect, it } from 'vitest';
+import { Acceptance, chooseDraftLength, StepCosts, type DraftLengthOptions } from '../workers/speculation/draft-length.js';
+import { NgramIndex } from '../workers/speculation/ngram-index.js';
+
+const index = (tokens: number[], min = 2, max = 4) => {
+  const i = new NgramIndex(min, max);
+  i.pushAll(tokens as Token[]);
+  return i;
+};
+
+describe('NgramIndex', () => {
+  it('drafts what followed the last earlier occurrence of the longest matching suffix', () => {
+    // "7 8 9" occurred twice before; the later one was followed by 4, the earlier by 1.
+    expect(index([7, 8, 9, 1, 2, 5, 7, 8, 9, 4, 6, 5, 7, 8, 9]).draft(3)).toEqual([4, 6, 5]);
+    // Only the 2-gram "8 9" matches (3 and 4 tokens do not): what followed its last occurrence.
+    expect(index([1, 8, 9, 3, 3, 2, 8, 9]).draft(2)).toEqual([3, 3]);
+  });
+
+  it('prefers the longer n-gram over a more recent shorter one', () => {
+    // "5 6 7" → 1 (earlier), "6 7" alone → 2 (later): the 3-gram wins.
+    expect(index([5, 6, 7, 1, 0, 6, 7, 2, 9, 5, 6, 7]).draft(1)).toEqual([1]);
+  });
+
+  it('continues a repetition past the end of the history', () => {
+    expect(index([1, 2, 3, 1, 2, 3]).draft(7)).toEqual([1, 2, 3, 1, 2, 3, 1]);
+    expect(index([4, 4, 4]).draft(5)).toEqual([4, 4, 4, 4, 4]);
+  });
+
+  it('drafts nothing without a match, for an empty room, or with a history shorter than the smallest n-gram', () => {
+    expect(index([1, 2, 3, 4, 5]).draft(4)).toEqual([]);
+    expect(index([1, 2, 1, 2]).draft(0)).toEqual([]);
+    expect(index([1]).draft(3)).toEqual([]);
+  });
+
+  it('learns each pushed token: a new occurrence becomes the most recent one', () => {
+    const i = index([1, 2, 3, 9]);
+    i.push(1 as Token);
+    i.push(2 as Token);
+    expect(i.draft(2)).toEqual([3, 9]);
+    i.pushAll([3, 5, 1, 2] as Token[]);
+    expect(i.draft(2)).toEqual([3, 5]);
+    expect(i.length).toBe(10);
+  });
+
+  it('stays cheap per token on a long history', () => {
+    const i = new NgramIndex(2, 4);
+    for (let t = 0; t < 100_000; t++) i.push(((t * 7919) % 5003) as Token);
+    // Every 5003 tokens the sequence repeats: the continuation is known.
+    expect(i.draft(3)).toEqual([(100_000 * 7919) % 5003, (100_001 * 7919) % 5003, (100_002 * 7919) % 5003]);
+  });
+});
+
+describe('Acceptance', () => {
+  it('falls after rejections, rises after confirmations, and drifts back to its prior while idle', () => {
+    const a = new Acceptance(0.75);
+    expect(a.alpha).toBeCloseTo(0.75);
+    a.update(8, 0);
+    a.update(8, 0);
+    expect(a.alpha).toBeLessThan(0.2);
+    for (let i = 0; i < 100; i++) a.idle();
+    expect(a.alpha).toBeGreaterThan(0.6);
+    a.update(8, 8);
+    a.update(8, 8);
+    expect(a.alpha).toBeGreaterThan(0.85);
+    a.update(0, 0); // nothing offered: nothing learned
+    expect(a.alpha).toBeGreaterThan(0.85);
+  });
+});
+
+describe('StepCosts', () => {
+  it('prices an unmeasured size by the prior times the measured cost of one token, then by what it measured', () => {
+    const c = new StepCosts((n) => n / 2, 0.5);
+    c.observe(1, 0.03);
+    expect(c.cost(8)).toBeCloseTo(0.12);
+    c.observe(8, 0.1);
+    c.observe(8, 0.2);
+    expect(c.cost(8)).toBeCloseTo(0.15);
+  });
+});
+
+describe('chooseDraftLength', () => {
+  const o: DraftLengthOptions = { draftMin: 2, draftMax: 16, batchSize: 512, fillerAlpha: 0.05, margin: 0.1 };
+  /** The CPU's shape: a step of n tokens costs 1 + n / 3 steps of one (about 2× at 4 tokens). */
+  const cpu = (n: number) => 1 + (n - 1) / 3;
+
+  it('drafts long for one sequence whose drafts are mostly right', () => {
+    const k = chooseDraftLength([{ offered: 16, alpha: 0.95 }], cpu, o);
+    expect(k).toBeGreaterThanOrEqual(5);
+    expect(k).toBeLessThanOrEqual(16);
+  });
+
+  it('drafts nothing when no draft is offered, acceptance is poor, or a step costs as much as its tokens', () => {
+    expect(chooseDraftLength([{ offered: 0, alpha: 0.95 }], cpu, o)).toBe(0);
+    expect(chooseDraftLength([{ offered: 16, alpha: 0.2 }], cpu, o)).toBe(0);
+    // A full batch: each extra token costs a full token's time.
+    const linear = (n: number) => n;
+    expect(
+      chooseDraftLength(
+        Array.from({ length: 8 }, () => ({ offered: 16, alpha: 0.8 })),
+        linear,
+        o,
+      ),
+    ).toBe(0);
+  });
+
+  it('never drafts beyond what is offered, draft-max, or the batch', () => {
+    expect(chooseDraftLength([{ offered: 3, alpha: 0.99 }], cpu, o)).toBeLessThanOrEqual(3);
+    expect(chooseDraftLength([{ offered: 40, alpha: 0.99 }], cpu, { ...o, draftMax: 5 })).toBeLessThanOrEqual(5);
+    expect(chooseDraftLength([{ offered: 16, alpha: 0.99 }], cpu, { ...o, batchSize: 4 })).toBeLessThanOrEqual(3);
+    expect(chooseDraftLength([{ offered: 16, alpha: 0.99 }], cpu, { ...o, draftMin: 17 })).toBe(0);
+  });
+
+  it('pads sequences without a draft: their filler counts as nearly worthless', () => {
+    const one = chooseDraftLength([{ offered: 12, alpha: 0.95 }], cpu, o);
+    const withIdle = chooseDraftLength(
+      [{ offered: 12, alpha: 0.95 }, ...Array.from({ length: 3 }, () => ({ offered: 0, alpha: 0.75 }))],
+      cpu,
+      o,
+    );
+    expect(withIdle).toBeLessThan(one);
+  });
+});

@@ -1,0 +1,175 @@
+/**
+ * Speculative decoding is exact: a server drafting by n-gram lookup answers every request exactly as one that
+ * does not, token for token — greedy and seeded sampling, penalties, stop strings, logprobs, max_tokens, n,
+ * JSON schemas, tool calls, concurrent requests (drafts padded to one length), prefix reuse and a cancelled
+ * stream — while decoding in fewer steps. The tiny model repeats a 10-token script, so its answers are
+ * copy-heavy: n-gram drafts are long and mostly right.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TINY_SCRIPT_TEXT } from '../src/demo-model/demo-model.js';
+import { scrape, value } from './helpers/prom.js';
+import { postJson, startServer, waitIdle, type TestServer } from './helpers/server.js';
+
+let on: TestServer;
+let off: TestServer;
+
+beforeAll(async () => {
+  [on, off] = await Promise.all([
+    startServer(['--speculative', 'ngram', '--sequences', '4']),
+    startServer(['--speculative', 'off', '--sequences', '4']),
+  ]);
+});
+afterAll(async () => {
+  expect(await on.stop()).toBe(0);
+  expect(await off.stop()).toBe(0);
+});
+
+/**
+ * What must not change with speculation: the choices (text, message, logprobs, finish) and the token counts. Tool
+ * call ids are random in every answer.
+ */
+function answer(body: Record<string, unknown>) {
+  const usage = body.usage as { prompt_tokens: number; completion_tokens: number };
+  const choices: unknown = JSON.parse(JSON.stringify(body.choices).replace(/"call_[A-Za-z0-9_-]{24}"/g, '"call_id"'));
+  return { choices, prompt: usage.prompt_tokens, completion: usage.completion_tokens };
+}
+
+const steps = async (server: TestServer) => value(await scrape(server.url), 'qwen_decode_step_seconds_count', { model: 'tiny' });
+
+/** The same request to both servers: both answers, and the decode steps each took for it. */
+async function both(path: string, body: object) {
+  await Promise.all([waitIdle(on.url), waitIdle(off.url)]);
+  const before = await Promise.all([steps(on), steps(off)]);
+  const [a, b] = await Promise.all([postJson(`${on.url}${path}`, body), postJson(`${off.url}${path}`, body)]);
+  expect(a.status, JSON.stringify(a.body)).toBe(200);
+  expect(b.status, JSON.stringify(b.body)).toBe(200);
+  const after = await Promise.all([steps(on), steps(off)]);
+  return { on: answer(a.body), off: answer(b.body), steps: { on: after[0] - before[0], off: after[1] - before[1] } };
+}
+
+const completion = (body: object) => both('/v1/completions', { prompt: 'hello', temperature: 0, ...body });
+
+describe('the same answer, in fewer decode steps', () => {
+  it('greedy: token for token, with far fewer steps on a repeating answer', async () => {
+    const r = await completion({ max_tokens: 200, ignore_eos: true });
+    expect(r.on).toEqual(r.off);
+    expect(r.off.completion).toBe(200);
+    expect(r.steps.off).toBe(200);
+    expect(r.steps.on).toBeLessThan(100);
+  });
+
+  it('a prompt that holds the answer is drafted from its first tokens', async () => {
+    const r = await completion({ prompt: TINY_SCRIPT_TEXT.repeat(3), max_tokens: 30, ignore_eos: true });
+    expect(r.on).toEqual(r.off);
+    expect(r.steps.on).toBeLessThan(r.steps.off);
+  });
+
+  it('seeded sampling: the same tokens at every temperature, with top_p and top_k', async () => {
+    for (const [seed, temperature] of [
+      [1, 0.7],
+      [2, 1.5],
+      [3, 1.9],
+    ] as const) {
+      const r = await completion({ max_tokens: 60, ignore_eos: true, seed, temperature, top_p: 0.9, top_k: 40 });
+      expect(r.on, `seed ${seed}, temperature ${temperature}`).toEqual(r.off);
+    }
+  });
+
+  it('repeat penalties (their window moves with every token) and logit_bias', async () => {
+    const r = await completion({
+      max_tokens: 60,
+      ignore_eos: true,
+      seed: 5,
+      temperature: 0.8,
+      frequency_penalty: 0.4,
+      presence_penalty: 0.3,
+      logit_bias: { '0': 2 },
+    });
+    expect(r.on).toEqual(r.off);
+  });
+
+  it('a stop string inside a draft ends the answer at the same place', async () => {
+    const stop = TINY_SCRIPT_TEXT.slice(14, 19);
+    const r = await completion({ prompt: TINY_SCRIPT_TEXT.repeat(2), max_tokens: 100, ignore_eos: true, stop: [stop] });
+    expect(r.on).toEqual(r.off);
+    expect((r.on.choices as { finish_reason: string }[])[0]!.finish_reason).toBe('stop');
+  });
+
+  it('logprobs with alternatives, and an odd max_tokens that ends inside a draft', async () => {
+    const r = await completion({ max_tokens: 37, ignore_eos: true, logprobs: 3 });
+    expect(r.on).toEqual(r.off);
+    expect(r.on.completion).toBe(37);
+  });
+
+  it('n = 3 seeded choices, each its own sequence', async () => {
+    const r = await completion({ max_tokens: 40, ignore_eos: true, n: 3, seed: 11, temperature: 1.2 });
+    expect(r.on).toEqual(r.off);
+  });
+
+  it('a JSON schema and a forced tool call (grammars advance only with confirmed tokens)', async () => {
+    const messages = [{ role: 'user', content: 'What time is it?' }];
+    const schema = {
+      type: 'json_schema',
+      json_schema: { name: 'x', schema: { type: 'object', properties: { a: { type: 'string', maxLength: 30 } }, required: ['a'] } },
+    };
+    const json = await both('/v1/chat/completions', { messages, response_format: schema, max_tokens: 80, temperature: 0 });
+    expect(json.on).toEqual(json.off);
+    const tools = [
+      { type: 'function', function: { name: 'get_time', parameters: { type: 'object', properties: { zone: { type: 'string' } } } } },
+    ];
+    const call = await both('/v1/chat/completions', { messages, tools, tool_choice: 'required', max_tokens: 80, temperature: 0 });
+    expect(call.on).toEqual(call.off);
+  });
+
+  it('concurrent requests (drafts padded to one length per step) answer as they would alone', async () => {
+    const bodies = [1, 2, 3, 4].map((seed) => ({
+      prompt: `hello ${seed}`,
+      max_tokens: 80,
+      ignore_eos: true,
+      seed,
+      temperature: seed === 1 ? 0 : 1,
+    }));
+    const together = await Promise.all(bodies.map((b) => postJson(`${on.url}/v1/completions`, b)));
+    for (const [i, b] of bodies.entries()) {
+      const alone = await postJson(`${off.url}/v1/completions`, b);
+      expect(answer(together[i]!.body), `request ${i}`).toEqual(answer(alone.body));
+    }
+  });
+
+  it('a request can turn speculation off: one step per token', async () => {
+    const r = await completion({ max_tokens: 50, ignore_eos: true, speculative: false });
+    expect(r.on).toEqual(r.off);
+    expect(r.steps.on).toBe(50);
+    const bad = await postJson(`${on.url}/v1/completions`, { prompt: 'x', speculative: 'yes' });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.param).toBe('speculative');
+  });
+});
+
+describe('the KV cache holds only confirmed tokens', () => {
+  it('a repeated prompt reuses its cached prefix and answers the same', async () => {
+    const body = { prompt: `${TINY_SCRIPT_TEXT} reuse me`, max_tokens: 60, ignore_eos: true, temperature: 0 };
+    const first = await postJson(`${on.url}/v1/completions`, body);
+    const second = await postJson(`${on.url}/v1/completions`, body);
+    expect(answer(second.body)).toEqual(answer(first.body));
+    expect(second.body.usage.prompt_tokens_details?.cached_tokens ?? 0).toBeGreaterThan(0);
+    const plain = await postJson(`${off.url}/v1/completions`, body);
+    expect(answer(second.body)).toEqual(answer(plain.body));
+  });
+
+  it('a stream cancelled mid-draft leaves a sequence that answers the next request exactly', async () => {
+    const controller = new AbortController();
+    const res = await fetch(`${on.url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'hello', max_tokens: 2000, ignore_eos: true, temperature: 0, stream: true }),
+      signal: controller.signal,
+    });
+    const reader = res.body!.getReader();
+    for (let i = 0; i < 3; i++) await reader.read();
+    controller.abort();
+    await waitIdle(on.url);
+    const r = await completion({ prompt: 'hello again', max_tokens: 60, ignore_eos: true });
+    expect(r.on).toEqual(r.off);
+  });
+});

@@ -1,0 +1,123 @@
+/**
+ * How many draft tokens the generating sequences of one step verify. llama.cpp (one KV stream per sequence) takes
+ * the same number of tokens from every sequence in each pass over the weights, so a step whose sequences carry
+ * different counts costs extra passes: every generating sequence verifies the same K, and one whose own draft is
+ * shorter is padded (filler rarely accepted, but cheaper than the pass it saves). K is the length that maximizes the
+ * expected tokens per second: the expected accepted run of each sequence (its recent acceptance per draft token,
+ * a geometric model) over the decode time of a step of that size, learned from this worker's own steps. A full
+ * batch (where a step's cost grows with its tokens) or poor acceptance gives K = 0: plain decoding.
+ */
+
+/**
+ * A sequence's recent acceptance: the chance that each next draft token is confirmed (decaying counts). While the
+ * sequence does not draft, it drifts back to the prior, so one bad draft does not stop it drafting for good: after
+ * a few dozen steps it is tried again.
+ */
+export class Acceptance {
+  private accepted: number;
+  private rejected: number;
+
+  constructor(
+    private readonly prior: number,
+    private readonly decay = 0.7,
+    private readonly drift = 0.03,
+  ) {
+    this.accepted = prior;
+    this.rejected = 1 - prior;
+  }
+
+  /** One verification: the first `accepted` of `offered` real draft tokens were confirmed. */
+  update(offered: number, accepted: number): void {
+    if (offered === 0) return;
+    this.accepted = this.accepted * this.decay + accepted;
+    this.rejected = this.rejected * this.decay + (accepted < offered ? 1 : 0);
+  }
+
+  /** A step in which the sequence had a draft but did not verify it. */
+  idle(): void {
+    this.accepted += this.drift * (this.prior * (this.accepted + this.rejected) - this.accepted);
+    this.rejected += this.drift * ((1 - this.prior) * (this.accepted + this.rejected) - this.rejected);
+  }
+
+  get alpha(): number {
+    return this.accepted / (this.accepted + this.rejected);
+  }
+}
+
+/**
+ * Seconds of one decode step by its tokens (every row with logits), learned per size from the steps this worker
+ * decoded with generating sequences only; sizes not seen yet are priced by `relative` × the learned cost of one.
+ */
+export class StepCosts {
+  private readonly learned = new Map<number, number>();
+
+  /** @param relative the cost of a step of n tokens in steps of one, until n is measured */
+  constructor(
+    private readonly relative: (tokens: number) => number,
+    private readonly weight = 0.2,
+  ) {}
+
+  observe(tokens: number, seconds: number): void {
+    const was = this.learned.get(tokens);
+    this.learned.set(tokens, was === undefined ? seconds : was + this.weight * (seconds - was));
+  }
+
+  cost(tokens: number): number {
+    const seen = this.learned.get(tokens);
+    if (seen !== undefined) return seen;
+    const one = this.learned.get(1) ?? 1;
+    return one * this.relative(tokens);
+  }
+}
+
+/**
+ * The cost of a step of n tokens in steps of one before it is measured: what this 2-core CPU shows for the full-size
+ * model with logits on every row (about 2× at 4 tokens). Optimistic enough that K is tried, so measured.
+ */
+export const CPU_STEP_COST = (tokens: number): number => 1 + 0.33 * (tokens - 1);
+
+export interface DraftOffer {
+  /** Real draft tokens on offer (n-gram lookup); beyond them a verified position is filler. */
+  offered: number;
+  /** Recent acceptance per draft token. */
+  alpha: number;
+}
+
+export interface DraftLengthOptions {
+  draftMin: number;
+  draftMax: number;
+  /** Most tokens in one step. */
+  batchSize: number;
+  /** Acceptance of a filler position. */
+  fillerAlpha: number;
+  /** How much better K must be than no drafting: speculation must pay for the noise in its own estimates. */
+  margin: number;
+}
+
+/** Expected tokens one sequence yields from a step that verifies k positions (its sampled token included). */
+function expectedTokens(s: DraftOffer, k: number, fillerAlpha: number): number {
+  let expected = 1;
+  let p = 1;
+  for (let i = 0; i < k; i++) {
+    p *= i < s.offered ? s.alpha : fillerAlpha;
+    expected += p;
+  }
+  return expected;
+}
+
+/** The draft length of a step with these generating sequences (0: no drafting). */
+export function chooseDraftLength(seqs: readonly DraftOffer[], cost: (tokens: number) => number, o: DraftLengthOptions): number {
+  const n = seqs.length;
+  if (n === 0 || !seqs.some((s) => s.offered > 0)) return 0;
+  const longest = Math.min(o.draftMax, Math.max(...seqs.map((s) => s.offered)));
+  let best = 0;
+  let bestRate = (n / cost(n)) * (1 + o.margin);
+  for (let k = o.draftMin; k <= longest && n * (k + 1) <= o.batchSize; k++) {
+    const rate = seqs.reduce((sum, s) => sum + expectedTokens(s, k, o.fillerAlpha), 0) / cost(n * (k + 1));
+    if (rate > bestRate) {
+      best = k;
+      bestRate = rate;
+    }
+  }
+  return best;
+}
