@@ -270,6 +270,8 @@ describe('/dashboard/data', () => {
     expect(totals.requests).toBe(value(s, 'qwen_inference_request_total'));
     expect(totals.promptTokens).toBe(value(s, 'qwen_prompt_tokens_total'));
     expect(totals.generationTokens).toBe(value(s, 'qwen_generation_tokens_total'));
+    expect(totals.draftTokens).toBe(value(s, 'qwen_spec_decode_draft_tokens_total'));
+    expect(totals.acceptedTokens).toBe(value(s, 'qwen_spec_decode_accepted_tokens_total'));
     for (const reason of ['stop', 'length', 'abort', 'error'] as const) {
       expect(totals.finished[reason], reason).toBe(value(s, 'qwen_requests_finished_total', { finish_reason: reason }));
     }
@@ -285,6 +287,10 @@ describe('/dashboard/data', () => {
     expect(points[0]!.requestsPerSecond).toBeNull();
     expect(integrate((p) => p.requestsPerSecond)).toBeCloseTo(totals.requests, 6);
     expect(integrate((p) => p.generationTokensPerSecond)).toBeCloseTo(totals.generationTokens, 6);
+    expect(integrate((p) => p.draftTokensPerSecond)).toBeCloseTo(totals.draftTokens, 6);
+    expect(integrate((p) => p.acceptedTokensPerSecond)).toBeCloseTo(totals.acceptedTokens, 6);
+    // No acceptance without draft tokens to accept (the page's "—").
+    if (totals.draftTokens === 0) expect(points.map((p) => p.draftAcceptanceRatio)).toEqual(points.map(() => null));
     const since = await getData(main.url, `?since=${points.at(-2)!.t}`);
     expect(since.history.map((p) => p.t)).toEqual([points.at(-1)!.t]);
   });

@@ -78,6 +78,7 @@ describe('the dashboard', () => {
       'GPU utilisation per device',
       'Decode batch per engine (tokens and sequences per step)',
       'Decode step time per engine (p50, p99)',
+      'Speculative decoding',
       'Resident models',
       'Model loads and unloads',
     ]) {
@@ -168,6 +169,18 @@ describe('the dashboard', () => {
     // Firing alerts: the chosen models' and the server-wide ones (no model label), never another model's.
     const alerts = dashboard.annotations.list.find((a) => a.expr?.startsWith('ALERTS'))!;
     expect(alerts.expr).toContain('model=~"$model|"');
+  });
+
+  it('shows the speculative-decoding acceptance rate as accepted ÷ draft tokens (leaving out 0 ÷ 0), and both per second', () => {
+    const panel = panels.find((p) => p.title === 'Speculative decoding')!;
+    const expr = (refId: string) => panel.targets!.find((t) => t.refId === refId)!.expr;
+    const [accepted, drafted, ...rest] = expr('A').split(' / ');
+    expect(rest).toEqual([]);
+    expect(qwenMetricsIn(accepted!)).toEqual([WORKER.specAcceptedTokens.name]);
+    expect(qwenMetricsIn(drafted!)).toEqual([WORKER.specDraftTokens.name]);
+    expect(drafted).toMatch(/^\(.*\) > 0\)$/);
+    expect(qwenMetricsIn(expr('B'))).toEqual([WORKER.specDraftTokens.name]);
+    expect(qwenMetricsIn(expr('C'))).toEqual([WORKER.specAcceptedTokens.name]);
   });
 
   it('has a Models row with residency, loads and unloads', () => {

@@ -298,11 +298,19 @@ describe.skipIf(!hasPrometheus)('one qwen-serve, Prometheus with the repository 
     // Every dashboard query, with Grafana's variables set to this instance and model, answers.
     const vars = { instance, model, rateInterval: '1m' };
     const results = new Map<string, QueryResult[]>();
+    const spec = 'panel "Speculative decoding"';
+    // Draft tokens/s over the panel's window (rateInterval): the acceptance rate has a value exactly when it is above 0.
+    const drafted = num((await prom.query('sum(rate(qwen_spec_decode_draft_tokens_total[1m]))'))[0]!);
     for (const { where, expr } of dashboardQueries(readDashboard())) {
       if (where.startsWith('annotation')) continue; // ALERTS: checked below, once an alert fires
       const r = await prom.query(substitute(expr, vars));
       if (!hasGcc && where.startsWith('panel "GPU')) {
         expect(r, `${where}: no NVML, no GPU series`).toEqual([]);
+        continue;
+      }
+      // The acceptance rate leaves out 0 ÷ 0.
+      if (where === `${spec} A` && drafted === 0) {
+        expect(r, `${where}: nothing drafted`).toEqual([]);
         continue;
       }
       expect(r.length, `${where} is empty: ${expr}`).toBeGreaterThan(0);
@@ -332,6 +340,9 @@ describe.skipIf(!hasPrometheus)('one qwen-serve, Prometheus with the repository 
     expect(num(panel(`${batch} A`)[0]!)).toBeGreaterThanOrEqual(num(panel(`${batch} B`)[0]!));
     expect(num(panel(`${batch} B`)[0]!)).toBeGreaterThanOrEqual(1);
     for (const ref of ['A', 'B']) expect(num(panel(`panel "Decode step time per engine (p50, p99)" ${ref}`)[0]!)).toBeGreaterThan(0);
+    // Draft tokens (and the accepted among them) exist at 0 from the start, drafting or not.
+    expect(num(panel(`${spec} C`)[0]!)).toBeLessThanOrEqual(num(panel(`${spec} B`)[0]!));
+    if (drafted > 0) expect(num(panel(`${spec} A`)[0]!)).toBeLessThanOrEqual(1);
     expect(num(panel('panel "Queue and running" A')[0]!)).toBe(0);
     expect(num(panel('panel "Queue and running" B')[0]!)).toBe(0);
     expect(num(panel('panel "Queue and running" C')[0]!)).toBe(16); // 2 workers x 8 sequences (the default)

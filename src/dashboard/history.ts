@@ -38,6 +38,11 @@ export interface Point {
   tokensPerStep: number | null;
   sequencesPerStep: number | null;
   stepSeconds: number | null;
+  /** Speculative decoding: draft tokens verified and accepted per second over the interval. */
+  draftTokensPerSecond: number | null;
+  acceptedTokensPerSecond: number | null;
+  /** Accepted ÷ draft tokens over the last WINDOW_SECONDS (0-1); null when nothing was drafted in it. */
+  draftAcceptanceRatio: number | null;
   running: number;
   waiting: number;
   /** Sequences of the ready workers (qwen_sequences_capacity). */
@@ -65,6 +70,9 @@ function derive(reading: Reading, previous: Reading | undefined, windowStart: Re
   const itl = recent((r) => r.itl);
   const steps = previous ? reading.steps.steps - previous.steps.steps : 0;
   const perStep = (f: (r: Reading) => number) => (previous && steps > 0 ? (f(reading) - f(previous)) / steps : null);
+  // Over the window like the percentiles: a ratio of two 2 s deltas of a few tokens each would jump around.
+  const windowed = (f: (r: Reading) => number) => (windowStart ? Math.max(0, f(reading) - f(windowStart)) : 0);
+  const drafted = windowed((r) => r.draftTokens);
   return {
     t: reading.t,
     requestsPerSecond: rate((r) => r.requests),
@@ -82,6 +90,9 @@ function derive(reading: Reading, previous: Reading | undefined, windowStart: Re
     tokensPerStep: perStep((r) => r.steps.tokens),
     sequencesPerStep: perStep((r) => r.steps.sequences),
     stepSeconds: perStep((r) => r.steps.seconds),
+    draftTokensPerSecond: rate((r) => r.draftTokens),
+    acceptedTokensPerSecond: rate((r) => r.acceptedTokens),
+    draftAcceptanceRatio: drafted > 0 ? windowed((r) => r.acceptedTokens) / drafted : null,
     running: reading.running,
     waiting: reading.waiting,
     capacity: reading.capacity,

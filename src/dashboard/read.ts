@@ -53,6 +53,9 @@ export interface Reading {
   requests: number;
   promptTokens: number;
   generationTokens: number;
+  /** Speculative decoding: draft tokens verified, and those the model's own samples confirmed. */
+  draftTokens: number;
+  acceptedTokens: number;
   finished: Record<FinishOutcome, number>;
   rejected: Record<RejectReason, number>;
   workerRestarts: number;
@@ -154,6 +157,8 @@ export function readRegistry(
     requests: model === undefined ? total(metrics, MAIN.requests.name) : sum(finished) + sum(rejected),
     promptTokens: total(metrics, WORKER.promptTokens.name, mine),
     generationTokens: total(metrics, WORKER.generationTokens.name, mine),
+    draftTokens: total(metrics, WORKER.specDraftTokens.name, mine),
+    acceptedTokens: total(metrics, WORKER.specAcceptedTokens.name, mine),
     finished,
     rejected,
     workerRestarts: total(metrics, ENGINE.workerRestarts.name, mine),

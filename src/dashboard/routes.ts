@@ -166,6 +166,8 @@ function dashboardData(ctx: DashboardSource, history: MetricsHistory, since: num
           requests: reading.requests,
           promptTokens: reading.promptTokens,
           generationTokens: reading.generationTokens,
+          draftTokens: reading.draftTokens,
+          acceptedTokens: reading.acceptedTokens,
           finished: reading.finished,
           rejected: reading.rejected,
           workerRestarts: reading.workerRestarts,

@@ -180,13 +180,33 @@ export const WORKER = {
     'qwen_decode_step_tokens',
     'histogram',
     ['model'],
-    'Tokens per decode step (one sampled token per generating sequence plus prompt chunks)',
+    'Tokens per decode step (one sampled token per generating sequence, the draft tokens verified with it, plus prompt chunks)',
     { buckets: 'step' },
   ),
   stepSequences: def('qwen_decode_step_sequences', 'histogram', ['model'], 'Sequences per decode step', { buckets: 'step' }),
   stepTime: def('qwen_decode_step_seconds', 'histogram', ['model'], 'Time of one decode step: batch assembly, llama_decode and sampling', {
     buckets: 'time',
   }),
+  // Speculative decoding (n-gram drafts verified in the batch loop), named after vLLM's and llama-server's:
+  // acceptance rate = accepted ÷ draft tokens; the draft tokens are also in qwen_decode_step_tokens.
+  specDrafts: def(
+    'qwen_spec_decode_drafts_total',
+    'counter',
+    ['model'],
+    'Drafts verified: one per sequence per decode step that checked a draft',
+  ),
+  specDraftTokens: def(
+    'qwen_spec_decode_draft_tokens_total',
+    'counter',
+    ['model'],
+    "Draft tokens verified: decoded in a step with their sequence's last sampled token and checked against the model's own samples",
+  ),
+  specAcceptedTokens: def(
+    'qwen_spec_decode_accepted_tokens_total',
+    'counter',
+    ['model'],
+    "Draft tokens accepted: equal to the model's own sample at their position, so kept (never more than the draft tokens)",
+  ),
   loopFailures: def(
     'qwen_batch_loop_failures_total',
     'counter',

@@ -17,6 +17,22 @@ export interface RequestObserver {
   finished(completionTokens: number): void;
 }
 
+/** What one decode step of the batch loop did (workers/batch-loop.ts reports it). */
+export interface DecodeStepStats {
+  /** Tokens decoded: sampled tokens fed back, draft tokens and prompt tokens. */
+  tokens: number;
+  /** Sequences in the step. */
+  sequences: number;
+  /** Wall time of the step: batch assembly, llama_decode and sampling. */
+  seconds: number;
+  /** Sequences in the step that verified a draft (absent: speculative decoding is off). */
+  drafts?: number;
+  /** Draft tokens verified (decoded) in the step; part of `tokens`. */
+  drafted?: number;
+  /** Draft tokens the model's own samples confirmed (at most `drafted`). */
+  accepted?: number;
+}
+
 export interface WorkerMetricsOptions {
   modelId: string;
   timeBuckets: number[];
@@ -38,6 +54,9 @@ export class WorkerMetrics {
   private readonly stepSequences;
   private readonly stepTime;
   private readonly loopFailures;
+  private readonly specDrafts;
+  private readonly specDraftTokens;
+  private readonly specAcceptedTokens;
 
   constructor(opts: WorkerMetricsOptions) {
     const r = this.registry;
@@ -53,6 +72,9 @@ export class WorkerMetrics {
     this.stepSequences = histogram(WORKER.stepSequences, r, STEP_BUCKETS);
     this.stepTime = histogram(WORKER.stepTime, r, opts.timeBuckets);
     this.loopFailures = counter(WORKER.loopFailures, r);
+    this.specDrafts = counter(WORKER.specDrafts, r);
+    this.specDraftTokens = counter(WORKER.specDraftTokens, r);
+    this.specAcceptedTokens = counter(WORKER.specAcceptedTokens, r);
     const labels = this.labels;
     gauge(WORKER.kvUsage, r, function () {
       this.set(labels, opts.kvUsage());
@@ -60,6 +82,8 @@ export class WorkerMetrics {
     // Series exist from the start, so rate() and histogram_quantile() see the first requests.
     this.promptTokens.inc(labels, 0);
     this.generationTokens.inc(labels, 0);
+    // Also while speculative decoding is off: draft rates then read 0 tokens/s rather than no data.
+    for (const c of [this.specDrafts, this.specDraftTokens, this.specAcceptedTokens]) c.inc(labels, 0);
     for (const kind of LOOP_FAILURE_KINDS) this.loopFailures.inc({ ...labels, kind }, 0);
     for (const h of [
       this.ttft,
@@ -78,10 +102,18 @@ export class WorkerMetrics {
   }
 
   /** One decode step of the worker's batch loop. */
-  step(stats: { tokens: number; sequences: number; seconds: number }): void {
+  step(stats: DecodeStepStats): void {
     this.stepTokens.observe(this.labels, stats.tokens);
     this.stepSequences.observe(this.labels, stats.sequences);
     this.stepTime.observe(this.labels, stats.seconds);
+    // Only positive counts: prom-client's inc() counts an absent amount as 1 and throws on a negative one,
+    // which would fail the step that reported it.
+    const add = (c: typeof this.specDrafts, n: number | undefined) => {
+      if (n !== undefined && n > 0) c.inc(this.labels, n);
+    };
+    add(this.specDrafts, stats.drafts);
+    add(this.specDraftTokens, stats.drafted);
+    add(this.specAcceptedTokens, stats.accepted);
   }
 
   /** A failure in the batch loop (it failed the requests it concerned; the loop went on). */

@@ -72,6 +72,15 @@ export function createCharts() {
       ),
       columns: [(p) => p.tokensPerStep, (p) => p.sequencesPerStep, (p) => p.stepSeconds],
     },
+    speculative: {
+      u: chart(
+        document.getElementById('chart-speculative'),
+        [line('draft tokens/s', c1, 'tps'), line('accepted tokens/s', c2, 'tps', [6, 4]), line('acceptance %', c3, '%', [2, 3])],
+        { tps: { range: fromZero(10) }, '%': { range: [0, 100] } },
+        [axis({ scale: 'tps', label: 'tokens/s' }), axis({ scale: '%', side: 1, label: '%', grid: { show: false } })],
+      ),
+      columns: [(p) => p.draftTokensPerSecond, (p) => p.acceptedTokensPerSecond, (p) => pct(p.draftAcceptanceRatio)],
+    },
     load: {
       u: chart(
         document.getElementById('chart-load'),

@@ -128,6 +128,11 @@ function render(data) {
   set('v-errors', rate(c?.errorsPerSecond));
   set('v-requests', integer(data.totals?.requests));
   set('v-tokens', integer(data.totals?.generationTokens));
+  // Nothing drafted in the window (speculative decoding off, or no draft found): no rate to speak of.
+  const drafting = typeof c?.draftAcceptanceRatio === 'number';
+  set('v-draft-acceptance', drafting ? percent(c.draftAcceptanceRatio) : DASH);
+  set('v-draft-tps', drafting ? rate(c.draftTokensPerSecond) : DASH);
+  set('v-accepted-tps', drafting ? rate(c.acceptedTokensPerSecond) : DASH);
 
   fillTable(
     'outcomes',
