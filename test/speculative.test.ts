@@ -36,6 +36,13 @@ function answer(body: Record<string, unknown>) {
 
 const steps = async (server: TestServer) => value(await scrape(server.url), 'qwen_decode_step_seconds_count', { model: 'tiny' });
 
+/** The speculation counters of the drafting server. */
+async function speculation() {
+  const samples = await scrape(on.url);
+  const read = (name: string) => value(samples, `qwen_spec_decode_${name}_total`, { model: 'tiny' });
+  return { drafts: read('drafts'), drafted: read('draft_tokens'), accepted: read('accepted_tokens') };
+}
+
 /** The same request to both servers: both answers, and the decode steps each took for it. */
 async function both(path: string, body: object) {
   await Promise.all([waitIdle(on.url), waitIdle(off.url)]);
@@ -50,12 +57,22 @@ async function both(path: string, body: object) {
 const completion = (body: object) => both('/v1/completions', { prompt: 'hello', temperature: 0, ...body });
 
 describe('the same answer, in fewer decode steps', () => {
-  it('greedy: token for token, with far fewer steps on a repeating answer', async () => {
+  it('greedy: token for token, with far fewer steps on a repeating answer; the counters add up', async () => {
+    const before = await speculation();
     const r = await completion({ max_tokens: 200, ignore_eos: true });
     expect(r.on).toEqual(r.off);
     expect(r.off.completion).toBe(200);
     expect(r.steps.off).toBe(200);
     expect(r.steps.on).toBeLessThan(100);
+    const after = await speculation();
+    const drafts = after.drafts - before.drafts;
+    const accepted = after.accepted - before.accepted;
+    // Every step yields one sampled token plus the drafts it confirmed: 200 tokens = steps + accepted. The first
+    // step evaluates the prompt and drafts nothing; each drafting step verified one sequence.
+    expect(accepted).toBe(200 - r.steps.on);
+    expect(drafts).toBeGreaterThan(0);
+    expect(drafts).toBeLessThan(r.steps.on);
+    expect(after.drafted - before.drafted).toBeGreaterThanOrEqual(accepted);
   });
 
   it('a prompt that holds the answer is drafted from its first tokens', async () => {
@@ -129,17 +146,21 @@ describe('the same answer, in fewer decode steps', () => {
       seed,
       temperature: seed === 1 ? 0 : 1,
     }));
+    const before = await speculation();
     const together = await Promise.all(bodies.map((b) => postJson(`${on.url}/v1/completions`, b)));
+    expect((await speculation()).accepted).toBeGreaterThan(before.accepted);
     for (const [i, b] of bodies.entries()) {
       const alone = await postJson(`${off.url}/v1/completions`, b);
       expect(answer(together[i]!.body), `request ${i}`).toEqual(answer(alone.body));
     }
   });
 
-  it('a request can turn speculation off: one step per token', async () => {
+  it('a request can turn speculation off: one step per token, nothing drafted', async () => {
+    const before = await speculation();
     const r = await completion({ max_tokens: 50, ignore_eos: true, speculative: false });
     expect(r.on).toEqual(r.off);
     expect(r.steps.on).toBe(50);
+    expect(await speculation()).toEqual(before);
     const bad = await postJson(`${on.url}/v1/completions`, { prompt: 'x', speculative: 'yes' });
     expect(bad.status).toBe(400);
     expect(bad.body.error.param).toBe('speculative');

@@ -96,7 +96,7 @@ export interface LoopOptions {
   topCandidates?: boolean;
 }
 
-export interface SpeculationOptions {
+interface SpeculationOptions {
   /** Fewest and most draft tokens a sequence verifies in one step (--draft-min, --draft-max). */
   draftMin: number;
   draftMax: number;

@@ -21,7 +21,6 @@ export function workersChannel(modelId: string): string {
 
 /** `--speculative`: how draft tokens are proposed ('off': one token per sequence per step). */
 export const SPECULATIVE_MODES = ['off', 'ngram'] as const;
-export type SpeculativeMode = (typeof SPECULATIVE_MODES)[number];
 
 /** Speculative decoding in a worker's batch loop (workers/batch-loop.ts). */
 export interface SpeculationSettings {

@@ -58,7 +58,10 @@ const program = new Command('bench')
   .option('--requests <n>', 'requests per level (default: 2 × concurrency, at least 4)', int('--requests'))
   .option('--temperature <t>', 'sampling temperature', Number, 0)
   .addOption(
-    new Option('--workload <kind>', 'plain: a fixed word list; copy: repeat a passage (speculation helps); free: a passage that never repeats, with repeat penalties')
+    new Option(
+      '--workload <kind>',
+      'plain: a fixed word list; copy: repeat a passage (speculation helps); free: a passage that never repeats, with repeat penalties',
+    )
       .choices(WORKLOADS)
       .default('plain'),
   )

@@ -20,7 +20,7 @@ export interface Workload {
 const WORDS = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel', 'india', 'juliet', 'kilo', 'lima'];
 
 /** A prompt of about `tokens` tokens for BPE vocabularies (one common word ≈ one token); usage reports the real count. */
-export function promptText(tokens: number): string {
+function promptText(tokens: number): string {
   return Array.from({ length: Math.max(1, tokens) }, (_, i) => WORDS[i % WORDS.length]).join(' ');
 }
 
