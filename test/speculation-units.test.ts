@@ -2,7 +2,8 @@
  * The pieces of speculative decoding that need no model: n-gram lookup (the most recent earlier occurrence of the
  * longest suffix, a loop continued past the history's end, hash collisions caught), the acceptance estimate (it
  * falls with rejections and drifts back while idle), learned step costs, and the choice of one draft length per
- * step (long at one sequence with good acceptance, none when the batch is full or drafts are poor).
+ * step (long at one sequence with good acceptance, none when the batch is full or drafts are poor; with a draft
+ * model, none when its passes cost what they save).
  */
 import type { Token } from 'node-llama-cpp';
 import { describe, expect, it } from 'vitest';
@@ -76,12 +77,22 @@ describe('Acceptance', () => {
 
 describe('StepCosts', () => {
   it('prices an unmeasured size by the prior times the measured cost of one token, then by what it measured', () => {
-    const c = new StepCosts((n) => n / 2, 0.5);
+    const c = new StepCosts((n) => (n + 1) / 2, 0.5);
     c.observe(1, 0.03);
-    expect(c.cost(8)).toBeCloseTo(0.12);
+    expect(c.cost(8)).toBeCloseTo(0.135);
     c.observe(8, 0.1);
     c.observe(8, 0.2);
     expect(c.cost(8)).toBeCloseTo(0.15);
+  });
+
+  it('without a step of one, prices from the nearest smaller size measured (the smallest, if none is smaller)', () => {
+    const c = new StepCosts((n) => n / 2);
+    expect(c.cost(4)).toBeCloseTo(2); // nothing measured: the prior, in seconds
+    c.observe(4, 0.04);
+    c.observe(8, 0.1);
+    expect(c.cost(12)).toBeCloseTo(0.15);
+    expect(c.cost(6)).toBeCloseTo(0.06);
+    expect(c.cost(2)).toBeCloseTo(0.02);
   });
 });
 
@@ -115,6 +126,26 @@ describe('chooseDraftLength', () => {
     expect(chooseDraftLength([{ offered: 40, alpha: 0.99 }], cpu, { ...o, draftMax: 5 })).toBeLessThanOrEqual(5);
     expect(chooseDraftLength([{ offered: 16, alpha: 0.99 }], cpu, { ...o, batchSize: 4 })).toBeLessThanOrEqual(3);
     expect(chooseDraftLength([{ offered: 16, alpha: 0.99 }], cpu, { ...o, draftMin: 17 })).toBe(0);
+  });
+
+  it("adds a draft model's passes to the step: drafts that cost what they save are not made", () => {
+    const seqs = [{ offered: 16, alpha: 0.95 }];
+    // One pass per draft token, each a tenth of a step of one: worth it.
+    expect(chooseDraftLength(seqs, cpu, o, (k) => k * 0.1)).toBeGreaterThanOrEqual(2);
+    // As costly as the main model's steps: never.
+    expect(chooseDraftLength(seqs, cpu, o, (k) => k * cpu(1))).toBe(0);
+    // Cheap passes do not make a full batch worth drafting (each extra token costs a full token's time).
+    const full = Array.from({ length: 8 }, () => ({ offered: 16, alpha: 0.8 }));
+    expect(
+      chooseDraftLength(
+        full,
+        (n) => n,
+        o,
+        (k) => k * 0.001,
+      ),
+    ).toBe(0);
+    // Nor poor acceptance.
+    expect(chooseDraftLength([{ offered: 16, alpha: 0.2 }], cpu, o, (k) => k * 0.001)).toBe(0);
   });
 
   it('pads sequences without a draft: their filler counts as nearly worthless', () => {

@@ -4,8 +4,9 @@
  * different counts costs extra passes: every generating sequence verifies the same K, and one whose own draft is
  * shorter is padded (filler rarely accepted, but cheaper than the pass it saves). K is the length that maximizes the
  * expected tokens per second: the expected accepted run of each sequence (its recent acceptance per draft token,
- * a geometric model) over the decode time of a step of that size, learned from this worker's own steps. A full
- * batch (where a step's cost grows with its tokens) or poor acceptance gives K = 0: plain decoding.
+ * a geometric model) over the decode time of a step of that size, learned from this worker's own steps, plus the
+ * draft model's K passes when it drafts. A full batch (where a step's cost grows with its tokens), poor acceptance or
+ * drafting that costs what it saves gives K = 0: plain decoding.
  */
 
 /**
@@ -46,7 +47,9 @@ export class Acceptance {
 
 /**
  * Seconds of one decode step by its tokens (every row with logits), learned per size from the steps this worker
- * decoded with generating sequences only; sizes not seen yet are priced by `relative` × the learned cost of one.
+ * decoded with generating sequences only. A size not seen yet is priced by `relative` from the nearest smaller size
+ * seen (the smallest seen, if none is smaller): a worker that always serves several sequences never sees a step of
+ * one.
  */
 export class StepCosts {
   private readonly learned = new Map<number, number>();
@@ -65,8 +68,11 @@ export class StepCosts {
   cost(tokens: number): number {
     const seen = this.learned.get(tokens);
     if (seen !== undefined) return seen;
-    const one = this.learned.get(1) ?? 1;
-    return one * this.relative(tokens);
+    const sizes = [...this.learned.keys()];
+    if (sizes.length === 0) return this.relative(tokens);
+    const below = sizes.filter((size) => size < tokens);
+    const from = below.length > 0 ? Math.max(...below) : Math.min(...sizes);
+    return (this.learned.get(from)! * this.relative(tokens)) / this.relative(from);
   }
 }
 
@@ -105,15 +111,23 @@ function expectedTokens(s: DraftOffer, k: number, fillerAlpha: number): number {
   return expected;
 }
 
-/** The draft length of a step with these generating sequences (0: no drafting). */
-export function chooseDraftLength(seqs: readonly DraftOffer[], cost: (tokens: number) => number, o: DraftLengthOptions): number {
+/**
+ * The draft length of a step with these generating sequences (0: no drafting). `draftCost`: seconds it takes to
+ * draft k tokens for each of them before the step (a draft model's passes); a lookup costs nothing.
+ */
+export function chooseDraftLength(
+  seqs: readonly DraftOffer[],
+  cost: (tokens: number) => number,
+  o: DraftLengthOptions,
+  draftCost: (k: number) => number = () => 0,
+): number {
   const n = seqs.length;
   if (n === 0 || !seqs.some((s) => s.offered > 0)) return 0;
   const longest = Math.min(o.draftMax, Math.max(...seqs.map((s) => s.offered)));
   let best = 0;
   let bestRate = (n / cost(n)) * (1 + o.margin);
   for (let k = o.draftMin; k <= longest && n * (k + 1) <= o.batchSize; k++) {
-    const rate = seqs.reduce((sum, s) => sum + expectedTokens(s, k, o.fillerAlpha), 0) / cost(n * (k + 1));
+    const rate = seqs.reduce((sum, s) => sum + expectedTokens(s, k, o.fillerAlpha), 0) / (cost(n * (k + 1)) + draftCost(k));
     if (rate > bestRate) {
       best = k;
       bestRate = rate;
