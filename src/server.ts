@@ -177,7 +177,11 @@ async function resolveModels(config: Config, log: Logger): Promise<ModelRef[]> {
     if (refs.some((r) => r.id === resolved.id)) {
       throw new ConfigError(`--model: two models have the id '${resolved.id}'; name them with ID=SOURCE`);
     }
-    refs.push({ ...m, id: resolved.id, path: resolved.path });
+    // The draft model too is a file before any worker starts: a download never runs in a worker.
+    const draft = m.speculation?.draftModel;
+    const draftModelPath =
+      draft === undefined ? undefined : (await resolveModel(draft, config.modelsDir, undefined, log, '--draft-model')).path;
+    refs.push({ ...m, id: resolved.id, path: resolved.path, draftModelPath });
   }
   return refs;
 }

@@ -264,6 +264,7 @@ describe('batch loop failures: each costs only the requests it concerns', () => 
       },
       saveSequenceStateToFile: (...args) => native.saveSequenceStateToFile(...args),
       loadSequenceStateFromFile: (...args) => native.loadSequenceStateFromFile(...args),
+      ensureDraftContextIsCompatibleForSpeculative: (draft) => native.ensureDraftContextIsCompatibleForSpeculative(draft),
     };
     loop = new BatchLoop(faulty, {
       batchSize: 64,

@@ -150,6 +150,39 @@ describe('flags', () => {
     expect(err).toContain('--model');
   });
 
+  it('a missing draft model file exits 2 naming --draft-model', () => {
+    const { code, err } = cli([
+      '--model',
+      'demo',
+      '--models-dir',
+      os.tmpdir(),
+      '--speculative',
+      'draft',
+      '--draft-model',
+      '/nonexistent/small.gguf',
+    ]);
+    expect(code).toBe(2);
+    expect(err).toContain('--draft-model: no such file');
+  });
+
+  it('--speculative draft needs --draft-model, and --draft-model needs --speculative draft', () => {
+    expect(model([]).speculation).toEqual({ draftMin: 2, draftMax: 16 });
+    expect(model(['--speculative', 'draft', '--draft-model', 'small.gguf', '--draft-max', '4']).speculation).toEqual({
+      draftMin: 2,
+      draftMax: 4,
+      draftModel: 'small.gguf',
+    });
+    expect(model(['--speculative', 'draft'], { QWEN_DRAFT_MODEL: 'demo' }).speculation?.draftModel).toBe('demo');
+    expect(() => config(['--speculative', 'draft'])).toThrow(/--speculative draft needs --draft-model/);
+    // ngram is the default: a draft model given alone most likely misses --speculative draft.
+    expect(() => config(['--draft-model', 'small.gguf'])).toThrow(
+      /--draft-model is used by --speculative draft, but --speculative is ngram/,
+    );
+    // With speculation off it is unused, like --draft-max (a model of a --config file may turn off what the file sets).
+    expect(model(['--speculative', 'off', '--draft-model', 'small.gguf']).speculation).toBeUndefined();
+    expect(() => config(['--speculative', 'fast'])).toThrow(/--speculative must be one of off, ngram, draft/);
+  });
+
   it('offline, the hf: default fails with advice naming --model demo and --model PATH', () => {
     // No network in tests; point at a non-routable host to be sure nothing is downloaded.
     const { code, err } = cli(['--model', 'hf:nobody/nothing-GGUF:Q4_K_M', '--models-dir', os.tmpdir()], {
@@ -305,6 +338,17 @@ describe('several models', () => {
     expect(config(['--config', file, '--context-size', '1024']).models.map((m) => m.contextSize)).toEqual([4096, 1024]);
   });
 
+  it('a draft model per model: one drafts with its own, another keeps the n-gram lookup', () => {
+    const file = write(
+      'draft.yaml',
+      ['models:', '  big: { source: big.gguf, speculative: draft, draft-model: small.gguf }', '  other: { source: other.gguf }'].join('\n'),
+    );
+    expect(config(['--config', file]).models.map((m) => [m.id, m.speculation?.draftModel])).toEqual([
+      ['big', 'small.gguf'],
+      ['other', undefined],
+    ]);
+  });
+
   it('errors name the file, the model and the key', () => {
     const bad = (name: string, models: string) => () => config(['--config', write(name, `models:\n${models}\n`)]);
     expect(bad('a.yaml', '  chat: { source: demo, workers: 0 }')).toThrow(
@@ -319,6 +363,9 @@ describe('several models', () => {
       /e\.yaml: models\.chat\.on-demand must be true or false/,
     );
     expect(bad('f.yaml', '  "a b": { source: demo }')).toThrow(/models\.a b: a model id is letters, digits/);
+    expect(bad('g.yaml', '  big: { source: big.gguf, speculative: draft }')).toThrow(
+      /--speculative draft needs --draft-model .*\(model 'big'\)/,
+    );
     expect(() => config(['--model', 'a=demo', '--model', 'b=demo', '--max-resident-models', '1'])).toThrow(
       /--max-resident-models 1 leaves no room: 2 models are not --on-demand/,
     );

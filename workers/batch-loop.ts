@@ -19,6 +19,8 @@
  * differs from the draft: the sampler (RNG, penalties, grammar) is called exactly as without drafts, on the same
  * logits, so the answer is the same token for token (seeded sampling included). The rejected positions leave the
  * KV cache before the step ends, so at every step boundary a sequence's cache holds exactly its `tokens`.
+ * With a draft model (speculation/draft-model.ts) only the drafts' source changes: K is chosen first, counting the
+ * draft model's passes, and it drafts K tokens greedily for every generating sequence.
  *
  * A failure costs only the requests it concerns: a cache edit for one request fails that request; a step
  * that cannot be assembled or decoded fails the requests in it (their caches are dropped); the loop goes on
@@ -28,6 +30,7 @@ import type { Token } from 'node-llama-cpp';
 import type { NativeContext, NativeSampler } from './native.js';
 import { commonPrefix, PrefixSharer, type SequenceState } from './prefix-share.js';
 import { Acceptance, chooseDraftLength, CPU_STEP_COST, StepCosts } from './speculation/draft-length.js';
+import type { DraftModel } from './speculation/draft-model.js';
 import { NgramIndex } from './speculation/ngram-index.js';
 import { planStep } from './step-plan.js';
 
@@ -86,7 +89,7 @@ export interface LoopOptions {
   onStep?: (stats: StepStats) => void;
   /** Called when a failure of the loop (not of one request's consumer) failed requests (metrics). */
   onFault?: (fault: LoopFault) => void;
-  /** Speculative decoding with n-gram drafts (--speculative ngram); absent: one token per sequence per step. */
+  /** Speculative decoding (--speculative ngram or draft); absent: one token per sequence per step. */
   speculation?: SpeculationOptions;
   /**
    * The addon returns just the k most likely candidates when asked (patched at install, native.ts
@@ -103,6 +106,8 @@ interface SpeculationOptions {
   /** N-gram orders looked up, longest first (--ngram-max down to --ngram-min). */
   ngramMin: number;
   ngramMax: number;
+  /** Drafts come from this model instead of the n-gram lookup (--speculative draft). */
+  draftModel?: DraftModel;
 }
 
 /**
@@ -342,7 +347,7 @@ export class BatchLoop {
 
   private async step(): Promise<void> {
     const started = performance.now();
-    const drafts = this.drafts();
+    const drafts = await this.drafts();
     const k = drafts?.[0]?.tokens.length ?? 0;
     const plan = planStep(
       this.active.map((a) => ({ pending: a.pending.length + (a.generating ? k : 0) })),
@@ -399,35 +404,72 @@ export class BatchLoop {
    * it drafts nothing: speculation is off, a prompt is being evaluated (its chunks fill the step), a generating
    * request may not draft, or no K promises more tokens per second than plain decoding.
    */
-  private drafts(): Draft[] | undefined {
+  private async drafts(): Promise<Draft[] | undefined> {
     const spec = this.opts.speculation;
     if (!spec || this.active.some((a) => !a.generating || !a.drafting)) return undefined;
     const contextRoom = Math.min(...this.active.map((a) => this.opts.contextSize - a.req.sequence.tokens.length - 1));
     const rooms = this.active.map((a) => Math.min(spec.draftMax, a.req.draftRoom?.() ?? 0, contextRoom));
-    const own = this.active.map((a, i) => a.drafting!.index.draft(rooms[i]!));
-    const k = Math.min(
-      contextRoom,
-      chooseDraftLength(
-        own.map((d, i) => ({ offered: d.length, alpha: this.active[i]!.drafting!.acceptance.alpha })),
-        (n) => this.costs.cost(n),
-        {
-          draftMin: spec.draftMin,
-          draftMax: spec.draftMax,
-          batchSize: this.opts.batchSize,
-          fillerAlpha: FILLER_ACCEPTANCE,
-          margin: DRAFT_MARGIN,
-        },
-      ),
-    );
-    if (k <= 0) {
-      own.forEach((d, i) => d.length > 0 && this.active[i]!.drafting!.acceptance.idle());
-      return undefined;
-    }
+    const chosen = spec.draftModel ? await this.modelDrafts(spec.draftModel, rooms) : this.lookupDrafts(rooms);
+    if (chosen === undefined) return undefined;
+    const { k, own } = chosen;
     // Padded to K with the sequence's own sampled token: exact like any draft, and cheaper than an extra pass.
     return own.map((d, i) => ({
       tokens: [...d.slice(0, k), ...Array<Token>(Math.max(0, k - d.length)).fill(this.active[i]!.pending[0]!)],
       real: Math.min(d.length, k),
     }));
+  }
+
+  /** N-gram drafts: a lookup is free, so K comes from what each sequence's lookup found. */
+  private lookupDrafts(rooms: readonly number[]): { k: number; own: Token[][] } | undefined {
+    const own = this.active.map((a, i) => a.drafting!.index.draft(rooms[i]!));
+    const k = this.draftLength(own.map((d) => d.length));
+    if (k > 0) return { k, own };
+    this.idle(own.map((d) => d.length));
+    return undefined;
+  }
+
+  /**
+   * A draft model's drafts: it would draft for every sequence, up to its room, but its passes cost, so K is decided
+   * first with their price in the step's, and only then does it draft.
+   */
+  private async modelDrafts(model: DraftModel, rooms: readonly number[]): Promise<{ k: number; own: Token[][] } | undefined> {
+    const k = this.draftLength(rooms, (n) => n * model.roundCost(this.active.length, (tokens) => this.costs.cost(tokens)));
+    if (k <= 0) {
+      this.idle(rooms);
+      model.idle();
+      return undefined;
+    }
+    const own = await model.draft(
+      this.active.map((a, i) => ({ id: a.req.sequence.id, history: a.drafting!.index.tokens, max: rooms[i]! })),
+      k,
+    );
+    // The drafting is paid for; a sequence still catching up offered nothing: K again, from what was drafted.
+    const drafted = Math.min(k, this.draftLength(own.map((d) => d.length)));
+    return drafted > 0 ? { k: drafted, own } : undefined;
+  }
+
+  /** A step without drafts: the sequences that had some on offer drift back to their prior acceptance. */
+  private idle(offered: readonly number[]): void {
+    offered.forEach((n, i) => n > 0 && this.active[i]!.drafting!.acceptance.idle());
+  }
+
+  /** K for draft offers of these lengths (0: plain decoding), at most the context left to every sequence. */
+  private draftLength(offered: readonly number[], draftCost?: (k: number) => number): number {
+    const spec = this.opts.speculation!;
+    const contextRoom = Math.min(...this.active.map((a) => this.opts.contextSize - a.req.sequence.tokens.length - 1));
+    const k = chooseDraftLength(
+      offered.map((n, i) => ({ offered: n, alpha: this.active[i]!.drafting!.acceptance.alpha })),
+      (n) => this.costs.cost(n),
+      {
+        draftMin: spec.draftMin,
+        draftMax: spec.draftMax,
+        batchSize: this.opts.batchSize,
+        fillerAlpha: FILLER_ACCEPTANCE,
+        margin: DRAFT_MARGIN,
+      },
+      draftCost,
+    );
+    return Math.min(contextRoom, k);
   }
 
   /**

@@ -13,6 +13,7 @@ import { BatchLoop, type LoopFault, type StepStats } from './batch-loop.js';
 import { nativeContext, samplerFactory, topLogprobsPath, type NativeSampler } from './native.js';
 import type { SequenceState } from './prefix-share.js';
 import { toolCallSyntax, type ToolCallSyntax } from './structured/tool-syntax.js';
+import { loadDraftModel, type LoadedDraft } from './speculation/load-draft.js';
 
 /**
  * N-gram orders of speculative lookup, longest first: 4 tokens find a quoted passage again, 2 still catch a short
@@ -30,6 +31,8 @@ export interface LoadedModel {
   toolSyntax: ToolCallSyntax | undefined;
   sequences: SequencePool;
   loop: BatchLoop;
+  /** --speculative draft: the draft model, its context and the drafter the loop asks. */
+  draft?: LoadedDraft;
   /** A new native sampler (one per request: it holds the request's RNG state). */
   createSampler(): NativeSampler;
   /** Whether top_logprobs sample only the top k (the addon patched at install) or sort the vocabulary. */
@@ -99,6 +102,8 @@ export async function loadModel(init: WorkerInit, hooks: ModelHooks = {}): Promi
     batchSize: init.batchSize,
   });
   const native = nativeContext(context);
+  const draftPath = init.speculation?.draftModelPath;
+  const draft = draftPath === undefined ? undefined : await loadDraftModel(llama, init, draftPath, { model, native, vocabularySize });
   const createSampler = samplerFactory(model);
   const topLogprobs = topLogprobsPath(model);
   // The model's own Jinja template, used as is. (Auto-detection renders the template against every
@@ -114,6 +119,7 @@ export async function loadModel(init: WorkerInit, hooks: ModelHooks = {}): Promi
     chatWrapper,
     toolSyntax: toolCallSyntax(chatWrapper),
     sequences: new SequencePool(seqs),
+    draft,
     loop: new BatchLoop(native, {
       batchSize: init.batchSize,
       contextSize: init.contextSize,
@@ -122,7 +128,13 @@ export async function loadModel(init: WorkerInit, hooks: ModelHooks = {}): Promi
       onStep: hooks.onStep,
       onFault: hooks.onFault,
       topCandidates: topLogprobs === 'patched-top-k',
-      speculation: init.speculation && { ...init.speculation, ngramMin: NGRAM_MIN, ngramMax: NGRAM_MAX },
+      speculation: init.speculation && {
+        draftMin: init.speculation.draftMin,
+        draftMax: init.speculation.draftMax,
+        ngramMin: NGRAM_MIN,
+        ngramMax: NGRAM_MAX,
+        draftModel: draft?.drafter,
+      },
     }),
     createSampler,
     topLogprobs,

@@ -54,6 +54,11 @@ export interface NativeContext {
   saveSequenceStateToFile(filePath: string, sequenceId: number, tokens: Uint32Array): Promise<number>;
   /** llama_state_seq_load_file: replaces the sequence's cells with a saved state; returns its tokens. */
   loadSequenceStateFromFile(filePath: string, sequenceId: number, maxContextSize: number): Promise<Uint32Array>;
+  /**
+   * Throws unless `draftContext`'s model can draft for this one: the same vocabulary type, BOS / EOS, sizes within
+   * 128 tokens and the same text for every token both have (llama.cpp's speculative-decoding check). Synchronous.
+   */
+  ensureDraftContextIsCompatibleForSpeculative(draftContext: NativeContext): void;
 }
 
 /** What a native sampler accepts (a subset of AddonSampler.applyConfig). */
@@ -91,6 +96,7 @@ const CONTEXT_METHODS = [
   'removeTokenCellsFromSequence',
   'saveSequenceStateToFile',
   'loadSequenceStateFromFile',
+  'ensureDraftContextIsCompatibleForSpeculative',
 ] as const;
 const SAMPLER_METHODS = ['applyConfig', 'dispose'] as const;
 

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '../errors.js';
 import { readConfigFile, type ConfigFile, type FileModel } from './file.js';
-import type { GpuLayers, GpuMode, SpeculationSettings } from '../shared/protocol.js';
+import type { GpuLayers, GpuMode } from '../shared/protocol.js';
 import type { SchemaLimits } from '../structured/json-schema.js';
 import { FLAGS, defaultThreads, envName, type FlagName, type FlagSpec, type FlagValues } from './options.js';
 
@@ -45,8 +45,16 @@ export interface ModelConfig {
   /** Loaded at its first request, unloaded after keepAliveSeconds unused. */
   onDemand: boolean;
   keepAliveSeconds: number;
-  /** Speculative decoding (--speculative ngram, --draft-min, --draft-max); undefined = off. */
-  speculation?: SpeculationSettings;
+  /** Speculative decoding (--speculative ngram or draft, --draft-min, --draft-max); undefined = off. */
+  speculation?: SpeculationConfig;
+}
+
+interface SpeculationConfig {
+  /** Fewest and most draft tokens a sequence verifies in one step. */
+  draftMin: number;
+  draftMax: number;
+  /** --speculative draft: the draft model's source (a .gguf path, an hf: URI or `demo`, as --model); undefined = n-gram lookup. */
+  draftModel?: string;
 }
 
 /** Most models one server serves: each is a `model` label value of many series. */
@@ -356,13 +364,21 @@ function modelConfig(id: string | undefined, source: string, v: FlagValues): Mod
   };
 }
 
-function speculation(id: string | undefined, v: FlagValues): SpeculationSettings | undefined {
+function speculation(id: string | undefined, v: FlagValues): SpeculationConfig | undefined {
+  const where = id === undefined ? '' : ` (model '${id}')`;
+  const draftModel = v['draft-model'];
+  // With speculation off a draft model is unused, like --draft-max; with ngram it is a mistake (ngram is the default).
+  if (draftModel !== undefined && v.speculative === 'ngram') {
+    throw new ConfigError(`--draft-model is used by --speculative draft, but --speculative is ngram${where}`);
+  }
   if (v.speculative === 'off') return undefined;
+  if (v.speculative === 'draft' && draftModel === undefined) {
+    throw new ConfigError(`--speculative draft needs --draft-model (a small model with the same vocabulary)${where}`);
+  }
   if (v['draft-min'] > v['draft-max']) {
-    const where = id === undefined ? '' : ` (model '${id}')`;
     throw new ConfigError(`--draft-min ${v['draft-min']} is more than --draft-max ${v['draft-max']}${where}`);
   }
-  return { draftMin: v['draft-min'], draftMax: v['draft-max'] };
+  return { draftMin: v['draft-min'], draftMax: v['draft-max'], ...(v.speculative === 'draft' && { draftModel }) };
 }
 
 /** The typed flag values as the program's Config (derived values: defaults that depend on other flags). */

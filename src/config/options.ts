@@ -188,11 +188,20 @@ export const FLAGS = [
   },
   {
     name: 'speculative',
-    arg: 'off|ngram',
+    arg: 'off|ngram|draft',
     description:
-      'speculative decoding: draft tokens by n-gram lookup over the prompt and the answer, verified in the decode step (the output is the same)',
+      'speculative decoding: draft tokens by n-gram lookup over the prompt and the answer (ngram) or with a small model (draft, --draft-model), verified in the decode step (the output is the same)',
     default: 'ngram',
     schema: z.enum(SPECULATIVE_MODES, { error: `must be one of ${SPECULATIVE_MODES.join(', ')}` }),
+    perModel: true,
+  },
+  {
+    name: 'draft-model',
+    arg: 'path|hf:uri|demo',
+    description:
+      'the draft model of --speculative draft: a small GGUF with the same vocabulary as the model (e.g. Qwen2.5-0.5B for a larger Qwen2.5), given like --model; each worker loads it beside the model',
+    defaultText: 'none',
+    schema: nonEmpty,
     perModel: true,
   },
   {

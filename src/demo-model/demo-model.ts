@@ -89,6 +89,12 @@ export interface WriteDemoModelOptions {
    * model is then served on /v1/embeddings. Default: none (a text-generation model).
    */
   pooling?: DemoPooling;
+  /**
+   * More layers and a wider FFN than the size's own. The tiny model keeps its script (attn_output and ffn_down stay
+   * ~1e-3, so the residual stays ≈ the embedding) at a higher cost per token: a main model the plain tiny one can
+   * draft for (speculative decoding with a draft model).
+   */
+  heavier?: { layers: number; ffn: number };
 }
 
 /** llama.cpp's pooling types an embedding GGUF declares. */
@@ -266,7 +272,7 @@ export async function writeDemoModel(opts: WriteDemoModelOptions): Promise<DemoM
   if (!(type in GGML_TYPES)) throw new Error(`unsupported type ${type}`);
   if (!(opts.size in DEMO_MODEL_SHAPES)) throw new Error(`unsupported size ${opts.size}`);
   const vocab = getVocab(opts.size);
-  const shape: DemoModelShape = { ...DEMO_MODEL_SHAPES[opts.size], vocab: vocab.tokens.length };
+  const shape: DemoModelShape = { ...DEMO_MODEL_SHAPES[opts.size], ...opts.heavier, vocab: vocab.tokens.length };
   const tensors = buildTensors(opts.size, shape, vocab, GGML_TYPES[type], (opts.seed ?? 1) >>> 0);
   const { bytes } = await writeGguf(opts.outPath, { metadata: buildMetadata(opts.size, shape, vocab, type, opts.pooling), tensors });
   return {

@@ -16,6 +16,8 @@ import { ProcessEngine } from './process-engine.js';
 export interface ModelRef extends ModelConfig {
   id: string;
   path: string;
+  /** --draft-model's file (--speculative draft). */
+  draftModelPath?: string;
 }
 
 /** How one model's engines are laid out: its engine processes (undefined: in-process) and threads per worker. */
@@ -63,7 +65,11 @@ export function createEngines(model: ModelRef, plan: EnginePlan, config: Config,
     timeBuckets: config.latencyBuckets,
     faults: config.testFaults,
     grammarCacheSize: config.grammarCacheSize,
-    speculation: model.speculation,
+    speculation: model.speculation && {
+      draftMin: model.speculation.draftMin,
+      draftMax: model.speculation.draftMax,
+      draftModelPath: model.draftModelPath,
+    },
   });
   if (!specs) return [new InProcessEngine({ pool: pool(), metricsPerWorker: config.metricsPerWorker, processMetrics: false }, log)];
   log.info({ model: model.id, engines: specs.map((s) => ({ engine: s.index, device: s.device })) }, 'starting engine processes');

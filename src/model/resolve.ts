@@ -37,7 +37,7 @@ async function demoModel(modelsDir: string, log: Logger): Promise<string> {
 
 const isRemote = (model: string) => /^(hf:|huggingface:|https?:\/\/)/i.test(model);
 
-async function download(uri: string, modelsDir: string, log: Logger): Promise<string> {
+async function download(uri: string, modelsDir: string, log: Logger, flag: string): Promise<string> {
   const { resolveModelFile } = await import('node-llama-cpp');
   const tty = process.stdout.isTTY === true;
   let lastLogged = 0;
@@ -58,24 +58,31 @@ async function download(uri: string, modelsDir: string, log: Logger): Promise<st
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
     throw new ConfigError(
-      `Could not get the model ${uri} (${why}). If this machine is offline, use --model demo (a generated test model) or --model PATH (a local .gguf file).`,
+      `Could not get the model ${uri} (${why}). If this machine is offline, use ${flag} demo (a generated test model) or ${flag} PATH (a local .gguf file).`,
       1,
     );
   }
 }
 
-export async function resolveModel(model: string, modelsDir: string, modelId: string | undefined, log: Logger): Promise<ResolvedModel> {
+/** @param flag the flag the source came from (--model, --draft-model), for the messages */
+export async function resolveModel(
+  model: string,
+  modelsDir: string,
+  modelId: string | undefined,
+  log: Logger,
+  flag = '--model',
+): Promise<ResolvedModel> {
   if (model === 'demo') {
     const file = await demoModel(modelsDir, log);
     return { path: file, id: modelId ?? 'qwen2.5-demo', demo: true };
   }
   if (isRemote(model)) {
-    const file = await download(model, modelsDir, log);
+    const file = await download(model, modelsDir, log, flag);
     return { path: file, id: modelId ?? defaultId(file), demo: false };
   }
   const file = path.resolve(model);
   if (!fs.existsSync(file) || !fs.statSync(file).isFile()) {
-    throw new ConfigError(`--model: no such file: ${file} (give a .gguf path, an hf: URI, or "demo")`);
+    throw new ConfigError(`${flag}: no such file: ${file} (give a .gguf path, an hf: URI, or "demo")`);
   }
   return { path: file, id: modelId ?? defaultId(file), demo: false };
 }

@@ -19,14 +19,19 @@ export function workersChannel(modelId: string): string {
   return `${WORKERS_CHANNEL}:${modelId}`;
 }
 
-/** `--speculative`: how draft tokens are proposed ('off': one token per sequence per step). */
-export const SPECULATIVE_MODES = ['off', 'ngram'] as const;
+/**
+ * `--speculative`: how draft tokens are proposed ('off': one token per sequence per step; 'ngram': lookup in the
+ * prompt and answer; 'draft': a small model with the same vocabulary, --draft-model).
+ */
+export const SPECULATIVE_MODES = ['off', 'ngram', 'draft'] as const;
 
 /** Speculative decoding in a worker's batch loop (workers/batch-loop.ts). */
-export interface SpeculationSettings {
+interface SpeculationSettings {
   /** Fewest and most draft tokens a sequence verifies in one step (--draft-min, --draft-max). */
   draftMin: number;
   draftMax: number;
+  /** --speculative draft: the draft model's GGUF file (--draft-model, resolved before the workers start); absent: n-gram lookup. */
+  draftModelPath?: string;
 }
 
 /** What every worker receives as Piscina workerData. */
@@ -54,7 +59,7 @@ export interface WorkerInit {
   gpuLayers: GpuLayers;
   /** Compiled grammars each worker keeps (--grammar-cache). */
   grammarCacheSize: number;
-  /** Speculative decoding (--speculative ngram); absent when off. */
+  /** Speculative decoding (--speculative ngram or draft); absent when off. */
   speculation?: SpeculationSettings;
 }
 

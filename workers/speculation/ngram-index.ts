@@ -23,6 +23,11 @@ export class NgramIndex {
     return this.history.length;
   }
 
+  /** The history itself: what a draft model must hold in its cache to draft for the request (draft-model.ts). */
+  get tokens(): readonly Token[] {
+    return this.history;
+  }
+
   push(token: Token): void {
     // The n-grams ending at the previous token now have a successor: index them.
     const end = this.history.length - 1;
