@@ -10,29 +10,14 @@ import { TINY_SCRIPT_TOKEN_IDS } from '../src/demo-model/demo-model.js';
 import { BatchLoop, type LoopFault, type StepStats } from '../workers/batch-loop.js';
 import { loadModel, type LoadedModel } from '../workers/model.js';
 import { NativeApiError, nativeContext, type NativeContext } from '../workers/native.js';
+import { tinyWorkerInit } from './helpers/worker-init.js';
 
 const SEQUENCES = 4;
 let loaded: LoadedModel;
 const steps: StepStats[] = [];
 
 beforeAll(async () => {
-  const model = await loadModel(
-    {
-      modelPath: inject('tinyModel'),
-      modelId: 'tiny',
-      channel: 'test',
-      timeBuckets: [],
-      faults: false,
-      threads: 1,
-      sequences: SEQUENCES,
-      contextSize: 256,
-      batchSize: 64,
-      gpu: 'off',
-      gpuLayers: 0,
-      grammarCacheSize: 0,
-    },
-    { onStep: (s) => steps.push(s) },
-  );
+  const model = await loadModel(tinyWorkerInit(inject('tinyModel'), SEQUENCES), { onStep: (s) => steps.push(s) });
   if (model.kind !== 'generate') throw new Error('the tiny model is a text-generation model');
   loaded = model;
 });

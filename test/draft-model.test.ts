@@ -16,22 +16,10 @@ import { BatchLoop, type LoopFault, type StepStats } from '../workers/batch-loop
 import { loadModel, type LoadedModel, type ModelHooks } from '../workers/model.js';
 import { nativeContext, type NativeContext } from '../workers/native.js';
 import { DraftModel } from '../workers/speculation/draft-model.js';
+import { tinyWorkerInit } from './helpers/worker-init.js';
 
 const SEQUENCES = 4;
-const init: WorkerInit = {
-  modelPath: '',
-  modelId: 'tiny',
-  channel: 'test',
-  timeBuckets: [],
-  faults: false,
-  threads: 1,
-  sequences: SEQUENCES,
-  contextSize: 256,
-  batchSize: 64,
-  gpu: 'off',
-  gpuLayers: 0,
-  grammarCacheSize: 0,
-};
+const init: WorkerInit = tinyWorkerInit('', SEQUENCES);
 
 let loaded: LoadedModel;
 let draftContext: LlamaContext;

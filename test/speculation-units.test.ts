@@ -50,6 +50,17 @@ describe('NgramIndex', () => {
     expect(i.length).toBe(10);
   });
 
+  it('says how long its match is: a quoted passage matches far back, a coincidence only its n-gram', () => {
+    const quoted = index([...[10, 11, 12, 13, 14, 15, 16, 17, 18, 19], 99, ...[10, 11, 12, 13, 14, 15, 16, 17]]);
+    expect(quoted.draft(2)).toEqual([18, 19]);
+    expect(quoted.lastMatch).toBe(8);
+    const coincidence = index([1, 2, 3, 4, 7, 8, 5, 6, 9, 7, 8]);
+    expect(coincidence.draft(1)).toEqual([5]);
+    expect(coincidence.lastMatch).toBe(2);
+    coincidence.draft(0);
+    expect(coincidence.lastMatch).toBe(0);
+  });
+
   it('stays cheap per token on a long history', () => {
     const i = new NgramIndex(2, 4);
     for (let t = 0; t < 100_000; t++) i.push(((t * 7919) % 5003) as Token);

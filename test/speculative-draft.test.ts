@@ -9,7 +9,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { TINY_SCRIPT_TEXT, writeDemoModel } from '../src/demo-model/demo-model.js';
-import { scrape, value } from './helpers/prom.js';
+import { answer, speculationComparison } from './helpers/speculation.js';
 import { postJson, startServer, waitIdle, type TestServer } from './helpers/server.js';
 
 let draft: TestServer;
@@ -29,55 +29,28 @@ afterAll(async () => {
   expect(await off.stop()).toBe(0);
 });
 
-/** What must not change: the choices and the token counts (tool call ids are random in every answer). */
-function answer(body: Record<string, unknown>) {
-  const usage = body.usage as { prompt_tokens: number; completion_tokens: number };
-  const choices: unknown = JSON.parse(JSON.stringify(body.choices).replace(/"call_[A-Za-z0-9_-]{24}"/g, '"call_id"'));
-  return { choices, prompt: usage.prompt_tokens, completion: usage.completion_tokens };
-}
-
-const steps = async (server: TestServer) => value(await scrape(server.url), 'qwen_decode_step_seconds_count', { model: 'main' });
-
-/** The speculation counters of the drafting server. */
-async function speculation() {
-  const samples = await scrape(draft.url);
-  const read = (name: string) => value(samples, `qwen_spec_decode_${name}_total`, { model: 'main' });
-  return { drafts: read('drafts'), drafted: read('draft_tokens'), accepted: read('accepted_tokens') };
-}
-
-/** The same request to both servers: both answers, and the decode steps each took for it. */
-async function both(route: string, body: object) {
-  await Promise.all([waitIdle(draft.url), waitIdle(off.url)]);
-  const before = await Promise.all([steps(draft), steps(off)]);
-  const [a, b] = await Promise.all([postJson(`${draft.url}${route}`, body), postJson(`${off.url}${route}`, body)]);
-  expect(a.status, JSON.stringify(a.body)).toBe(200);
-  expect(b.status, JSON.stringify(b.body)).toBe(200);
-  const after = await Promise.all([steps(draft), steps(off)]);
-  return { draft: answer(a.body), off: answer(b.body), steps: { draft: after[0] - before[0], off: after[1] - before[1] } };
-}
-
-const completion = (body: object) => both('/v1/completions', { prompt: 'hello', temperature: 0, ...body });
+const { speculation, both, completion } = speculationComparison(() => ({ on: draft, off }), 'main');
 
 describe('drafts from a draft model: the same answer, in fewer decode steps', () => {
   it('greedy: token for token, every draft confirmed; the counters add up', async () => {
     const before = await speculation();
     const r = await completion({ max_tokens: 200, ignore_eos: true });
-    expect(r.draft).toEqual(r.off);
+    expect(r.on).toEqual(r.off);
     expect(r.off.completion).toBe(200);
     expect(r.steps.off).toBe(200);
-    expect(r.steps.draft).toBeLessThan(100);
+    expect(r.steps.on).toBeLessThan(100);
     const after = await speculation();
     // Each step yields its sampled token and the drafts it confirmed; the first evaluates the prompt.
-    expect(after.accepted - before.accepted).toBe(200 - r.steps.draft);
+    expect(after.accepted - before.accepted).toBe(200 - r.steps.on);
     expect(after.drafted - before.drafted).toBe(after.accepted - before.accepted);
     expect(after.drafts - before.drafts).toBeGreaterThan(0);
   });
 
   it('a prompt longer than the draft batch is caught up in chunks', async () => {
     const r = await completion({ prompt: `${TINY_SCRIPT_TEXT} `.repeat(20), max_tokens: 60, ignore_eos: true });
-    expect(r.draft.prompt).toBeGreaterThan(128);
-    expect(r.draft).toEqual(r.off);
-    expect(r.steps.draft).toBeLessThan(r.steps.off);
+    expect(r.on.prompt).toBeGreaterThan(128);
+    expect(r.on).toEqual(r.off);
+    expect(r.steps.on).toBeLessThan(r.steps.off);
   });
 
   it('seeded sampling: the same tokens at every temperature, with top_p and top_k', async () => {
@@ -86,7 +59,7 @@ describe('drafts from a draft model: the same answer, in fewer decode steps', ()
       [2, 1.5],
     ] as const) {
       const r = await completion({ max_tokens: 60, ignore_eos: true, seed, temperature, top_p: 0.9, top_k: 40 });
-      expect(r.draft, `seed ${seed}, temperature ${temperature}`).toEqual(r.off);
+      expect(r.on, `seed ${seed}, temperature ${temperature}`).toEqual(r.off);
     }
   });
 
@@ -97,17 +70,17 @@ describe('drafts from a draft model: the same answer, in fewer decode steps', ()
       json_schema: { name: 'x', schema: { type: 'object', properties: { a: { type: 'string', maxLength: 30 } }, required: ['a'] } },
     };
     const json = await both('/v1/chat/completions', { messages, response_format: schema, max_tokens: 80, temperature: 0 });
-    expect(json.draft).toEqual(json.off);
+    expect(json.on).toEqual(json.off);
     const tools = [
       { type: 'function', function: { name: 'get_time', parameters: { type: 'object', properties: { zone: { type: 'string' } } } } },
     ];
     const call = await both('/v1/chat/completions', { messages, tools, tool_choice: 'required', max_tokens: 80, temperature: 0 });
-    expect(call.draft).toEqual(call.off);
+    expect(call.on).toEqual(call.off);
   });
 
   it('n = 3 seeded choices, each its own sequence', async () => {
     const r = await completion({ max_tokens: 40, ignore_eos: true, n: 3, seed: 11, temperature: 1.2 });
-    expect(r.draft).toEqual(r.off);
+    expect(r.on).toEqual(r.off);
   });
 
   it('concurrent requests answer as they would alone', async () => {
@@ -128,8 +101,8 @@ describe('drafts from a draft model: the same answer, in fewer decode steps', ()
   it('a request can turn speculation off: one step per token, nothing drafted', async () => {
     const before = await speculation();
     const r = await completion({ max_tokens: 50, ignore_eos: true, speculative: false });
-    expect(r.draft).toEqual(r.off);
-    expect(r.steps.draft).toBe(50);
+    expect(r.on).toEqual(r.off);
+    expect(r.steps.on).toBe(50);
     expect(await speculation()).toEqual(before);
   });
 
@@ -146,6 +119,6 @@ describe('drafts from a draft model: the same answer, in fewer decode steps', ()
     controller.abort();
     await waitIdle(draft.url);
     const r = await completion({ prompt: 'hello again', max_tokens: 60, ignore_eos: true });
-    expect(r.draft).toEqual(r.off);
+    expect(r.on).toEqual(r.off);
   });
 });

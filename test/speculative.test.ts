@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TINY_SCRIPT_TEXT } from '../src/demo-model/demo-model.js';
-import { scrape, value } from './helpers/prom.js';
+import { answer, speculationComparison } from './helpers/speculation.js';
 import { postJson, startServer, waitIdle, type TestServer } from './helpers/server.js';
 
 let on: TestServer;
@@ -24,37 +24,7 @@ afterAll(async () => {
   expect(await off.stop()).toBe(0);
 });
 
-/**
- * What must not change with speculation: the choices (text, message, logprobs, finish) and the token counts. Tool
- * call ids are random in every answer.
- */
-function answer(body: Record<string, unknown>) {
-  const usage = body.usage as { prompt_tokens: number; completion_tokens: number };
-  const choices: unknown = JSON.parse(JSON.stringify(body.choices).replace(/"call_[A-Za-z0-9_-]{24}"/g, '"call_id"'));
-  return { choices, prompt: usage.prompt_tokens, completion: usage.completion_tokens };
-}
-
-const steps = async (server: TestServer) => value(await scrape(server.url), 'qwen_decode_step_seconds_count', { model: 'tiny' });
-
-/** The speculation counters of the drafting server. */
-async function speculation() {
-  const samples = await scrape(on.url);
-  const read = (name: string) => value(samples, `qwen_spec_decode_${name}_total`, { model: 'tiny' });
-  return { drafts: read('drafts'), drafted: read('draft_tokens'), accepted: read('accepted_tokens') };
-}
-
-/** The same request to both servers: both answers, and the decode steps each took for it. */
-async function both(path: string, body: object) {
-  await Promise.all([waitIdle(on.url), waitIdle(off.url)]);
-  const before = await Promise.all([steps(on), steps(off)]);
-  const [a, b] = await Promise.all([postJson(`${on.url}${path}`, body), postJson(`${off.url}${path}`, body)]);
-  expect(a.status, JSON.stringify(a.body)).toBe(200);
-  expect(b.status, JSON.stringify(b.body)).toBe(200);
-  const after = await Promise.all([steps(on), steps(off)]);
-  return { on: answer(a.body), off: answer(b.body), steps: { on: after[0] - before[0], off: after[1] - before[1] } };
-}
-
-const completion = (body: object) => both('/v1/completions', { prompt: 'hello', temperature: 0, ...body });
+const { speculation, both, completion } = speculationComparison(() => ({ on, off }), 'tiny');
 
 describe('the same answer, in fewer decode steps', () => {
   it('greedy: token for token, with far fewer steps on a repeating answer; the counters add up', async () => {

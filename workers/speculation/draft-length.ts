@@ -21,7 +21,7 @@ export class Acceptance {
   constructor(
     private readonly prior: number,
     private readonly decay = 0.7,
-    private readonly drift = 0.03,
+    private readonly drift = 0.02,
   ) {
     this.accepted = prior;
     this.rejected = 1 - prior;
@@ -77,10 +77,12 @@ export class StepCosts {
 }
 
 /**
- * The cost of a step of n tokens in steps of one before it is measured: what this 2-core CPU shows for the full-size
- * model with logits on every row (about 2× at 4 tokens). Optimistic enough that K is tried, so measured.
+ * The cost of a step of n tokens in steps of one before it is measured, and how a measured size is extrapolated to a
+ * larger one: what this 2-core CPU shows for the full-size model with logits on every row (one sequence: 2 tokens
+ * 2.5×, 3 2.9×, 5 3.9×, 9 4.3×, 17 5.9× a step of 1; 8 sequences: 16 tokens 1.36×, 24 2.0×, 40 3.2× a step of 8;
+ * docs/speculative.md). The first extra token costs most (matrix-vector becomes matrix-matrix), later ones little.
  */
-export const CPU_STEP_COST = (tokens: number): number => 1 + 0.33 * (tokens - 1);
+export const CPU_STEP_COST = (tokens: number): number => (tokens <= 1 ? 1 : 2.2 + 0.22 * (tokens - 2));
 
 export interface DraftOffer {
   /** Real draft tokens on offer (n-gram lookup); beyond them a verified position is filler. */

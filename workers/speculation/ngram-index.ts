@@ -7,16 +7,28 @@
  */
 import type { Token } from 'node-llama-cpp';
 
+const MAX_MATCH = 32;
+
 export class NgramIndex {
   private readonly history: Token[] = [];
   /** ends[n]: hash of the n tokens ending at position i → i, filled one token late (the suffix never finds itself). */
   private readonly ends: Map<number, number>[];
+  /** Tokens before the last draft's continuation that equal the history's last ones (at most MAX_MATCH). */
+  private matched = 0;
 
   constructor(
     private readonly minN: number,
     private readonly maxN: number,
   ) {
     this.ends = Array.from({ length: maxN + 1 }, () => new Map<number, number>());
+  }
+
+  /**
+   * How many of the history's last tokens the last draft's earlier occurrence repeats (at most 32): a long match is a
+   * passage being copied, a short one (2-3 tokens) is as often a coincidence of free text.
+   */
+  get lastMatch(): number {
+    return this.matched;
   }
 
   get length(): number {
@@ -45,11 +57,15 @@ export class NgramIndex {
    */
   draft(max: number): Token[] {
     const last = this.history.length - 1;
+    this.matched = 0;
     if (max <= 0) return [];
     for (let n = Math.min(this.maxN, last); n >= this.minN; n--) {
       const end = this.ends[n]!.get(this.hash(last, n));
       if (end === undefined || !this.same(end, last, n)) continue;
       const period = last - end;
+      let m = n;
+      while (m < MAX_MATCH && end - m >= 0 && this.history[end - m] === this.history[last - m]) m++;
+      this.matched = m;
       const tokens: Token[] = [];
       for (let j = 0; j < max; j++) {
         const at = end + 1 + j;
