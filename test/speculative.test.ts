@@ -7,8 +7,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TINY_SCRIPT_TEXT } from '../src/demo-model/demo-model.js';
-import { answer, speculationComparison } from './helpers/speculation.js';
-import { postJson, startServer, waitIdle, type TestServer } from './helpers/server.js';
+import { answer, exactnessCases, speculationComparison } from './helpers/speculation.js';
+import { postJson, startServer, type TestServer } from './helpers/server.js';
 
 let on: TestServer;
 let off: TestServer;
@@ -24,7 +24,8 @@ afterAll(async () => {
   expect(await off.stop()).toBe(0);
 });
 
-const { speculation, both, completion } = speculationComparison(() => ({ on, off }), 'tiny');
+const comparison = speculationComparison(() => ({ on, off }), 'tiny');
+const { speculation, completion } = comparison;
 
 describe('the same answer, in fewer decode steps', () => {
   it('greedy: token for token, with far fewer steps on a repeating answer; the counters add up', async () => {
@@ -49,17 +50,6 @@ describe('the same answer, in fewer decode steps', () => {
     const r = await completion({ prompt: TINY_SCRIPT_TEXT.repeat(3), max_tokens: 30, ignore_eos: true });
     expect(r.on).toEqual(r.off);
     expect(r.steps.on).toBeLessThan(r.steps.off);
-  });
-
-  it('seeded sampling: the same tokens at every temperature, with top_p and top_k', async () => {
-    for (const [seed, temperature] of [
-      [1, 0.7],
-      [2, 1.5],
-      [3, 1.9],
-    ] as const) {
-      const r = await completion({ max_tokens: 60, ignore_eos: true, seed, temperature, top_p: 0.9, top_k: 40 });
-      expect(r.on, `seed ${seed}, temperature ${temperature}`).toEqual(r.off);
-    }
   });
 
   it('repeat penalties (their window moves with every token) and logit_bias', async () => {
@@ -88,53 +78,13 @@ describe('the same answer, in fewer decode steps', () => {
     expect(r.on.completion).toBe(37);
   });
 
-  it('n = 3 seeded choices, each its own sequence', async () => {
-    const r = await completion({ max_tokens: 40, ignore_eos: true, n: 3, seed: 11, temperature: 1.2 });
-    expect(r.on).toEqual(r.off);
-  });
-
-  it('a JSON schema and a forced tool call (grammars advance only with confirmed tokens)', async () => {
-    const messages = [{ role: 'user', content: 'What time is it?' }];
-    const schema = {
-      type: 'json_schema',
-      json_schema: { name: 'x', schema: { type: 'object', properties: { a: { type: 'string', maxLength: 30 } }, required: ['a'] } },
-    };
-    const json = await both('/v1/chat/completions', { messages, response_format: schema, max_tokens: 80, temperature: 0 });
-    expect(json.on).toEqual(json.off);
-    const tools = [
-      { type: 'function', function: { name: 'get_time', parameters: { type: 'object', properties: { zone: { type: 'string' } } } } },
-    ];
-    const call = await both('/v1/chat/completions', { messages, tools, tool_choice: 'required', max_tokens: 80, temperature: 0 });
-    expect(call.on).toEqual(call.off);
-  });
-
-  it('concurrent requests (drafts padded to one length per step) answer as they would alone', async () => {
-    const bodies = [1, 2, 3, 4].map((seed) => ({
-      prompt: `hello ${seed}`,
-      max_tokens: 80,
-      ignore_eos: true,
-      seed,
-      temperature: seed === 1 ? 0 : 1,
-    }));
-    const before = await speculation();
-    const together = await Promise.all(bodies.map((b) => postJson(`${on.url}/v1/completions`, b)));
-    expect((await speculation()).accepted).toBeGreaterThan(before.accepted);
-    for (const [i, b] of bodies.entries()) {
-      const alone = await postJson(`${off.url}/v1/completions`, b);
-      expect(answer(together[i]!.body), `request ${i}`).toEqual(answer(alone.body));
-    }
-  });
-
-  it('a request can turn speculation off: one step per token, nothing drafted', async () => {
-    const before = await speculation();
-    const r = await completion({ max_tokens: 50, ignore_eos: true, speculative: false });
-    expect(r.on).toEqual(r.off);
-    expect(r.steps.on).toBe(50);
-    expect(await speculation()).toEqual(before);
+  it('a request field that is not a boolean is refused, naming it', async () => {
     const bad = await postJson(`${on.url}/v1/completions`, { prompt: 'x', speculative: 'yes' });
     expect(bad.status).toBe(400);
     expect(bad.body.error.param).toBe('speculative');
   });
+
+  exactnessCases(() => ({ on, off }), comparison, { draftsConcurrently: true });
 });
 
 describe('the KV cache holds only confirmed tokens', () => {
@@ -146,21 +96,5 @@ describe('the KV cache holds only confirmed tokens', () => {
     expect(second.body.usage.prompt_tokens_details?.cached_tokens ?? 0).toBeGreaterThan(0);
     const plain = await postJson(`${off.url}/v1/completions`, body);
     expect(answer(second.body)).toEqual(answer(plain.body));
-  });
-
-  it('a stream cancelled mid-draft leaves a sequence that answers the next request exactly', async () => {
-    const controller = new AbortController();
-    const res = await fetch(`${on.url}/v1/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ prompt: 'hello', max_tokens: 2000, ignore_eos: true, temperature: 0, stream: true }),
-      signal: controller.signal,
-    });
-    const reader = res.body!.getReader();
-    for (let i = 0; i < 3; i++) await reader.read();
-    controller.abort();
-    await waitIdle(on.url);
-    const r = await completion({ prompt: 'hello again', max_tokens: 60, ignore_eos: true });
-    expect(r.on).toEqual(r.off);
   });
 });
