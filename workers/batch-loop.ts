@@ -405,7 +405,7 @@ export class BatchLoop {
       tokens,
       sequences: batch.length,
       seconds: (performance.now() - started) / 1000,
-      drafts: k > 0 ? verifies.filter((v) => v.draft.length > 0).length : 0,
+      drafts: verifies.filter((v) => v.draft.length > 0).length,
       drafted: verifies.reduce((n, v) => n + v.draft.length, 0),
       accepted: confirmed.reduce((n, c) => n + c, 0),
     });
@@ -469,11 +469,13 @@ export class BatchLoop {
     offered.forEach((n, i) => n > 0 && this.active[i]!.drafting!.acceptance.idle());
   }
 
-  /** K for draft offers of these lengths (0: plain decoding), at most the context left to every sequence. */
+  /**
+   * K for draft offers of these lengths (0: plain decoding). It is at most the longest offer, and every offer is
+   * within its sequence's room (drafts() caps them by the context left), so K fits every sequence's context.
+   */
   private draftLength(offered: readonly number[], draftCost?: (k: number) => number, caps?: readonly number[]): number {
     const spec = this.opts.speculation!;
-    const contextRoom = Math.min(...this.active.map((a) => this.opts.contextSize - a.req.sequence.tokens.length - 1));
-    const k = chooseDraftLength(
+    return chooseDraftLength(
       offered.map((n, i) => ({ offered: n, alpha: Math.min(this.active[i]!.drafting!.acceptance.alpha, caps?.[i] ?? 1) })),
       (n) => this.costs.cost(n),
       {
@@ -485,7 +487,6 @@ export class BatchLoop {
       },
       draftCost,
     );
-    return Math.min(contextRoom, k);
   }
 
   /**
@@ -499,8 +500,8 @@ export class BatchLoop {
       const sampled = await this.sample(a, rows[i]!).catch((err: unknown) => asError(err));
       const token = this.deliver(a, sampled);
       if (token === undefined) return i;
+      // deliver() made the token the sequence's pending one: the next step decodes it.
       if (i === draft.length || token !== draft[i]) {
-        a.pending = [token];
         this.learn(v, i);
         return i;
       }
