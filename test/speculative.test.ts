@@ -7,6 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TINY_SCRIPT_TEXT } from '../src/demo-model/demo-model.js';
+import { scrape, value } from './helpers/prom.js';
 import { answer, exactnessCases, speculationComparison } from './helpers/speculation.js';
 import { postJson, startServer, type TestServer } from './helpers/server.js';
 
@@ -96,5 +97,26 @@ describe('the KV cache holds only confirmed tokens', () => {
     expect(second.body.usage.prompt_tokens_details?.cached_tokens ?? 0).toBeGreaterThan(0);
     const plain = await postJson(`${off.url}/v1/completions`, body);
     expect(answer(second.body)).toEqual(answer(plain.body));
+  });
+});
+
+describe('a prompt longer than one step indexes (4096 tokens)', () => {
+  let long: TestServer;
+  beforeAll(async () => {
+    long = await startServer(['--speculative', 'ngram', '--context-size', '8192']);
+  });
+  afterAll(async () => {
+    expect(await long.stop()).toBe(0);
+  });
+
+  it('is indexed over several steps, then drafted from; the answer is the one without speculation', async () => {
+    const body = { prompt: TINY_SCRIPT_TEXT.repeat(130), max_tokens: 80, ignore_eos: true, temperature: 0 };
+    const plain = await postJson(`${long.url}/v1/completions`, { ...body, speculative: false });
+    const before = value(await scrape(long.url), 'qwen_decode_step_seconds_count', { model: 'tiny' });
+    const drafted = await postJson(`${long.url}/v1/completions`, body);
+    const steps = value(await scrape(long.url), 'qwen_decode_step_seconds_count', { model: 'tiny' }) - before;
+    expect(drafted.body.usage.prompt_tokens).toBeGreaterThan(4096);
+    expect(answer(drafted.body)).toEqual(answer(plain.body));
+    expect(steps).toBeLessThan(80);
   });
 });
