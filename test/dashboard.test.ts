@@ -533,7 +533,10 @@ describe('several models: ?model= and the selector', () => {
       await page.keyboard.press('Shift+Tab');
       await select.selectOption('');
       await page.waitForURL((u) => u.search === '');
-      expect(await page.locator('dt[data-server-wide]').allTextContents()).toEqual(['Latency p50', 'Latency p95']);
+      // The URL changes at once; the labels with the next /dashboard/data answer.
+      await expect
+        .poll(() => page.locator('dt[data-server-wide]').allTextContents(), { timeout: 10_000 })
+        .toEqual(['Latency p50', 'Latency p95']);
       const all = value(await scrape(two.url), 'qwen_inference_request_total');
       await page.waitForFunction((n) => document.getElementById('v-requests')!.textContent === String(n), all, { timeout: 10_000 });
       expect(await text(page, '#chat-model')).toBe('tiny (the first text-generation model)');

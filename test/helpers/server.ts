@@ -87,7 +87,14 @@ export async function startServer(args: string[] = [], opts: StartOptions = {}):
       return code;
     },
   };
-  if (opts.waitReady !== false) await waitHealthy(url);
+  if (opts.waitReady !== false) {
+    // A server that dies after listening fails the wait at once, with its exit code and stderr.
+    const died = exited.then((code) => {
+      throw new Error(`server exited (code ${code}, signal ${proc.signalCode}) after listening, before /health said ok: ${stderr}`);
+    });
+    died.catch(() => undefined); // a later, ordered exit is not an unhandled rejection
+    await Promise.race([waitHealthy(url), died]);
+  }
   return server;
 }
 
