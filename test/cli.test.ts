@@ -166,12 +166,15 @@ describe('flags', () => {
   });
 
   it('--speculative draft needs --draft-model, and --draft-model needs --speculative draft', () => {
-    expect(model([]).speculation).toEqual({ draftMin: 2, draftMax: 16 });
+    expect(model([]).speculation).toEqual({ draftMin: 2, draftMax: 16, policy: 'adaptive' });
     expect(model(['--speculative', 'draft', '--draft-model', 'small.gguf', '--draft-max', '4']).speculation).toEqual({
       draftMin: 2,
       draftMax: 4,
+      policy: 'adaptive',
       draftModel: 'small.gguf',
     });
+    expect(model(['--draft-policy', 'always']).speculation?.policy).toBe('always');
+    expect(() => config(['--draft-policy', 'greedy'])).toThrow(/--draft-policy must be one of adaptive, always/);
     expect(model(['--speculative', 'draft'], { QWEN_DRAFT_MODEL: 'demo' }).speculation?.draftModel).toBe('demo');
     expect(() => config(['--speculative', 'draft'])).toThrow(/--speculative draft needs --draft-model/);
     // ngram is the default: a draft model given alone most likely misses --speculative draft.

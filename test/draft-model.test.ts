@@ -100,7 +100,7 @@ function draftingLoop(steps: StepStats[], reported: LoopFault[]): BatchLoop {
     minSharedPrefix: 16,
     onStep: (s) => steps.push(s),
     onFault: (f) => reported.push(f),
-    speculation: { draftMin: 2, draftMax: 8, ngramMin: 2, ngramMax: 4, draftModel: drafter },
+    speculation: { draftMin: 2, draftMax: 8, policy: 'adaptive', ngramMin: 2, ngramMax: 4, draftModel: drafter },
   });
 }
 
@@ -185,7 +185,10 @@ describe('a draft model in the batch loop', () => {
 describe('loading a draft model', () => {
   it('loads beside the model; one as costly as the model never drafts (its passes cost what they save)', async () => {
     const steps: StepStats[] = [];
-    const self = await load({ draftMin: 2, draftMax: 8, draftModelPath: inject('tinyModel') }, { onStep: (s) => steps.push(s) });
+    const self = await load(
+      { draftMin: 2, draftMax: 8, policy: 'adaptive', draftModelPath: inject('tinyModel') },
+      { onStep: (s) => steps.push(s) },
+    );
     try {
       expect(self.draft).toBeDefined();
       const seq = await self.sequences.acquire();
@@ -221,7 +224,7 @@ describe('loading a draft model', () => {
     bytes.write('<|fim_prefiX|>', at);
     const other = path.join(inject('modelsDir'), 'tiny-other-vocabulary.gguf');
     fs.writeFileSync(other, bytes);
-    await expect(load({ draftMin: 2, draftMax: 8, draftModelPath: other })).rejects.toThrow(
+    await expect(load({ draftMin: 2, draftMax: 8, policy: 'adaptive', draftModelPath: other })).rejects.toThrow(
       /^--draft-model .*tiny-other-vocabulary\.gguf: it cannot draft for this model \(.*token \d+ content differs/,
     );
   });

@@ -7,7 +7,14 @@
  */
 import type { Token } from 'node-llama-cpp';
 import { describe, expect, it } from 'vitest';
-import { Acceptance, chooseDraftLength, StepCosts, type DraftLengthOptions } from '../workers/speculation/draft-length.js';
+import {
+  Acceptance,
+  chooseDraftLength,
+  CPU_STEP_COST,
+  longestDraft,
+  StepCosts,
+  type DraftLengthOptions,
+} from '../workers/speculation/draft-length.js';
 import { NgramIndex } from '../workers/speculation/ngram-index.js';
 
 const index = (tokens: number[], min = 2, max = 4) => {
@@ -104,6 +111,56 @@ describe('StepCosts', () => {
     expect(c.cost(12)).toBeCloseTo(0.15);
     expect(c.cost(6)).toBeCloseTo(0.06);
     expect(c.cost(2)).toBeCloseTo(0.02);
+  });
+});
+
+describe('StepCosts: one slow step does not stop drafting for good', () => {
+  const o: DraftLengthOptions = { draftMin: 2, draftMax: 16, batchSize: 512, fillerAlpha: 0.05, margin: 0.1 };
+  const eight = Array.from({ length: 8 }, () => ({ offered: 16, alpha: 0.95 }));
+
+  it('a step counts as at most twice what was expected of it', () => {
+    const c = new StepCosts(CPU_STEP_COST);
+    c.observe(8, 0.07);
+    c.observe(24, 5); // a step the scheduler held up: 35× the plain step
+    expect(c.cost(24)).toBeCloseTo(2 * 0.07 * (CPU_STEP_COST(24) / CPU_STEP_COST(8)));
+  });
+
+  it('an over-priced size drifts back down during plain steps until it is drafted again, and stays where it is measured', () => {
+    const c = new StepCosts(CPU_STEP_COST);
+    c.observe(8, 0.07);
+    // Measured dear, repeatedly: drafting stops at 8 sequences.
+    for (let i = 0; i < 20; i++) c.observe(24, 0.3);
+    const choose = () => chooseDraftLength(eight, (n) => c.cost(n), o);
+    expect(choose()).toBe(0);
+    let plainSteps = 0;
+    while (choose() === 0 && plainSteps < 500) {
+      c.observe(8, 0.07);
+      c.idle(8);
+      plainSteps++;
+    }
+    expect(plainSteps).toBeGreaterThan(10);
+    expect(plainSteps).toBeLessThan(100);
+    // It drafts again at some K; if that size is as dear as before, measuring it puts its price back: not that K.
+    const k = choose();
+    for (let i = 0; i < 20; i++) c.observe(8 * (k + 1), 0.3 * (CPU_STEP_COST(8 * (k + 1)) / CPU_STEP_COST(24)));
+    expect(c.cost(8 * (k + 1))).toBeGreaterThan(0.25);
+    expect(choose()).not.toBe(k);
+    // Sizes at or below the plain step are left alone.
+    c.observe(4, 0.01);
+    c.idle(8);
+    expect(c.cost(4)).toBeCloseTo(0.01);
+  });
+});
+
+describe('longestDraft (--draft-policy always)', () => {
+  const o: DraftLengthOptions = { draftMin: 2, draftMax: 16, batchSize: 64, fillerAlpha: 0.05, margin: 0.1 };
+  it('the longest offer, within --draft-max and the batch; nothing under --draft-min', () => {
+    expect(longestDraft([3, 9, 0], o)).toBe(9);
+    expect(longestDraft([40], o)).toBe(16);
+    // 8 sequences in a batch of 64: at most 7 drafts each besides the sampled token.
+    expect(longestDraft([16, 0, 0, 0, 0, 0, 0, 0], o)).toBe(7);
+    expect(longestDraft([1, 1], o)).toBe(0);
+    expect(longestDraft([0], o)).toBe(0);
   });
 });
 

@@ -20,7 +20,8 @@ beforeAll(async () => {
   await writeDemoModel({ size: 'tiny', outPath: heavy, heavier: { layers: 24, ffn: 8192 } });
   const model = ['--model', `main=${heavy}`, '--sequences', '4'];
   [draft, off] = await Promise.all([
-    startServer([...model, '--speculative', 'draft', '--draft-model', inject('tinyModel')]),
+    // Every step drafts (see speculative.test.ts): these tests check what drafts change, not when they pay.
+    startServer([...model, '--speculative', 'draft', '--draft-model', inject('tinyModel'), '--draft-policy', 'always']),
     startServer([...model, '--speculative', 'off']),
   ]);
 });

@@ -16,7 +16,9 @@ let off: TestServer;
 
 beforeAll(async () => {
   [on, off] = await Promise.all([
-    startServer(['--speculative', 'ngram', '--sequences', '4']),
+    // Every draft on offer is verified: whether drafting pays on the tiny model (its steps cost ~1 ms, mostly the
+    // logits of each row) is a matter of timing noise, and these tests need drafts to check that they change nothing.
+    startServer(['--speculative', 'ngram', '--sequences', '4', '--draft-policy', 'always']),
     startServer(['--speculative', 'off', '--sequences', '4']),
   ]);
 });
@@ -103,7 +105,7 @@ describe('the KV cache holds only confirmed tokens', () => {
 describe('a prompt longer than one step indexes (4096 tokens)', () => {
   let long: TestServer;
   beforeAll(async () => {
-    long = await startServer(['--speculative', 'ngram', '--context-size', '8192']);
+    long = await startServer(['--speculative', 'ngram', '--context-size', '8192', '--draft-policy', 'always']);
   });
   afterAll(async () => {
     expect(await long.stop()).toBe(0);

@@ -29,7 +29,8 @@
 import type { Token } from 'node-llama-cpp';
 import type { NativeContext, NativeSampler } from './native.js';
 import { commonPrefix, PrefixSharer, type SequenceState } from './prefix-share.js';
-import { Acceptance, chooseDraftLength, CPU_STEP_COST, StepCosts } from './speculation/draft-length.js';
+import type { DraftPolicy } from '../src/shared/protocol.js';
+import { Acceptance, chooseDraftLength, CPU_STEP_COST, longestDraft, StepCosts } from './speculation/draft-length.js';
 import type { DraftModel } from './speculation/draft-model.js';
 import { NgramIndex } from './speculation/ngram-index.js';
 import { planStep } from './step-plan.js';
@@ -103,6 +104,8 @@ interface SpeculationOptions {
   /** Fewest and most draft tokens a sequence verifies in one step (--draft-min, --draft-max). */
   draftMin: number;
   draftMax: number;
+  /** --draft-policy: 'always' skips the cost model and verifies every draft on offer (up to draftMax). */
+  policy: DraftPolicy;
   /** N-gram orders looked up, longest first (--ngram-max down to --ngram-min). */
   ngramMin: number;
   ngramMax: number;
@@ -413,7 +416,10 @@ export class BatchLoop {
       );
       return;
     }
-    if (this.opts.speculation && batch.every(({ a }) => a.generating)) this.costs.observe(tokens, decodeSeconds);
+    if (this.opts.speculation && batch.every(({ a }) => a.generating)) {
+      this.costs.observe(tokens, decodeSeconds);
+      if (k === 0) this.costs.idle(tokens);
+    }
     const confirmed = await Promise.all(verifies.map((v) => this.verify(v)));
     // Every sample of the step is taken: now the rejected drafts leave the caches (no native call in flight).
     verifies.forEach((v, i) => this.dropRejected(v, confirmed[i]!));
@@ -502,16 +508,18 @@ export class BatchLoop {
    */
   private draftLength(offered: readonly number[], draftCost?: (k: number) => number, caps?: readonly number[]): number {
     const spec = this.opts.speculation!;
+    const o = {
+      draftMin: spec.draftMin,
+      draftMax: spec.draftMax,
+      batchSize: this.opts.batchSize,
+      fillerAlpha: FILLER_ACCEPTANCE,
+      margin: DRAFT_MARGIN,
+    };
+    if (spec.policy === 'always') return longestDraft(offered, o);
     return chooseDraftLength(
       offered.map((n, i) => ({ offered: n, alpha: Math.min(this.active[i]!.drafting!.acceptance.alpha, caps?.[i] ?? 1) })),
       (n) => this.costs.cost(n),
-      {
-        draftMin: spec.draftMin,
-        draftMax: spec.draftMax,
-        batchSize: this.opts.batchSize,
-        fillerAlpha: FILLER_ACCEPTANCE,
-        margin: DRAFT_MARGIN,
-      },
+      o,
       draftCost,
     );
   }

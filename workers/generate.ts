@@ -78,7 +78,10 @@ function samplerConfig(
   return {
     temperature: sampling.temperature,
     minP: 0,
-    topK: sampling.topK,
+    // top_k 0 (off) leaves the key out: the addon would otherwise add top_k(vocabulary size), a sort of all 151,936
+    // candidates before every sampled token (~1.3 ms on this CPU). The distribution is the same; which token a given
+    // seed draws is not (the draw walks the candidates in another order).
+    ...(sampling.topK > 0 && { topK: sampling.topK }),
     topP: sampling.topP,
     // Without a seed every request draws a new one, as OpenAI does.
     seed: sampling.seed ?? Math.floor(Math.random() * 2 ** 32),

@@ -131,6 +131,7 @@ export async function loadModel(init: WorkerInit, hooks: ModelHooks = {}): Promi
       speculation: init.speculation && {
         draftMin: init.speculation.draftMin,
         draftMax: init.speculation.draftMax,
+        policy: init.speculation.policy,
         ngramMin: NGRAM_MIN,
         ngramMax: NGRAM_MAX,
         draftModel: draft?.drafter,

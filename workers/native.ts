@@ -65,7 +65,8 @@ export interface NativeContext {
 export interface SamplerConfig {
   temperature: number;
   minP: number;
-  topK: number;
+  /** Absent: no top-k step (the addon reads 0 as top_k(vocabulary size), a full sort). */
+  topK?: number;
   topP: number;
   seed: number;
   repeatPenalty?: number;

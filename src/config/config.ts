@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '../errors.js';
 import { readConfigFile, type ConfigFile, type FileModel } from './file.js';
-import type { GpuLayers, GpuMode } from '../shared/protocol.js';
+import type { DraftPolicy, GpuLayers, GpuMode } from '../shared/protocol.js';
 import type { SchemaLimits } from '../structured/json-schema.js';
 import { FLAGS, defaultThreads, envName, type FlagName, type FlagSpec, type FlagValues } from './options.js';
 
@@ -53,6 +53,8 @@ interface SpeculationConfig {
   /** Fewest and most draft tokens a sequence verifies in one step. */
   draftMin: number;
   draftMax: number;
+  /** --draft-policy. */
+  policy: DraftPolicy;
   /** --speculative draft: the draft model's source (a .gguf path, an hf: URI or `demo`, as --model); undefined = n-gram lookup. */
   draftModel?: string;
 }
@@ -378,7 +380,12 @@ function speculation(id: string | undefined, v: FlagValues): SpeculationConfig |
   if (v['draft-min'] > v['draft-max']) {
     throw new ConfigError(`--draft-min ${v['draft-min']} is more than --draft-max ${v['draft-max']}${where}`);
   }
-  return { draftMin: v['draft-min'], draftMax: v['draft-max'], ...(v.speculative === 'draft' && { draftModel }) };
+  return {
+    draftMin: v['draft-min'],
+    draftMax: v['draft-max'],
+    policy: v['draft-policy'],
+    ...(v.speculative === 'draft' && { draftModel }),
+  };
 }
 
 /** The typed flag values as the program's Config (derived values: defaults that depend on other flags). */

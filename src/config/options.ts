@@ -5,7 +5,7 @@
 import os from 'node:os';
 import { z } from 'zod';
 import { DEFAULT_TIME_BUCKETS } from '../metrics/definitions.js';
-import { GPU_MODES, SPECULATIVE_MODES } from '../shared/protocol.js';
+import { DRAFT_POLICIES, GPU_MODES, SPECULATIVE_MODES } from '../shared/protocol.js';
 
 const DEFAULT_MODEL = 'hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M';
 
@@ -218,6 +218,15 @@ export const FLAGS = [
     description: 'fewest draft tokens a step verifies; a shorter draft is not tried (--speculative)',
     default: '2',
     schema: int(1, 64),
+    perModel: true,
+  },
+  {
+    name: 'draft-policy',
+    arg: 'adaptive|always',
+    description:
+      "how long a step's drafts are: adaptive (the length that promises the most tokens per second from each sequence's recent acceptance and the measured step costs; none when drafting does not pay) or always (every draft on offer, up to --draft-max: for hardware where verifying is nearly free, and for reproducible tests)",
+    default: 'adaptive',
+    schema: z.enum(DRAFT_POLICIES, { error: `must be one of ${DRAFT_POLICIES.join(', ')}` }),
     perModel: true,
   },
   {

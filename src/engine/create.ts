@@ -68,6 +68,7 @@ export function createEngines(model: ModelRef, plan: EnginePlan, config: Config,
     speculation: model.speculation && {
       draftMin: model.speculation.draftMin,
       draftMax: model.speculation.draftMax,
+      policy: model.speculation.policy,
       draftModelPath: model.draftModelPath,
     },
   });

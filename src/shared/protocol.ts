@@ -25,11 +25,19 @@ export function workersChannel(modelId: string): string {
  */
 export const SPECULATIVE_MODES = ['off', 'ngram', 'draft'] as const;
 
+/**
+ * `--draft-policy`: 'adaptive' drafts the length that promises the most tokens per second (none when drafting does
+ * not pay); 'always' verifies every draft on offer, up to --draft-max.
+ */
+export const DRAFT_POLICIES = ['adaptive', 'always'] as const;
+export type DraftPolicy = (typeof DRAFT_POLICIES)[number];
+
 /** Speculative decoding in a worker's batch loop (workers/batch-loop.ts). */
 interface SpeculationSettings {
   /** Fewest and most draft tokens a sequence verifies in one step (--draft-min, --draft-max). */
   draftMin: number;
   draftMax: number;
+  policy: DraftPolicy;
   /** --speculative draft: the draft model's GGUF file (--draft-model, resolved before the workers start); absent: n-gram lookup. */
   draftModelPath?: string;
 }

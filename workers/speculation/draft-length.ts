@@ -50,6 +50,12 @@ export class Acceptance {
  * decoded with generating sequences only. A size not seen yet is priced by `relative` from the nearest smaller size
  * seen (the smallest seen, if none is smaller): a worker that always serves several sequences never sees a step of
  * one.
+ *
+ * A size is only measured when a step of that size is decoded, and a size that looks too dear is never chosen: one
+ * slow step (the scheduler, another process) would stop drafting at that concurrency for good. So a step counts as
+ * at most `outlier` times what was expected of it, and every plain step moves the sizes above it `drift` of the way
+ * back down towards what `relative` says of them from the plain size's cost: an over-priced size is tried again
+ * after a few dozen steps, and if it really is that dear, measuring it puts its price back.
  */
 export class StepCosts {
   private readonly learned = new Map<number, number>();
@@ -58,11 +64,26 @@ export class StepCosts {
   constructor(
     private readonly relative: (tokens: number) => number,
     private readonly weight = 0.2,
+    private readonly outlier = 2,
+    private readonly drift = 0.03,
   ) {}
 
   observe(tokens: number, seconds: number): void {
+    const expected = this.learned.size > 0 ? this.cost(tokens) : Infinity;
     const was = this.learned.get(tokens);
-    this.learned.set(tokens, was === undefined ? seconds : was + this.weight * (seconds - was));
+    const counted = Math.min(seconds, this.outlier * expected);
+    this.learned.set(tokens, was === undefined ? counted : was + this.weight * (counted - was));
+  }
+
+  /** A step of `tokens` that verified no drafts (after observe): the larger sizes drift towards its price. */
+  idle(tokens: number): void {
+    const plain = this.learned.get(tokens);
+    if (plain === undefined) return;
+    for (const [size, seconds] of this.learned) {
+      if (size <= tokens) continue;
+      const prior = (plain * this.relative(size)) / this.relative(tokens);
+      if (seconds > prior) this.learned.set(size, seconds - this.drift * (seconds - prior));
+    }
   }
 
   cost(tokens: number): number {
@@ -111,6 +132,15 @@ function expectedTokens(s: DraftOffer, k: number, fillerAlpha: number): number {
     expected += p;
   }
   return expected;
+}
+
+/**
+ * --draft-policy always: the longest draft on offer, within --draft-max and the batch (0 when it is shorter than
+ * --draft-min). No cost model: for hardware where verifying is nearly free, and for tests that must draft.
+ */
+export function longestDraft(offered: readonly number[], o: DraftLengthOptions): number {
+  const k = Math.min(o.draftMax, Math.max(0, ...offered), Math.floor(o.batchSize / Math.max(1, offered.length)) - 1);
+  return k >= o.draftMin ? k : 0;
 }
 
 /**

@@ -55,7 +55,7 @@ async function load(llama: Llama, init: WorkerInit, path: string, main: MainMode
     const createSampler = samplerFactory(model);
     const samplers = Array.from({ length: init.sequences }, () => {
       const sampler = createSampler();
-      sampler.applyConfig({ temperature: 0, minP: 0, topK: 0, topP: 1, seed: 0 });
+      sampler.applyConfig({ temperature: 0, minP: 0, topP: 1, seed: 0 });
       return sampler;
     });
     const drafter = new DraftModel(native, samplers, {
