@@ -37,7 +37,30 @@ export function speculationComparison(servers: () => { on: TestServer; off: Test
   }
 
   const completion = (body: object) => both('/v1/completions', { prompt: 'hello', temperature: 0, ...body });
-  return { speculation, both, completion };
+
+  /**
+   * A greedy answer of `tokens` tokens from both servers: the same answer, one step per token without speculation,
+   * under half as many with it, and every accepted draft token a step saved (the first step evaluates the prompt).
+   * Returns the speculation counters' increase and the speculating server's steps, for each mode's own identities.
+   */
+  async function greedyRun(tokens: number) {
+    const before = await speculation();
+    const r = await completion({ max_tokens: tokens, ignore_eos: true });
+    expect(r.on).toEqual(r.off);
+    expect(r.off.completion).toBe(tokens);
+    expect(r.steps.off).toBe(tokens);
+    expect(r.steps.on).toBeLessThan(tokens / 2);
+    const after = await speculation();
+    const counted = {
+      drafts: after.drafts - before.drafts,
+      drafted: after.drafted - before.drafted,
+      accepted: after.accepted - before.accepted,
+    };
+    expect(counted.accepted).toBe(tokens - r.steps.on);
+    expect(counted.drafts).toBeGreaterThan(0);
+    return { ...counted, steps: r.steps.on };
+  }
+  return { speculation, both, completion, greedyRun };
 }
 
 /**
