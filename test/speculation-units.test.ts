@@ -24,6 +24,14 @@ const index = (tokens: number[], min = 2, max = 4) => {
 };
 
 describe('NgramIndex', () => {
+  it('historyOnly keeps the history (a draft model reads it) and drafts nothing, even from a loop', () => {
+    const i = NgramIndex.historyOnly();
+    i.pushAll([1, 2, 3, 1, 2, 3, 1, 2] as Token[]);
+    expect(i.tokens).toEqual([1, 2, 3, 1, 2, 3, 1, 2]);
+    expect(i.draft(8)).toEqual([]);
+    expect(i.lastMatch).toBe(0);
+  });
+
   it('drafts what followed the last earlier occurrence of the longest matching suffix', () => {
     // "7 8 9" occurred twice before; the later one was followed by 4, the earlier by 1.
     expect(index([7, 8, 9, 1, 2, 5, 7, 8, 9, 4, 6, 5, 7, 8, 9]).draft(3)).toEqual([4, 6, 5]);

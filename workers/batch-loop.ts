@@ -358,8 +358,9 @@ export class BatchLoop {
     a.pending = prompt.slice(common);
     const spec = this.opts.speculation;
     if (spec && a.req.draftRoom) {
-      // The whole prompt is looked up, the reused prefix too: indexed over the next steps (Drafting).
-      const index = new NgramIndex(spec.ngramMin, spec.ngramMax);
+      // The whole prompt is looked up, the reused prefix too: indexed over the next steps (Drafting). A draft model
+      // reads only the history, so nothing is hashed for it.
+      const index = spec.draftModel ? NgramIndex.historyOnly() : new NgramIndex(spec.ngramMin, spec.ngramMax);
       a.drafting = { index, acceptance: new Acceptance(PRIOR_ACCEPTANCE), backlog: [...prompt] };
     }
   }

@@ -38,14 +38,10 @@ interface MainModel {
 
 async function load(llama: Llama, init: WorkerInit, path: string, main: MainModel): Promise<LoadedDraft> {
   const model = await llama.loadModel({ modelPath: path, gpuLayers: init.gpuLayers });
+  const batchSize = Math.min(init.batchSize, DRAFT_BATCH);
   let context: LlamaContext | undefined;
   try {
-    context = await model.createContext({
-      contextSize: init.contextSize,
-      sequences: init.sequences,
-      threads: init.threads,
-      batchSize: Math.min(init.batchSize, DRAFT_BATCH),
-    });
+    context = await model.createContext({ contextSize: init.contextSize, sequences: init.sequences, threads: init.threads, batchSize });
     const native = nativeContext(context);
     try {
       main.native.ensureDraftContextIsCompatibleForSpeculative(native);
@@ -59,7 +55,7 @@ async function load(llama: Llama, init: WorkerInit, path: string, main: MainMode
       return sampler;
     });
     const drafter = new DraftModel(native, samplers, {
-      batchSize: Math.min(init.batchSize, DRAFT_BATCH),
+      batchSize,
       draftVocabulary: model.fileInfo.metadata.tokenizer.ggml.tokens.length,
       mainVocabulary: main.vocabularySize,
       relativeCost: model.size / main.model.size,

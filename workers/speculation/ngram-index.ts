@@ -24,6 +24,14 @@ export class NgramIndex {
   }
 
   /**
+   * An index of no order: it keeps the history (what a draft model must hold, draft-model.ts) and drafts nothing,
+   * so pushing a token is one array write instead of a hash and a map write per order.
+   */
+  static historyOnly(): NgramIndex {
+    return new NgramIndex(1, 0);
+  }
+
+  /**
    * How many of the history's last tokens the last draft's earlier occurrence repeats (at most 32): a long match is a
    * passage being copied, a short one (2-3 tokens) is as often a coincidence of free text.
    */
